@@ -1,0 +1,3 @@
+from encoderzoo.cli import main
+
+main()

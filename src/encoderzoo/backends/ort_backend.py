@@ -1,0 +1,55 @@
+"""ONNX Runtime over the exported (fused) graph; the execution providers are an option, so
+CUDA, TensorRT or CANN users pass theirs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from encoderzoo.backends.base import BackendContext
+from encoderzoo.errors import ConfigError
+
+
+class OrtBackend:
+    name = "onnxruntime"
+
+    def __init__(self, context: BackendContext, precision: str) -> None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        unknown = [p for p in context.providers if p not in available]
+        if unknown:
+            raise ConfigError(
+                f"ONNX Runtime provider {', '.join(unknown)} is not in this onnxruntime build "
+                f"(available: {', '.join(available)}); install the matching onnxruntime package"
+            )
+        assert context.onnx_path is not None  # checked by create_backend
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = context.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.precision = precision
+        self._path = context.onnx_path
+        self._threads = context.threads
+        self._session = ort.InferenceSession(
+            str(context.onnx_path), sess_options=options, providers=list(context.providers)
+        )
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        self._version = ort.__version__
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self._session.run(self._outputs, feeds)
+        return dict(zip(self._outputs, results, strict=True))
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "threads": self._threads,
+            "providers": self._session.get_providers(),
+            "graph": self._path.name,
+            "onnxruntime": self._version,
+        }
+
+
+def create(context: BackendContext, precision: str) -> OrtBackend:
+    return OrtBackend(context, precision)

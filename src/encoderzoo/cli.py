@@ -1,0 +1,223 @@
+"""The command line: a thin front end over encoderzoo.pipeline. Heavy libraries are imported
+inside the commands, so `--help` answers at once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from encoderzoo.errors import ConfigError, EncoderzooError
+
+app = typer.Typer(
+    name="encoderzoo", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Fine-tuned BERT-family checkpoint + task data in; a verified, optimized, benchmarked "
+         "inference artifact out.",
+)
+_state = {"debug": False}
+GATE_FAILED_EXIT = 3
+
+RecipeArg = Annotated[str, typer.Argument(help="Recipe name (see `encoderzoo recipes`).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Run folder [default: runs/RECIPE].")]
+CheckpointOpt = Annotated[str | None, typer.Option(
+    "--checkpoint", help="Hugging Face folder or hub id [default: the recipe's].")]
+DataOpt = Annotated[str | None, typer.Option("--data", help="Dataset file [default: the recipe's].")]
+BackendsOpt = Annotated[str, typer.Option(
+    "--backends", help="Comma-separated backends, optionally name:precision.")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", help="Inference batch size.")]
+BatchSizesOpt = Annotated[str | None, typer.Option(
+    "--batch-sizes", help="Benchmark batch sizes, e.g. 1,8,32 [default: the recipe's].")]
+SeqLensOpt = Annotated[str | None, typer.Option(
+    "--seq-lens", help="Benchmark sequence lengths, e.g. 64,128 [default: --seq-len].")]
+SeqLenOpt = Annotated[int | None, typer.Option(
+    "--seq-len", help="Max tokens per example [default: the recipe's].")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="Only the first N examples.")]
+PaddingOpt = Annotated[str, typer.Option(
+    "--padding", help="dynamic: pad each batch to its longest; fixed: pad to --seq-len.")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", help="Intra-op threads [default: available cores].")]
+ProvidersOpt = Annotated[str, typer.Option(
+    "--providers", help="ONNX Runtime execution providers, comma-separated, in order.")]
+GateOpt = Annotated[float | None, typer.Option(
+    "--gate", help="Fraction of the reference metric to keep [default: the recipe's, 0.99].")]
+OptimizeOpt = Annotated[bool, typer.Option(
+    "--optimize/--no-optimize", help="Fuse the ONNX graph with ONNX Runtime's optimizer.")]
+BenchOpt = Annotated[bool, typer.Option("--bench/--no-bench", help="Run the benchmark stage.")]
+WarmupOpt = Annotated[int, typer.Option("--warmup", help="Benchmark: untimed runs per point.")]
+MinRunsOpt = Annotated[int, typer.Option("--min-runs", help="Benchmark: timed runs per point.")]
+MinSecondsOpt = Annotated[float, typer.Option(
+    "--min-seconds", help="Benchmark: timed seconds per point, at least.")]
+
+
+def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated integers, e.g. 1,8,32; got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _config(recipe: str, out: Path | None, **options: Any) -> Any:
+    from encoderzoo.config import RunConfig
+
+    for key in ("batch_sizes", "seq_lens"):
+        if key in options:
+            options[key] = _ints(options[key], "--" + key.replace("_", "-"))
+    for key in ("backends", "providers"):
+        if key in options:
+            options[key] = _names(options[key])
+    if options.get("threads") is None:
+        options.pop("threads", None)
+    return RunConfig(recipe=recipe, out=out or Path("runs") / recipe, **options)
+
+
+def _pipeline(config: Any) -> Any:
+    from encoderzoo.pipeline import Pipeline
+
+    return Pipeline(config)
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def recipes() -> None:
+    """List the built-in recipes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from encoderzoo.recipes import RECIPES
+
+    table = Table("recipe", "task", "family", "seq", "batch sizes", "reference", "checkpoint")
+    for r in RECIPES.values():
+        reference = ", ".join(f"{k} {100 * v:.2f}" for k, v in r.reference.items())
+        source = r.checkpoint.hub_id or f"(embedded) {r.checkpoint.packaged}"
+        table.add_row(r.name, r.task, r.family, str(r.seq_len),
+                      ",".join(map(str, r.batch_sizes)), reference, source)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+@app.command()
+def backends() -> None:
+    """List the registered backends and their precisions."""
+    from encoderzoo.backends import BACKENDS
+
+    for spec in BACKENDS.values():
+        typer.echo(f"{spec.name:<12} {','.join(spec.precisions):<10} {spec.description}")
+
+
+@app.command()
+def run(
+    recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None, data: DataOpt = None,
+    backends: BackendsOpt = "torch,onnxruntime", batch_size: BatchSizeOpt = 32,
+    batch_sizes: BatchSizesOpt = None, seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None,
+    limit: LimitOpt = None, padding: PaddingOpt = "dynamic", threads: ThreadsOpt = None,
+    providers: ProvidersOpt = "CPUExecutionProvider", gate: GateOpt = None,
+    optimize: OptimizeOpt = True, bench: BenchOpt = True, warmup: WarmupOpt = 2,
+    min_runs: MinRunsOpt = 5, min_seconds: MinSecondsOpt = 1.0,
+) -> None:
+    """The whole chain: prepare → export → optimize → infer → score → bench → report."""
+    config = _config(
+        recipe, out, checkpoint=checkpoint, data=data, backends=backends, batch_size=batch_size,
+        batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens, limit=limit,
+        padding=padding, threads=threads, providers=providers, gate=gate, optimize=optimize,
+        bench=bench, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
+    )
+    from encoderzoo.pipeline import run as run_pipeline
+
+    passed, report = run_pipeline(config)
+    typer.echo(report.read_text(encoding="utf-8"))
+    typer.echo(f"report: {report}")
+    if not passed:
+        typer.echo(f"accuracy gate failed; see {report}", err=True)
+        raise typer.Exit(GATE_FAILED_EXIT)
+
+
+@app.command()
+def prepare(
+    recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None, data: DataOpt = None,
+    seq_len: SeqLenOpt = None, limit: LimitOpt = None,
+) -> None:
+    """Read the dataset and tokenize it with the checkpoint's tokenizer."""
+    _pipeline(_config(recipe, out, checkpoint=checkpoint, data=data, seq_len=seq_len,
+                      limit=limit)).prepare()
+
+
+@app.command()
+def export(recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None) -> None:
+    """Export to ONNX and check it against PyTorch on prepared inputs."""
+    _pipeline(_config(recipe, out, checkpoint=checkpoint)).export()
+
+
+@app.command()
+def optimize(recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None) -> None:
+    """Fuse the exported graph (attention, LayerNorm, GELU) and check it again."""
+    _pipeline(_config(recipe, out, checkpoint=checkpoint)).optimize()
+
+
+@app.command()
+def infer(
+    recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None,
+    backends: BackendsOpt = "torch,onnxruntime", batch_size: BatchSizeOpt = 32,
+    padding: PaddingOpt = "dynamic", threads: ThreadsOpt = None,
+    providers: ProvidersOpt = "CPUExecutionProvider",
+) -> None:
+    """Run every prepared example through each backend; save outputs and predictions."""
+    _pipeline(_config(recipe, out, checkpoint=checkpoint, backends=backends,
+                      batch_size=batch_size, padding=padding, threads=threads,
+                      providers=providers)).infer()
+
+
+@app.command()
+def score(recipe: RecipeArg, out: OutOpt = None, gate: GateOpt = None) -> None:
+    """Score saved outputs against the gold labels; exit 3 when a gate fails."""
+    info = _pipeline(_config(recipe, out, gate=gate)).score()
+    if not info["gate_passed"]:
+        raise typer.Exit(GATE_FAILED_EXIT)
+
+
+@app.command()
+def bench(
+    recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None,
+    backends: BackendsOpt = "torch,onnxruntime", batch_sizes: BatchSizesOpt = None,
+    seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None, threads: ThreadsOpt = None,
+    providers: ProvidersOpt = "CPUExecutionProvider", warmup: WarmupOpt = 2,
+    min_runs: MinRunsOpt = 5, min_seconds: MinSecondsOpt = 1.0,
+) -> None:
+    """Sweep batch sizes x sequence lengths; latency percentiles and throughput."""
+    _pipeline(_config(recipe, out, checkpoint=checkpoint, backends=backends,
+                      batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens,
+                      threads=threads, providers=providers, warmup=warmup, min_runs=min_runs,
+                      min_seconds=min_seconds)).bench()
+
+
+@app.command()
+def report(recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None) -> None:
+    """Write report.json, report.md and the throughput plot from the stages' results."""
+    pipeline = _pipeline(_config(recipe, out, checkpoint=checkpoint))
+    pipeline.report()
+    typer.echo(pipeline.ws.report_md.read_text(encoding="utf-8"))
+
+
+def main() -> None:
+    try:
+        app()
+    except EncoderzooError as err:
+        if _state["debug"]:
+            raise
+        message = " ".join(str(err).split())  # one line, whatever the message held
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,95 @@
+"""RunConfig: every option of a run, typed and documented, resolved against the recipe."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from encoderzoo.backends import parse_backend
+from encoderzoo.bench import BenchSettings
+from encoderzoo.environment import available_cores
+from encoderzoo.errors import ConfigError
+from encoderzoo.features import Padding
+from encoderzoo.recipes import Recipe, get_recipe
+from encoderzoo.sources import default_cache_dir
+
+DEFAULT_BACKENDS = ("torch", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    recipe: str  # a registered recipe name
+    out: Path  # the run's folder
+    checkpoint: str | None = None  # folder or hub id; default: the recipe's
+    data: str | None = None  # dataset file; default: the recipe's
+    backends: tuple[str, ...] = DEFAULT_BACKENDS  # registry names, optionally "name:precision"
+    seq_len: int | None = None  # max tokens per example for inference; default: the recipe's
+    batch_size: int = 32  # inference batch size
+    padding: Padding = "dynamic"  # "dynamic": pad each batch to its longest; "fixed": to seq_len
+    limit: int | None = None  # only the first N examples
+    batch_sizes: tuple[int, ...] | None = None  # benchmark sweep; default: the recipe's
+    seq_lens: tuple[int, ...] | None = None  # benchmark sweep; default: (seq_len,)
+    threads: int = field(default_factory=available_cores)  # intra-op threads for every backend
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)  # ONNX Runtime providers, in order
+    optimize: bool = True  # fuse the ONNX graph with ONNX Runtime's transformer optimizer
+    gate: float | None = None  # fraction of the reference metric to keep; default: the recipe's
+    bench: bool = True  # run the benchmark stage in `run`
+    warmup: int = 2  # benchmark: untimed runs per point
+    min_runs: int = 5  # benchmark: timed runs per point, at least
+    min_seconds: float = 1.0  # benchmark: timed seconds per point, at least
+    cache_dir: Path = field(default_factory=default_cache_dir)  # downloads
+
+    def __post_init__(self) -> None:
+        get_recipe(self.recipe)
+        for name in self.backends:
+            parse_backend(name)
+        if not self.backends:
+            raise ConfigError("--backends is empty; name at least one backend")
+        _positive("--batch-size", [self.batch_size])
+        _positive("--batch-sizes", self.batch_sizes or [1])
+        _positive("--seq-lens", self.seq_lens or [1])
+        _positive("--seq-len", [self.seq_len or 1])
+        _positive("--limit", [self.limit or 1])
+        _positive("--threads", [self.threads])
+        _positive("--min-runs", [self.min_runs])
+        if self.warmup < 0 or self.min_seconds < 0:
+            raise ConfigError("--warmup and --min-seconds must be >= 0")
+        if self.padding not in ("dynamic", "fixed"):
+            raise ConfigError(f"--padding must be 'dynamic' or 'fixed', not {self.padding!r}")
+        if self.gate is not None and not 0.0 <= self.gate <= 1.0:
+            raise ConfigError(f"--gate must be between 0 and 1 (e.g. 0.99), not {self.gate}")
+
+    @property
+    def recipe_spec(self) -> Recipe:
+        return get_recipe(self.recipe)
+
+    @property
+    def backend_runs(self) -> list[tuple[str, str]]:
+        """(backend, precision) pairs, without repeats, in the order given."""
+        return list(dict.fromkeys(parse_backend(b) for b in self.backends))
+
+    @property
+    def effective_seq_len(self) -> int:
+        return self.seq_len or self.recipe_spec.seq_len
+
+    @property
+    def effective_gate(self) -> float:
+        return self.recipe_spec.gate if self.gate is None else self.gate
+
+    def bench_settings(self) -> BenchSettings:
+        return BenchSettings(
+            batch_sizes=self.batch_sizes or self.recipe_spec.batch_sizes,
+            seq_lens=self.seq_lens or (self.effective_seq_len,),
+            warmup=self.warmup, min_runs=self.min_runs, min_seconds=self.min_seconds,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
+
+
+def _positive(option: str, values: Any) -> None:
+    bad = [v for v in values if v < 1]
+    if bad:
+        raise ConfigError(f"{option} must be >= 1, got {bad[0]}")

@@ -1,0 +1,51 @@
+"""Batched inference over prepared features, with a progress bar; outputs saved with their ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from encoderzoo.backends import Backend
+from encoderzoo.console import progress_bar
+from encoderzoo.errors import ArtifactError
+from encoderzoo.features import Features, Padding
+from encoderzoo.fileio import atomic_path
+
+SEQUENCE_FILL = np.finfo(np.float32).min  # value of sequence positions beyond a batch's width
+
+
+def run_inference(
+    backend: Backend, features: Features, *, batch_size: int, padding: Padding,
+    sequence_outputs: frozenset[str] = frozenset(), label: str = "",
+) -> dict[str, np.ndarray]:
+    """Outputs for every feature row, in feature order. Outputs named in `sequence_outputs`
+    (axis 1 = tokens) are padded back to the full sequence length."""
+    chunks: dict[str, list[np.ndarray]] = {}
+    with progress_bar() as progress:
+        task = progress.add_task(label or f"{backend.name} {backend.precision}", total=len(features))
+        for rows, feeds in features.batches(batch_size, padding):
+            for name, array in backend.run(feeds).items():
+                if name in sequence_outputs and array.shape[1] < features.seq_len:
+                    pad = [(0, 0)] * array.ndim
+                    pad[1] = (0, features.seq_len - array.shape[1])
+                    array = np.pad(array, pad, constant_values=SEQUENCE_FILL)
+                chunks.setdefault(name, []).append(array)
+            progress.advance(task, rows.stop - rows.start)
+    return {name: np.concatenate(parts, axis=0) for name, parts in chunks.items()}
+
+
+def save_outputs(path: Path, example_ids: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.savez(f, example_ids=example_ids.astype(str), **{f"output.{k}": v for k, v in outputs.items()})
+
+
+def load_outputs(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no outputs here; run `encoderzoo infer` first")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            outputs = {k.removeprefix("output."): z[k] for k in z.files if k.startswith("output.")}
+            return z["example_ids"], outputs
+    except (OSError, ValueError, KeyError) as err:
+        raise ArtifactError(f"{path}: unreadable outputs file ({err}); run infer again") from None

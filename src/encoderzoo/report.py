@@ -1,0 +1,196 @@
+"""report.json, report.md and a throughput plot, built from what the stages wrote."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from encoderzoo.fileio import atomic_path, read_json, write_json, write_text
+from encoderzoo.workspace import Workspace
+
+
+def _read(path: Path) -> Any:
+    return read_json(path) if path.is_file() else None
+
+
+def collect(ws: Workspace) -> dict[str, Any]:
+    """The stage results present in the run folder, as report.json sections."""
+    accuracy = _read(ws.accuracy_json)
+    benchmark = _read(ws.benchmark_json)
+    return {
+        "data": _read(ws.prepare_json),
+        "export": _read(ws.export_json),
+        "optimize": _read(ws.optimize_json),
+        "inference": _read(ws.infer_json),
+        "accuracy": accuracy["rows"] if accuracy else [],
+        "gate_passed": accuracy["gate_passed"] if accuracy else None,
+        "benchmark": benchmark["rows"] if benchmark else [],
+        "benchmark_settings": benchmark["settings"] if benchmark else None,
+        "environment": benchmark["environment"] if benchmark else None,
+    }
+
+
+def write_report(ws: Workspace, header: dict[str, Any], environment: dict[str, Any]) -> dict[str, Any]:
+    sections = collect(ws)
+    sections["environment"] = sections["environment"] or environment
+    report = header | sections
+    if report["benchmark"]:
+        plot_throughput(report["benchmark"], ws.plot_png, title=header["recipe"]["name"])
+        report["plot"] = ws.plot_png.name
+    write_json(ws.report_json, report)
+    write_text(ws.report_md, markdown(report))
+    return sections
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}"
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row['backend']} {row['precision']}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    recipe, ckpt, env = report["recipe"], report["checkpoint"], report["environment"]
+    data = report.get("data") or {}
+    lines = [
+        f"# encoderzoo report: {recipe['name']}",
+        "",
+        f"{recipe['description']}",
+        "",
+        f"- checkpoint: `{ckpt['location']}` ({ckpt['model_type']}, stored {ckpt['stored_dtype']}, "
+        f"run in float32)",
+        f"- data: `{data.get('data', '?')}`, {data.get('examples', '?')} examples, max "
+        f"{recipe['seq_len']} tokens (mean {data.get('mean_tokens', '?')})",
+        f"- machine: {env['cpu']['model']}, {env['threads']} threads, "
+        f"{', '.join(env['cpu']['flags']) or 'no AVX-512'}",
+        f"- created {report['created']} by encoderzoo {report['encoderzoo']}",
+        "",
+    ]
+    lines += _accuracy_section(report)
+    lines += _export_section(report)
+    lines += _performance_section(report)
+    packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
+    lines += ["## Environment", "", f"- Python {env['python']} on {env['platform']}",
+              f"- {packages}", f"- ONNX Runtime providers: {', '.join(env['onnxruntime_providers'])}",
+              ""]
+    return "\n".join(lines)
+
+
+def _accuracy_section(report: dict[str, Any]) -> list[str]:
+    rows = report["accuracy"]
+    if not rows:
+        return []
+    metric = next(iter(rows[0]["metrics"]))
+    gate = rows[0]["gate"]
+    out = [
+        "## Accuracy", "",
+        f"Gate: keep ≥ {100 * gate:g} % of the baseline (torch fp32 for other backends, the "
+        "recipe's published reference for torch fp32).", "",
+        f"| backend | precision | {metric} | published reference | torch fp32 | agreement with "
+        "torch | max abs diff | gate |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        vs = r["vs_torch"] or {}
+        agreement = f"{100 * vs['agreement']:.2f} %" if vs else "—"
+        drift = f"{vs['max_abs_diff']:.2g}" if vs else "—"
+        verdict = "pass" if r["gate_passed"] else "**FAIL**"
+        out.append(
+            f"| {r['backend']} | {r['precision']} | {_pct(r['metrics'][metric])} | "
+            f"{_pct(r['reference']['recipe'])} | {_pct(r['reference']['torch_fp32'])} | "
+            f"{agreement} | {drift} | {verdict} |"
+        )
+    out.append("")
+    inference = report.get("inference") or {}
+    if inference:
+        out += ["End-to-end inference over the dataset (tokenized inputs, "
+                f"batch {inference['runs'][0]['batch_size']}, "
+                f"{inference['runs'][0]['padding']} padding):", ""]
+        out += [f"- {r['backend']} {r['precision']}: {r['examples_per_s']:.1f} examples/s "
+                f"({r['seconds']:.1f} s)" for r in inference["runs"]]
+        out.append("")
+    return out
+
+
+def _export_section(report: dict[str, Any]) -> list[str]:
+    export, optimize = report.get("export"), report.get("optimize")
+    if not export:
+        return []
+    out = ["## Export", "",
+           f"- `{export['file']}`: ONNX opset {export['opset']}, {export['bytes'] / 2**20:.1f} MiB, "
+           f"max abs diff vs PyTorch {export['max_abs_diff']:.2g} over "
+           f"{len({p['inputs'] for p in export['parity']})} real padded batches"]
+    if optimize:
+        fused = ", ".join(f"{op} × {n}" for op, n in optimize["fused_ops"].items()) or "nothing"
+        out.append(f"- `{optimize['file']}`: fused {fused}; max abs diff vs PyTorch "
+                   f"{optimize['max_abs_diff']:.2g}")
+    out.append("")
+    return out
+
+
+def _performance_section(report: dict[str, Any]) -> list[str]:
+    rows = report["benchmark"]
+    if not rows:
+        return []
+    labels = list(dict.fromkeys(_label(r) for r in rows))
+    by_point: dict[tuple[int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        by_point[(r["seq_len"], r["batch_size"])][_label(r)] = r
+    base = "torch fp32" if "torch fp32" in labels else labels[0]
+    others = [label for label in labels if label != base]
+    settings = report.get("benchmark_settings") or {}
+    out = ["## Performance", "",
+           f"Sequences per second (median latency per batch in ms); full-length inputs; "
+           f"{settings.get('warmup', '?')} warm-up runs, then ≥ {settings.get('min_runs', '?')} "
+           f"runs and ≥ {settings.get('min_seconds', '?')} s per point.", "",
+           "| seq | batch | " + " | ".join(labels) + "".join(f" | {o} vs {base}" for o in others)
+           + " |",
+           "|---:|---:|" + "---:|" * (len(labels) + len(others))]
+    for (seq, batch), cells in sorted(by_point.items()):
+        values = [f"{c['throughput_per_s']:.1f} ({c['latency_ms']['p50']:.1f} ms)"
+                  if (c := cells.get(label)) else "—" for label in labels]
+        ratios = [f"{cells[o]['throughput_per_s'] / cells[base]['throughput_per_s']:.2f}×"
+                  if o in cells and base in cells else "—" for o in others]
+        out.append(f"| {seq} | {batch} | " + " | ".join(values + ratios) + " |")
+    out += ["", "Latency percentiles (ms, p50 / p90 / p99):", "",
+            "| seq | batch | " + " | ".join(labels) + " |", "|---:|---:|" + "---:|" * len(labels)]
+    for (seq, batch), cells in sorted(by_point.items()):
+        values = ["{p50:.1f} / {p90:.1f} / {p99:.1f}".format(**c["latency_ms"])
+                  if (c := cells.get(label)) else "—" for label in labels]
+        out.append(f"| {seq} | {batch} | " + " | ".join(values) + " |")
+    if report.get("plot"):
+        out += ["", f"![throughput]({report['plot']})"]
+    out.append("")
+    return out
+
+
+def plot_throughput(rows: list[dict[str, Any]], path: Path, *, title: str) -> None:
+    """Throughput against batch size, one line per backend and precision, one panel per
+    sequence length."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seq_lens = sorted({r["seq_len"] for r in rows})
+    fig, axes = plt.subplots(1, len(seq_lens), figsize=(5 * len(seq_lens), 4), squeeze=False)
+    for ax, seq in zip(axes[0], seq_lens, strict=True):
+        series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for r in rows:
+            if r["seq_len"] == seq:
+                series[_label(r)].append((r["batch_size"], r["throughput_per_s"]))
+        for label, points in series.items():
+            xs, ys = zip(*sorted(points), strict=True)
+            ax.plot(xs, ys, marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("sequences / s")
+        ax.set_title(f"{title}, seq {seq}")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,80 @@
+"""The layout of a run folder: where every stage reads and writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @property
+    def examples(self) -> Path:
+        return self.root / "data" / "examples.jsonl"
+
+    @property
+    def features(self) -> Path:
+        return self.root / "data" / "features.npz"
+
+    @property
+    def prepare_json(self) -> Path:
+        return self.root / "data" / "prepare.json"
+
+    @property
+    def onnx(self) -> Path:
+        return self.root / "model" / "model.onnx"
+
+    @property
+    def onnx_optimized(self) -> Path:
+        return self.root / "model" / "model.optimized.onnx"
+
+    @property
+    def parity_inputs(self) -> Path:
+        return self.root / "model" / "parity.npz"
+
+    @property
+    def export_json(self) -> Path:
+        return self.root / "model" / "export.json"
+
+    @property
+    def optimize_json(self) -> Path:
+        return self.root / "model" / "optimize.json"
+
+    @property
+    def infer_json(self) -> Path:
+        return self.root / "outputs" / "infer.json"
+
+    def outputs(self, backend: str, precision: str) -> Path:
+        return self.root / "outputs" / f"{backend}-{precision}.npz"
+
+    def predictions(self, backend: str, precision: str) -> Path:
+        return self.root / "predictions" / f"{backend}-{precision}.tsv"
+
+    @property
+    def accuracy_json(self) -> Path:
+        return self.root / "accuracy.json"
+
+    @property
+    def benchmark_json(self) -> Path:
+        return self.root / "benchmark.json"
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def plot_png(self) -> Path:
+        return self.root / "throughput.png"
+
+    def graph(self) -> Path | None:
+        """The ONNX graph backends run: the optimized one when it exists."""
+        for path in (self.onnx_optimized, self.onnx):
+            if path.is_file():
+                return path
+        return None

@@ -1,0 +1,74 @@
+"""Shared fixtures: tiny random models built from a config, with real vocabularies from
+../shared; the real data lives in ../shared as well."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Hub lookups fail fast instead of retrying for ~25 s on this offline machine.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SST2_DEV = SHARED / "data" / "sst2" / "dev.tsv"
+BERT_CASED_VOCAB = SHARED / "data" / "tokenizers" / "bert-base-cased" / "vocab.txt"
+TINY_BERT = {
+    "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+    "intermediate_size": 64, "max_position_embeddings": 512,
+}
+
+
+def needs_shared(path: Path) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not path.exists(), reason=f"{path} is not available")
+
+
+def build_tiny_bert(folder: Path, *, num_labels: int = 2, dtype: str = "float32", seed: int = 0,
+                    head: str = "sequence-classification") -> Path:
+    """A randomly initialised BERT with the real bert-base-cased vocabulary, saved as a
+    Hugging Face folder (safetensors + fast tokenizer)."""
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertForQuestionAnswering,
+        BertForSequenceClassification,
+    )
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=28996, num_labels=num_labels, **TINY_BERT)
+    model_class = BertForSequenceClassification if head == "sequence-classification" else \
+        BertForQuestionAnswering
+    model = model_class(config).eval()
+    if dtype == "float16":
+        model = model.half()
+    model.save_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(BERT_CASED_VOCAB.parent, do_lower_case=False)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not BERT_CASED_VOCAB.exists():
+        pytest.skip(f"{BERT_CASED_VOCAB} is not available")
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_bert: Path):  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_bert)
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "encoderzoo", *args], capture_output=True, text=True,
+        cwd=cwd, timeout=timeout, env=os.environ | {"COLUMNS": "200"},
+    )

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from encoderzoo.backends import BACKENDS, BackendContext, create_backend, parse_backend
+from encoderzoo.checkpoints import load_model, resolve_checkpoint
+from encoderzoo.errors import ConfigError
+from encoderzoo.export import export_onnx
+from encoderzoo.families import get_family
+from encoderzoo.features import Features
+from encoderzoo.recipes import get_recipe
+from encoderzoo.tasks import get_task
+
+SST2, BERT = get_task("sst2"), get_family("bert")
+
+
+def test_parse_backend() -> None:
+    assert parse_backend("torch") == ("torch", "fp32")
+    assert parse_backend(" onnxruntime:fp32 ") == ("onnxruntime", "fp32")
+    with pytest.raises(ConfigError, match="unknown backend 'tensorrt'; known backends: torch, onnxruntime"):
+        parse_backend("tensorrt")
+    with pytest.raises(ConfigError, match="has no precision 'int4'"):
+        parse_backend("torch:int4")
+
+
+@pytest.fixture(scope="module")
+def context(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> BackendContext:
+    checkpoint = resolve_checkpoint(str(tiny_bert), get_recipe("bert-base-cased-sst2"), BERT, SST2)
+    ids = np.array([[101, 8667, 1362, 102, 0, 0], [101, 1109, 2523, 1110, 1363, 102]])
+    arrays = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64),
+              "token_type_ids": np.zeros_like(ids)}
+    features = Features(np.array(["a", "b"]), arrays, np.array([4, 6], np.int32))
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export_onnx(load_model(checkpoint, SST2, attn_implementation="eager"), features, path,
+                output_axes=SST2.output_axes)
+    return BackendContext(checkpoint=checkpoint, task=SST2, onnx_path=path, threads=1)
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_every_backend_matches_torch(name: str, context: BackendContext) -> None:
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, 28996, size=(5, 12))
+    mask = np.ones_like(ids)
+    mask[1, 7:] = 0
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    reference = create_backend("torch", "fp32", context).run(feeds)["logits"]
+    backend = create_backend(name, BACKENDS[name].precisions[0], context)
+    logits = backend.run(feeds)["logits"]
+    assert logits.shape == (5, 2)
+    np.testing.assert_allclose(logits, reference, atol=1e-4)
+    assert backend.settings()["threads"] == 1
+
+
+def test_onnxruntime_providers_are_an_option(context: BackendContext) -> None:
+    from dataclasses import replace
+
+    backend = create_backend("onnxruntime", "fp32", replace(context, providers=("CPUExecutionProvider",)))
+    assert backend.settings()["providers"] == ["CPUExecutionProvider"]
+    with pytest.raises(ConfigError, match="CUDAExecutionProvider is not in this onnxruntime build"):
+        create_backend("onnxruntime", "fp32", replace(context, providers=("CUDAExecutionProvider",)))
+
+
+def test_onnx_backend_needs_an_export(context: BackendContext) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="run `encoderzoo export` first"):
+        create_backend("onnxruntime", "fp32", replace(context, onnx_path=None))

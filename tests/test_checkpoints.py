@@ -1,0 +1,153 @@
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from encoderzoo.checkpoints import fingerprint, load_model, load_tokenizer, resolve_checkpoint
+from encoderzoo.errors import CheckpointError
+from encoderzoo.families import get_family
+from encoderzoo.recipes import get_recipe
+from encoderzoo.tasks import get_task
+from tests.conftest import build_tiny_bert
+
+RECIPE = get_recipe("bert-base-cased-sst2")
+BERT, SST2 = get_family("bert"), get_task("sst2")
+
+
+def resolve(spec: str | Path):  # type: ignore[no-untyped-def]
+    return resolve_checkpoint(str(spec), RECIPE, BERT, SST2)
+
+
+def copy_without(src: Path, dst: Path, *names: str) -> Path:
+    shutil.copytree(src, dst, ignore=lambda _d, files: [f for f in files if f in names])
+    return dst
+
+
+def test_fp16_weights_are_upcast_to_fp32(tiny_bert: Path, tmp_path: Path) -> None:
+    folder = build_tiny_bert(tmp_path / "fp16", dtype="float16")
+    checkpoint = resolve(folder)
+    model = load_model(checkpoint, SST2)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert checkpoint.config.dtype == torch.float16  # what was stored, recorded in the report
+    reference = build_tiny_bert(tmp_path / "fp32-again", seed=0)  # same seed, fp32 weights
+    full = load_model(resolve(reference), SST2)
+    ids = torch.tensor([[101, 8667, 1362, 102]])
+    with torch.inference_mode():
+        upcast = model(input_ids=ids).logits
+        exact = full(input_ids=ids).logits
+    assert torch.allclose(upcast, exact, atol=1e-2)  # only fp16 rounding of the weights
+
+
+def test_tokenizer_is_the_checkpoints_own_fast_one(tiny_bert: Path) -> None:
+    tokenizer = load_tokenizer(resolve(tiny_bert))
+    assert tokenizer.is_fast
+    assert tokenizer("Hello world")["input_ids"] == [101, 8667, 1362, 102]
+
+
+@pytest.mark.parametrize(("removed", "message"), [
+    (("config.json",), "no config.json"),
+    (("model.safetensors",), "no weights"),
+])
+def test_incomplete_folders(tiny_bert: Path, tmp_path: Path, removed: tuple[str, ...], message: str) -> None:
+    with pytest.raises(CheckpointError, match=message):
+        resolve(copy_without(tiny_bert, tmp_path / "ckpt", *removed))
+
+
+def test_missing_tokenizer(tiny_bert: Path, tmp_path: Path) -> None:
+    folder = copy_without(tiny_bert, tmp_path / "ckpt", "tokenizer.json", "tokenizer_config.json")
+    with pytest.raises(CheckpointError, match="the tokenizer has only 5 tokens for a model of 28996"):
+        load_tokenizer(resolve(folder))
+
+
+def test_tokenizer_larger_than_the_embedding(tiny_bert: Path, tmp_path: Path) -> None:
+    folder = copy_without(tiny_bert, tmp_path / "ckpt")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"vocab_size": 1000}))
+    with pytest.raises(CheckpointError, match="from different models"):
+        load_tokenizer(resolve(folder))
+
+
+def test_wrong_family_names_the_model_type(tmp_path: Path) -> None:
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    RobertaForSequenceClassification(RobertaConfig(
+        vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32)).save_pretrained(tmp_path / "roberta")
+    expected = "a 'roberta' model, but recipe 'bert-base-cased-sst2' expects 'bert'"
+    with pytest.raises(CheckpointError, match=expected):
+        resolve(tmp_path / "roberta")
+
+
+def test_label_count_must_match_the_task(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="3 output classes, task 'sst2' has 2"):
+        resolve(build_tiny_bert(tmp_path / "three", num_labels=3))
+
+
+def test_offline_hub_id_is_one_clear_line() -> None:
+    with pytest.raises(CheckpointError, match="offline, pass --checkpoint PATH") as caught:
+        resolve("someone/some-model")
+    assert "\n" not in str(caught.value)
+
+
+def test_not_a_folder_or_hub_id(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no such checkpoint folder"):
+        resolve(tmp_path / "nope")
+
+
+def test_bin_weights_load_with_weights_only(tiny_bert: Path, tmp_path: Path) -> None:
+    folder = copy_without(tiny_bert, tmp_path / "bin", "model.safetensors")
+    state = load_model(resolve(tiny_bert), SST2).state_dict()
+    torch.save(state, folder / "pytorch_model.bin")
+    model = load_model(resolve(folder), SST2)
+    assert torch.equal(model.classifier.weight, state["classifier.weight"])
+
+
+class Payload:
+    """Unpickling this runs os.makedirs: the kind of side effect weights_only must refuse."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.makedirs, (str(self.marker),))
+
+
+def test_pickle_payload_in_bin_is_refused(tiny_bert: Path, tmp_path: Path) -> None:
+    folder = copy_without(tiny_bert, tmp_path / "evil", "model.safetensors")
+    marker = tmp_path / "payload-ran"
+    state = load_model(resolve(tiny_bert), SST2).state_dict()
+    torch.save(dict(state, extra=Payload(marker)), folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="refuses to unpickle"):
+        load_model(resolve(folder), SST2)
+    assert not marker.exists()
+
+
+def test_missing_head_weights_are_an_error_not_a_random_head(tiny_bert: Path, tmp_path: Path) -> None:
+    folder = copy_without(tiny_bert, tmp_path / "headless", "model.safetensors")
+    state = load_model(resolve(tiny_bert), SST2).state_dict()
+    torch.save({k: v for k, v in state.items() if not k.startswith("classifier")},
+               folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=r"weights missing for 2 parameters \(e.g. classifier"):
+        load_model(resolve(folder), SST2)
+
+
+def test_code_in_the_checkpoint_folder_never_runs(tiny_bert: Path, tmp_path: Path) -> None:
+    folder = copy_without(tiny_bert, tmp_path / "remote")
+    marker = tmp_path / "code-ran"
+    (folder / "custom.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    config = json.loads((folder / "config.json").read_text())
+    config |= {"model_type": "custom-bert", "auto_map": {"AutoConfig": "custom.CustomConfig"}}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="cannot load the config"):
+        resolve(folder)
+    assert not marker.exists()
+
+
+def test_fingerprint_follows_the_weights(tiny_bert: Path, tmp_path: Path) -> None:
+    first = fingerprint(resolve(tiny_bert))
+    assert first == fingerprint(resolve(copy_without(tiny_bert, tmp_path / "same")))
+    other = build_tiny_bert(tmp_path / "other", seed=1)
+    assert fingerprint(resolve(other)) != first

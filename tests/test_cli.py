@@ -1,0 +1,91 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from encoderzoo.cli import app
+from tests.conftest import SST2_DEV, cli, needs_shared
+
+FAST_BENCH = ["--batch-sizes", "1,2", "--warmup", "0", "--min-runs", "1", "--min-seconds", "0"]
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = ("import sys; from encoderzoo.cli import app; from typer.testing import CliRunner; "
+            "CliRunner().invoke(app, ['run', '--help']); "
+            "print(sorted(m for m in ('torch', 'transformers', 'onnxruntime', 'onnx', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_recipes_and_backends_are_listed() -> None:
+    result = CliRunner().invoke(app, ["recipes"])
+    assert result.exit_code == 0
+    assert "demo" in result.output and "bert-base-cased-sst2" in result.output and "92.43" in result.output
+    result = CliRunner().invoke(app, ["backends"])
+    assert "torch" in result.output and "onnxruntime" in result.output
+
+
+def test_malformed_tsv_is_one_line_and_leaves_no_output(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("sentence\tlabel\ngood\t1\nbad\tneg\n", encoding="utf-8")
+    result = cli("run", "demo", "--data", str(bad), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.splitlines()[-1]  # progress lines may come before it
+    assert last.startswith(f"error: {bad}, line 3: label 'neg' is not one of 0, 1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tsv"]  # no run folder, no partial
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--batch-size", "0"], "error: --batch-size must be >= 1, got 0"),
+    (["--backends", "torch,tensorrt"], "error: unknown backend 'tensorrt'"),
+    (["--batch-sizes", "1,x"], "error: --batch-sizes takes comma-separated integers"),
+    (["--seq-len", "600"], "error: --seq-len 600 is above the model's maximum of 512 tokens"),
+    (["--gate", "99"], "error: --gate must be between 0 and 1"),
+])
+def test_impossible_options(tmp_path: Path, args: list[str], message: str) -> None:
+    result = cli("run", "demo", "--out", str(tmp_path / "run"), *args)
+    assert result.returncode == 2 and result.stderr.splitlines()[-1].startswith(message), result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.tsv")
+    result = cli("--debug", "run", "demo", "--data", missing, "--out", str(tmp_path / "r"))
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+@needs_shared(SST2_DEV)
+def test_stages_one_at_a_time(tiny_bert: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    common = ["bert-base-cased-sst2", "--out", str(out)]
+    ckpt = ["--checkpoint", str(tiny_bert)]
+    runner = CliRunner()
+    for args in (["prepare", *common, *ckpt, "--data", str(SST2_DEV), "--limit", "40", "--seq-len", "64"],
+                 ["export", *common, *ckpt], ["optimize", *common, *ckpt],
+                 ["infer", *common, *ckpt, "--batch-size", "16"], ["score", *common, "--gate", "0"],
+                 ["bench", *common, *ckpt, "--seq-lens", "16", *FAST_BENCH],
+                 ["report", *common, *ckpt]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args[0], result.output, result.exception)
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["examples"] == 40 and report["data"]["seq_len"] == 64
+    assert report["optimize"]["fused_ops"]["Attention"] == 2
+    assert {(r["batch_size"], r["seq_len"]) for r in report["benchmark"]} == {(1, 16), (2, 16)}
+    assert len((out / "predictions" / "onnxruntime-fp32.tsv").read_text().splitlines()) == 41
+
+
+@needs_shared(SST2_DEV)
+def test_failed_gate_exits_3_with_a_complete_report(tiny_bert: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [
+        "run", "bert-base-cased-sst2", "--checkpoint", str(tiny_bert), "--data", str(SST2_DEV),
+        "--limit", "32", "--out", str(tmp_path / "run"), "--no-bench"])
+    assert result.exit_code == 3
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    gates = {(r["backend"], r["gate_passed"]) for r in report["accuracy"]}
+    assert gates == {("torch", False), ("onnxruntime", True)}  # random weights miss 92.43
+    assert report["gate_passed"] is False
+    assert "**FAIL**" in (tmp_path / "run" / "report.md").read_text()

@@ -1,0 +1,48 @@
+"""The embedded demo, end to end on all 872 SST-2 dev sentences with the real checkpoint."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from encoderzoo.assets import asset_path
+from tests.conftest import cli
+
+REQUIRED_ACCURACY_KEYS = {"backend", "precision", "metrics", "reference", "gate_passed"}
+REQUIRED_BENCH_KEYS = {"backend", "precision", "batch_size", "seq_len", "throughput_per_s", "latency_ms"}
+
+
+@pytest.mark.slow
+def test_run_demo_on_the_whole_dev_set(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = cli("run", "demo", "--out", str(out), "--batch-sizes", "1,8", "--warmup", "1",
+                 "--min-runs", "3", "--min-seconds", "0")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    recorded = json.loads((asset_path("demo/model") / "eval_results.json").read_text())
+
+    accuracy = {r["backend"]: r for r in report["accuracy"]}
+    assert all(set(r) >= REQUIRED_ACCURACY_KEYS for r in report["accuracy"])
+    assert report["data"]["examples"] == 872
+    torch_acc = accuracy["torch"]["metrics"]["accuracy"]
+    assert torch_acc == recorded["eval_accuracy"]  # 774 / 872, exactly
+    assert accuracy["onnxruntime"]["metrics"]["accuracy"] == torch_acc
+    assert accuracy["onnxruntime"]["vs_torch"]["agreement"] == 1.0
+    assert report["gate_passed"] is True
+
+    assert report["optimize"]["fused_ops"]["Attention"] == 6
+    assert report["export"]["max_abs_diff"] < 1e-4
+
+    rows = report["benchmark"]
+    assert all(set(r) >= REQUIRED_BENCH_KEYS and {"p50", "p90", "p99"} <= set(r["latency_ms"]) for r in rows)
+    assert {(r["backend"], r["batch_size"], r["seq_len"]) for r in rows} == {
+        (b, n, 128) for b in ("torch", "onnxruntime") for n in (1, 8)}
+    assert report["environment"]["threads"] >= 1 and report["environment"]["packages"]["onnxruntime"]
+    assert report["checkpoint"]["stored_dtype"] == "float16"
+
+    markdown = (out / "report.md").read_text()
+    assert "| onnxruntime | fp32 | 88.76 |" in markdown and "Attention × 6" in markdown
+    assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    predictions = (out / "predictions" / "onnxruntime-fp32.tsv").read_text().splitlines()
+    assert len(predictions) == 873 and predictions[1].startswith("0\t2\t1\t")
+    assert not list(tmp_path.glob(".*partial"))

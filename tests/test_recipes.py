@@ -1,0 +1,45 @@
+import json
+
+import pytest
+
+from encoderzoo.assets import asset_path
+from encoderzoo.errors import ConfigError
+from encoderzoo.families import FAMILIES
+from encoderzoo.recipes import RECIPES, SWEEP_BATCH_SIZES, get_recipe
+from encoderzoo.tasks import TASKS
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipe_is_complete(name: str) -> None:
+    recipe = RECIPES[name]
+    assert recipe.task in TASKS
+    assert recipe.family in FAMILIES
+    assert recipe.checkpoint.hub_id or recipe.checkpoint.packaged
+    assert recipe.data.url or recipe.data.packaged
+    assert 0 < recipe.gate <= 1
+    assert set(recipe.reference) <= set(TASKS[recipe.task].metric_names)
+
+
+def test_demo_reference_is_the_recorded_accuracy() -> None:
+    recorded = json.loads((asset_path("demo/model") / "eval_results.json").read_text())
+    assert get_recipe("demo").reference["accuracy"] == recorded["eval_accuracy"]
+
+
+def test_demo_assets_are_embedded() -> None:
+    model = asset_path("demo/model")
+    assert (model / "model.safetensors").is_file()
+    assert (model / "tokenizer.json").is_file()
+    lines = asset_path("demo/data/sst2-dev.tsv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "sentence\tlabel" and len(lines) == 873
+
+
+def test_bert_base_cased_sst2_defaults() -> None:
+    recipe = get_recipe("bert-base-cased-sst2")
+    assert (recipe.seq_len, recipe.batch_sizes) == (128, SWEEP_BATCH_SIZES)
+    assert SWEEP_BATCH_SIZES == (1, 4, 8, 16, 32, 64)
+    assert recipe.reference == {"accuracy": 0.9243}
+
+
+def test_unknown_recipe_names_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="known recipes: bert-base-cased-sst2, demo"):
+        get_recipe("bert-large")
