@@ -31,6 +31,8 @@ def build_tiny_bert(folder: Path, *, num_labels: int = 2, dtype: str = "float32"
                     head: str = "sequence-classification") -> Path:
     """A randomly initialised BERT with the real bert-base-cased vocabulary, saved as a
     Hugging Face folder (safetensors + fast tokenizer)."""
+    if not BERT_CASED_VOCAB.exists():
+        pytest.skip(f"{BERT_CASED_VOCAB} is not available")
     import torch
     from transformers import (
         AutoTokenizer,
@@ -54,8 +56,6 @@ def build_tiny_bert(folder: Path, *, num_labels: int = 2, dtype: str = "float32"
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not BERT_CASED_VOCAB.exists():
-        pytest.skip(f"{BERT_CASED_VOCAB} is not available")
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
