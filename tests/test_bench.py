@@ -2,21 +2,23 @@ import time
 
 import numpy as np
 
-from encoderzoo.bench import BenchSettings, summarize, sweep, synthetic_inputs, time_runs
+from encoderzoo.bench import BenchSettings, summarize, sweep, synthetic_inputs, time_point
 from encoderzoo.environment import environment
 
 
 class SleepBackend:
-    """A stand-in runtime whose latency is known: 1 ms per sequence in the batch."""
+    """A stand-in runtime whose latency is known: `ms` milliseconds per sequence in the batch."""
 
     name, precision = "sleep", "fp32"
 
-    def __init__(self) -> None:
-        self.calls = 0
+    def __init__(self, ms: float = 1.0, log: list[str] | None = None, label: str = "a") -> None:
+        self.calls, self.ms, self.log, self.label = 0, ms, log, label
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.calls += 1
-        time.sleep(0.001 * len(feeds["input_ids"]))
+        if self.log is not None:
+            self.log.append(self.label)
+        time.sleep(self.ms / 1000 * len(feeds["input_ids"]))
         return {}
 
     def settings(self) -> dict[str, int]:
@@ -32,16 +34,26 @@ def test_synthetic_inputs_are_full_length() -> None:
 
 def test_warmup_is_not_timed_and_min_runs_hold() -> None:
     backend = SleepBackend()
-    latencies = time_runs(backend, {"input_ids": np.zeros((2, 4))},
-                          BenchSettings((2,), (4,), warmup=3, min_runs=4, min_seconds=0))
+    [latencies] = time_point([backend], {"input_ids": np.zeros((2, 4))},
+                             BenchSettings((2,), (4,), warmup=3, min_runs=4, min_seconds=0))
     assert len(latencies) == 4 and backend.calls == 7
     assert all(latency >= 0.002 for latency in latencies)
 
 
 def test_max_runs_caps_a_time_based_point() -> None:
-    latencies = time_runs(SleepBackend(), {"input_ids": np.zeros((1, 4))},
-                          BenchSettings((1,), (4,), warmup=0, min_runs=1, min_seconds=60, max_runs=3))
+    [latencies] = time_point([SleepBackend()], {"input_ids": np.zeros((1, 4))},
+                             BenchSettings((1,), (4,), warmup=0, min_runs=1, min_seconds=60, max_runs=3))
     assert len(latencies) == 3
+
+
+def test_backends_take_turns_until_each_has_its_time() -> None:
+    log: list[str] = []
+    fast, slow = SleepBackend(1, log, "fast"), SleepBackend(10, log, "slow")
+    fast_times, slow_times = time_point([fast, slow], {"input_ids": np.zeros((1, 4))},
+                                        BenchSettings((1,), (4,), warmup=1, min_runs=2, min_seconds=0.03))
+    assert log[:6] == ["fast", "slow", "fast", "slow", "fast", "slow"]  # warm-up, then turns
+    assert len(slow_times) == 3 and sum(slow_times) >= 0.03
+    assert len(fast_times) > 3 * len(slow_times) and sum(fast_times) >= 0.03
 
 
 def test_summary_percentiles_and_throughput() -> None:

@@ -1,8 +1,9 @@
 """Throughput and latency sweeps over batch sizes and sequence lengths.
 
-Each point is measured for every backend before moving to the next point, so that backends
-are compared side by side under the same machine conditions. Warm-up runs are not timed; then
-runs are timed until both `min_runs` and `min_seconds` are reached (or `max_runs`)."""
+Backends are measured side by side: at each (batch size, sequence length) point they take turns
+run by run, so that the machine's noise falls on all of them alike. Warm-up runs are not timed;
+then each backend is timed until it has both `min_runs` runs and `min_seconds` of timed work (or
+`max_runs`). Throughput is reported at the median latency."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class BenchSettings:
     seq_lens: tuple[int, ...]
     warmup: int = 2  # untimed runs per point
     min_runs: int = 5  # timed runs per point, at least
-    min_seconds: float = 1.0  # timed seconds per point, at least
+    min_seconds: float = 1.0  # timed seconds per point and backend, at least
     max_runs: int = 1000  # timed runs per point, at most
 
 
@@ -57,18 +58,27 @@ def synthetic_inputs(
     return feeds
 
 
-def time_runs(backend: Backend, feeds: dict[str, np.ndarray], settings: BenchSettings) -> list[float]:
-    """Latencies in seconds of the timed runs."""
-    for _ in range(settings.warmup):
-        backend.run(feeds)
-    latencies: list[float] = []
-    started = time.perf_counter()
-    while len(latencies) < settings.max_runs and (
-        len(latencies) < settings.min_runs or time.perf_counter() - started < settings.min_seconds
-    ):
-        t0 = time.perf_counter()
-        backend.run(feeds)
-        latencies.append(time.perf_counter() - t0)
+def time_point(
+    backends: list[Backend], feeds: dict[str, np.ndarray], settings: BenchSettings
+) -> list[list[float]]:
+    """Latencies in seconds of each backend's timed runs. After the warm-up, the backends take
+    turns run by run, so that drift in the machine's speed hits them all alike; each keeps its
+    turn until it has `min_runs` runs and `min_seconds` of timed work (or `max_runs`)."""
+    for backend in backends:
+        for _ in range(settings.warmup):
+            backend.run(feeds)
+    latencies: list[list[float]] = [[] for _ in backends]
+
+    def wants_more(times: list[float]) -> bool:
+        return len(times) < settings.max_runs and (
+            len(times) < settings.min_runs or sum(times) < settings.min_seconds)
+
+    while any(wants_more(times) for times in latencies):
+        for backend, times in zip(backends, latencies, strict=True):
+            if wants_more(times):
+                t0 = time.perf_counter()
+                backend.run(feeds)
+                times.append(time.perf_counter() - t0)
     return latencies
 
 
@@ -89,11 +99,11 @@ def sweep(
     rows = []
     points = [(s, b) for s in settings.seq_lens for b in settings.batch_sizes]
     with progress_bar() as progress:
-        bar = progress.add_task("benchmark", total=len(points) * len(backends))
+        bar = progress.add_task("benchmark", total=len(points))
         for seq_len, batch_size in points:
+            progress.update(bar, description=f"bench batch {batch_size} seq {seq_len}")
             feeds = synthetic_inputs(input_names, batch_size, seq_len, vocab_size)
-            for backend in backends:
-                progress.update(bar, description=f"bench {backend.name} b{batch_size} s{seq_len}")
-                rows.append(summarize(backend, batch_size, seq_len, time_runs(backend, feeds, settings)))
-                progress.advance(bar)
+            for backend, latencies in zip(backends, time_point(backends, feeds, settings), strict=True):
+                rows.append(summarize(backend, batch_size, seq_len, latencies))
+            progress.advance(bar)
     return rows

@@ -184,7 +184,10 @@ def plot_throughput(rows: list[dict[str, Any]], path: Path, *, title: str) -> No
         for label, points in series.items():
             xs, ys = zip(*sorted(points), strict=True)
             ax.plot(xs, ys, marker="o", label=label)
+        batch_sizes = sorted({r["batch_size"] for r in rows if r["seq_len"] == seq})
         ax.set_xscale("log", base=2)
+        ax.set_xticks(batch_sizes, [str(b) for b in batch_sizes])
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("batch size")
         ax.set_ylabel("sequences / s")
         ax.set_title(f"{title}, seq {seq}")
