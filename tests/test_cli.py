@@ -29,13 +29,18 @@ def test_recipes_and_backends_are_listed() -> None:
     assert "torch" in result.output and "onnxruntime" in result.output
 
 
-def test_malformed_tsv_is_one_line_and_leaves_no_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("content", "message"), [
+    ("sentence\tlabel\ngood\t1\nbad\tneg\n", "line 3: label 'neg' is not one of 0, 1"),
+    ("text\tlabel\ngood\t1\n", "line 1: no column 'sentence' in the header"),
+    ("", "the file is empty"),
+])
+def test_malformed_tsv_is_one_line_and_leaves_no_output(tmp_path: Path, content: str, message: str) -> None:
     bad = tmp_path / "bad.tsv"
-    bad.write_text("sentence\tlabel\ngood\t1\nbad\tneg\n", encoding="utf-8")
+    bad.write_text(content, encoding="utf-8")
     result = cli("run", "demo", "--data", str(bad), "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     last = result.stderr.splitlines()[-1]  # progress lines may come before it
-    assert last.startswith(f"error: {bad}, line 3: label 'neg' is not one of 0, 1")
+    assert last.startswith(f"error: {bad}") and message in last
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tsv"]  # no run folder, no partial
 
 
@@ -64,15 +69,16 @@ def test_stages_one_at_a_time(tiny_bert: Path, tmp_path: Path) -> None:
     common = ["bert-base-cased-sst2", "--out", str(out)]
     ckpt = ["--checkpoint", str(tiny_bert)]
     runner = CliRunner()
+    # later stages take the checkpoint that prepare recorded in the run folder
     for args in (["prepare", *common, *ckpt, "--data", str(SST2_DEV), "--limit", "40", "--seq-len", "64"],
-                 ["export", *common, *ckpt], ["optimize", *common, *ckpt],
-                 ["infer", *common, *ckpt, "--batch-size", "16"], ["score", *common, "--gate", "0"],
-                 ["bench", *common, *ckpt, "--seq-lens", "16", *FAST_BENCH],
-                 ["report", *common, *ckpt]):
+                 ["export", *common], ["optimize", *common],
+                 ["infer", *common, "--batch-size", "16"], ["score", *common, "--gate", "0"],
+                 ["bench", *common, "--seq-lens", "16", *FAST_BENCH], ["report", *common]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (args[0], result.output, result.exception)
     report = json.loads((out / "report.json").read_text())
-    assert report["data"]["examples"] == 40 and report["data"]["seq_len"] == 64
+    assert report["data"]["examples"] == 40 and report["recipe"]["seq_len"] == 64
+    assert report["checkpoint"]["location"] == str(tiny_bert)
     assert report["optimize"]["fused_ops"]["Attention"] == 2
     assert {(r["batch_size"], r["seq_len"]) for r in report["benchmark"]} == {(1, 16), (2, 16)}
     assert len((out / "predictions" / "onnxruntime-fp32.tsv").read_text().splitlines()) == 41

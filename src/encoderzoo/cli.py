@@ -23,7 +23,8 @@ GATE_FAILED_EXIT = 3
 RecipeArg = Annotated[str, typer.Argument(help="Recipe name (see `encoderzoo recipes`).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Run folder [default: runs/RECIPE].")]
 CheckpointOpt = Annotated[str | None, typer.Option(
-    "--checkpoint", help="Hugging Face folder or hub id [default: the recipe's].")]
+    "--checkpoint",
+    help="Hugging Face folder or hub id [default: the run folder's (from prepare), else the recipe's].")]
 DataOpt = Annotated[str | None, typer.Option("--data", help="Dataset file [default: the recipe's].")]
 BackendsOpt = Annotated[str, typer.Option(
     "--backends", help="Comma-separated backends, optionally name:precision.")]

@@ -54,8 +54,15 @@ class Pipeline:
         return get_family(self.recipe.family)
 
     @cached_property
+    def prepared(self) -> dict[str, Any]:
+        """What `prepare` recorded in this run folder (empty before it ran)."""
+        return read_json(self.ws.prepare_json) if self.ws.prepare_json.is_file() else {}
+
+    @cached_property
     def checkpoint(self) -> Checkpoint:
-        return resolve_checkpoint(self.config.checkpoint, self.recipe, self.family, self.task)
+        """--checkpoint, else the one this run folder was prepared with, else the recipe's."""
+        spec = self.config.checkpoint or self.prepared.get("checkpoint")
+        return resolve_checkpoint(spec, self.recipe, self.family, self.task)
 
     def _features(self) -> Features:
         return Features.load(self.ws.features)
@@ -80,6 +87,7 @@ class Pipeline:
         features = self.task.encode(examples, tokenizer, seq_len=seq_len, input_names=self.family.input_names)
         self.task.save_examples(examples, self.ws.examples)
         features.save(self.ws.features)
+        self.__dict__.pop("prepared", None)
         info = {
             "recipe": self.recipe.name, "task": self.task.name, "data": str(data),
             "examples": len(examples), "features": len(features), "seq_len": seq_len,
@@ -220,7 +228,8 @@ class Pipeline:
             "recipe": {
                 "name": self.recipe.name, "description": self.recipe.description,
                 "task": self.recipe.task, "family": self.recipe.family,
-                "seq_len": self.config.effective_seq_len, "reference": dict(self.recipe.reference),
+                "seq_len": self.prepared.get("seq_len", self.config.effective_seq_len),
+                "reference": dict(self.recipe.reference),
                 "gate": self.config.effective_gate, "notes": list(self.recipe.notes),
             },
             "checkpoint": {
