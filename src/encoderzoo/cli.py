@@ -222,3 +222,10 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as err:  # a bug, not bad input: still one line, the traceback on request
+        if _state["debug"]:
+            raise
+        message = " ".join(f"{type(err).__name__}: {err}".split())
+        print(f"error: internal error ({message}); rerun with --debug for the traceback and "
+              "report it", file=sys.stderr)
+        sys.exit(1)

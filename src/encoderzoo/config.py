@@ -47,12 +47,14 @@ class RunConfig:
         if not self.backends:
             raise ConfigError("--backends is empty; name at least one backend")
         _positive("--batch-size", [self.batch_size])
-        _positive("--batch-sizes", self.batch_sizes or [1])
-        _positive("--seq-lens", self.seq_lens or [1])
-        _positive("--seq-len", [self.seq_len or 1])
-        _positive("--limit", [self.limit or 1])
+        _positive("--batch-sizes", self.batch_sizes)
+        _positive("--seq-lens", self.seq_lens)
+        _positive("--seq-len", [self.seq_len])
+        _positive("--limit", [self.limit])
         _positive("--threads", [self.threads])
         _positive("--min-runs", [self.min_runs])
+        if self.batch_sizes == () or self.seq_lens == ():
+            raise ConfigError("--batch-sizes and --seq-lens need at least one value")
         if self.warmup < 0 or self.min_seconds < 0:
             raise ConfigError("--warmup and --min-seconds must be >= 0")
         if self.padding not in ("dynamic", "fixed"):
@@ -90,6 +92,7 @@ class RunConfig:
 
 
 def _positive(option: str, values: Any) -> None:
-    bad = [v for v in values if v < 1]
+    """Every given value is >= 1 (None stands for the default)."""
+    bad = [v for v in values or () if v is not None and v < 1]
     if bad:
         raise ConfigError(f"{option} must be >= 1, got {bad[0]}")

@@ -1,0 +1,43 @@
+from pathlib import Path
+
+import pytest
+
+from encoderzoo.config import RunConfig
+from encoderzoo.errors import ConfigError
+
+
+def config(**options: object) -> RunConfig:
+    return RunConfig(recipe="demo", out=Path("runs/demo"), **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"limit": 0}, "--limit must be >= 1, got 0"),
+    ({"seq_len": 0}, "--seq-len must be >= 1, got 0"),
+    ({"batch_size": -1}, "--batch-size must be >= 1, got -1"),
+    ({"batch_sizes": (1, 0)}, "--batch-sizes must be >= 1, got 0"),
+    ({"batch_sizes": ()}, "need at least one value"),
+    ({"threads": 0}, "--threads must be >= 1"),
+    ({"backends": ()}, "--backends is empty"),
+    ({"backends": ("torch", "openvino")}, "unknown backend 'openvino'"),
+    ({"padding": "longest"}, "--padding must be 'dynamic' or 'fixed'"),
+    ({"gate": 1.5}, "--gate must be between 0 and 1"),
+    ({"warmup": -1}, "--warmup and --min-seconds must be >= 0"),
+])
+def test_impossible_options_are_config_errors(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config(**options)
+
+
+def test_defaults_come_from_the_recipe() -> None:
+    cfg = config()
+    assert cfg.effective_seq_len == 128 and cfg.effective_gate == 0.99
+    settings = cfg.bench_settings()
+    assert settings.batch_sizes == (1, 4, 8, 16, 32, 64) and settings.seq_lens == (128,)
+    assert cfg.backend_runs == [("torch", "fp32"), ("onnxruntime", "fp32")]
+
+
+def test_overrides_and_repeats() -> None:
+    cfg = config(seq_len=64, gate=0.999, backends=("torch", "onnxruntime:fp32", "onnxruntime"))
+    assert cfg.bench_settings().seq_lens == (64,) and cfg.effective_gate == 0.999
+    assert cfg.backend_runs == [("torch", "fp32"), ("onnxruntime", "fp32")]
+    assert cfg.to_json()["out"] == "runs/demo"
