@@ -41,5 +41,18 @@ def test_bert_base_cased_sst2_defaults() -> None:
 
 
 def test_unknown_recipe_names_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="known recipes: bert-base-cased-sst2, demo"):
+    message = "unknown recipe 'bert-large'; known recipes: demo, bert-base-cased-sst2"
+    with pytest.raises(ConfigError, match=message):
         get_recipe("bert-large")
+
+
+def test_registry_refuses_a_second_entry_of_the_same_name() -> None:
+    from encoderzoo.registry import Registry
+
+    registry: Registry[int] = Registry("thing")
+    registry.register("a", 1)
+    with pytest.raises(ValueError, match="thing 'a' is already registered"):
+        registry.register("a", 2)
+    with pytest.raises(ConfigError, match="unknown thing 'b'; known things: a"):
+        registry["b"]
+    assert list(registry) == ["a"] and "a" in registry and len(registry) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from encoderzoo.errors import ConfigError
+from encoderzoo.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -15,21 +15,15 @@ class Family:
     ort_model_type: str = "bert"  # onnxruntime.transformers optimizer's model_type
 
 
-FAMILIES: dict[str, Family] = {}
+FAMILIES: Registry[Family] = Registry("model family")
 
 
 def register_family(family: Family) -> Family:
-    if family.name in FAMILIES:
-        raise ValueError(f"family {family.name!r} is already registered")
-    FAMILIES[family.name] = family
-    return family
+    return FAMILIES.register(family.name, family)
 
 
 def get_family(name: str) -> Family:
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise ConfigError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}") from None
+    return FAMILIES[name]
 
 
 BERT = register_family(Family(name="bert", model_types=("bert",)))

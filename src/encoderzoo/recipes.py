@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from encoderzoo.errors import ConfigError
+from encoderzoo.registry import Registry
 
 SWEEP_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
 
@@ -48,22 +48,15 @@ class Recipe:
     notes: tuple[str, ...] = field(default=())
 
 
-RECIPES: dict[str, Recipe] = {}
+RECIPES: Registry[Recipe] = Registry("recipe")
 
 
 def register_recipe(recipe: Recipe) -> Recipe:
-    if recipe.name in RECIPES:
-        raise ValueError(f"recipe {recipe.name!r} is already registered")
-    RECIPES[recipe.name] = recipe
-    return recipe
+    return RECIPES.register(recipe.name, recipe)
 
 
 def get_recipe(name: str) -> Recipe:
-    try:
-        return RECIPES[name]
-    except KeyError:
-        known = ", ".join(sorted(RECIPES))
-        raise ConfigError(f"unknown recipe {name!r}; known recipes: {known}") from None
+    return RECIPES[name]
 
 
 GLUE_SST2 = DataSource(

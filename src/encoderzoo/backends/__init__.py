@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from encoderzoo.backends.base import Backend, BackendContext
 from encoderzoo.errors import ConfigError
+from encoderzoo.registry import Registry
 
 __all__ = [
     "BACKENDS", "Backend", "BackendContext", "BackendSpec", "create_backend", "get_backend",
@@ -24,21 +25,15 @@ class BackendSpec:
     module: str  # implementation module, imported only when used; has `create(context, precision)`
 
 
-BACKENDS: dict[str, BackendSpec] = {}
+BACKENDS: Registry[BackendSpec] = Registry("backend")
 
 
 def register_backend(spec: BackendSpec) -> BackendSpec:
-    if spec.name in BACKENDS:
-        raise ValueError(f"backend {spec.name!r} is already registered")
-    BACKENDS[spec.name] = spec
-    return spec
+    return BACKENDS.register(spec.name, spec)
 
 
 def get_backend(name: str) -> BackendSpec:
-    try:
-        return BACKENDS[name]
-    except KeyError:
-        raise ConfigError(f"unknown backend {name!r}; known backends: {', '.join(BACKENDS)}") from None
+    return BACKENDS[name]
 
 
 def parse_backend(text: str) -> tuple[str, str]:

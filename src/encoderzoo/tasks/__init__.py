@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from encoderzoo.errors import ConfigError
+from encoderzoo.registry import Registry
 from encoderzoo.tasks.base import Task
 from encoderzoo.tasks.classification import SequenceClassification
 
-TASKS: dict[str, Task] = {}
+TASKS: Registry[Task] = Registry("task")
 
 
 def register_task(task: Task) -> Task:
-    if task.name in TASKS:
-        raise ValueError(f"task {task.name!r} is already registered")
-    TASKS[task.name] = task
-    return task
+    return TASKS.register(task.name, task)
 
 
 def get_task(name: str) -> Task:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ConfigError(f"unknown task {name!r}; known: {', '.join(TASKS)}") from None
+    return TASKS[name]
 
 
 register_task(SequenceClassification(
