@@ -67,3 +67,15 @@ def test_optimizer_fuses_one_attention_per_layer(exported, tmp_path: Path) -> No
     ops = {n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node}
     assert "Attention" in ops and "Softmax" not in ops
     assert np.isfinite(expected[0]["logits"]).all()
+
+
+def test_parity_cases_round_trip(exported, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from encoderzoo.export import load_parity_cases, save_parity_cases
+
+    _, _, cases, expected = exported
+    save_parity_cases(tmp_path / "parity.npz", cases, expected)
+    loaded_cases, loaded_expected = load_parity_cases(tmp_path / "parity.npz")
+    assert [c.description for c in loaded_cases] == [c.description for c in cases]
+    for a, b in zip(loaded_cases, cases, strict=True):
+        assert a.feeds.keys() == b.feeds.keys() and all((a.feeds[k] == b.feeds[k]).all() for k in a.feeds)
+    assert all((a["logits"] == b["logits"]).all() for a, b in zip(loaded_expected, expected, strict=True))

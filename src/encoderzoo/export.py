@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from encoderzoo.errors import ExportParityError
+from encoderzoo.errors import ArtifactError, ExportParityError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
 
@@ -134,3 +134,26 @@ def check_parity(
         raise ExportParityError(model=worst.model, output=worst.output, shape=worst.shape,
                                 max_abs_diff=worst.max_abs_diff, atol=atol, inputs=worst.inputs)
     return results
+
+
+def save_parity_cases(path: Path, cases: list[ParityCase], expected: list[dict[str, np.ndarray]]) -> None:
+    """Keep the parity inputs and PyTorch's outputs, so that later graphs (fused, quantized)
+    are checked against PyTorch without loading it again."""
+    arrays: dict[str, np.ndarray] = {"descriptions": np.array([c.description for c in cases])}
+    for i, (case, want) in enumerate(zip(cases, expected, strict=True)):
+        arrays |= {f"{i}.in.{k}": v for k, v in case.feeds.items()}
+        arrays |= {f"{i}.out.{k}": v for k, v in want.items()}
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_parity_cases(path: Path) -> tuple[list[ParityCase], list[dict[str, np.ndarray]]]:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no parity inputs; run `encoderzoo export` first")
+    with np.load(path, allow_pickle=False) as z:
+        cases, expected = [], []
+        for i, description in enumerate(z["descriptions"]):
+            feeds = {k.split(".", 2)[2]: z[k] for k in z.files if k.startswith(f"{i}.in.")}
+            cases.append(ParityCase(str(description), feeds))
+            expected.append({k.split(".", 2)[2]: z[k] for k in z.files if k.startswith(f"{i}.out.")})
+    return cases, expected

@@ -10,8 +10,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from encoderzoo import __version__
 from encoderzoo.backends import Backend, BackendContext, create_backend
 from encoderzoo.bench import sweep
@@ -20,10 +18,19 @@ from encoderzoo.config import RunConfig
 from encoderzoo.console import step
 from encoderzoo.environment import environment
 from encoderzoo.errors import ArtifactError, ConfigError
-from encoderzoo.export import OPSET, ParityCase, check_parity, export_onnx, parity_cases, torch_outputs
+from encoderzoo.export import (
+    OPSET,
+    ParityResult,
+    check_parity,
+    export_onnx,
+    load_parity_cases,
+    parity_cases,
+    save_parity_cases,
+    torch_outputs,
+)
 from encoderzoo.families import Family, get_family
 from encoderzoo.features import Features
-from encoderzoo.fileio import atomic_dir, atomic_path, read_json, write_json
+from encoderzoo.fileio import atomic_dir, read_json, write_json
 from encoderzoo.infer import load_outputs, run_inference, save_outputs
 from encoderzoo.optimize import optimize_onnx
 from encoderzoo.recipes import Recipe
@@ -67,6 +74,12 @@ class Pipeline:
     def _features(self) -> Features:
         return Features.load(self.ws.features)
 
+    def _check_seq_lens(self, option: str, seq_lens: tuple[int, ...]) -> None:
+        limit = getattr(self.checkpoint.config, "max_position_embeddings", None)
+        too_long = [n for n in seq_lens if limit is not None and n > limit]
+        if too_long:
+            raise ConfigError(f"{option} {too_long[0]} is above the model's maximum of {limit} tokens")
+
     def _examples(self) -> list[Any]:
         if not self.ws.examples.is_file():
             raise ArtifactError(f"{self.ws.examples}: no prepared examples; run `encoderzoo prepare` first")
@@ -79,10 +92,8 @@ class Pipeline:
         data = resolve_data(self.recipe, cfg.data, cfg.cache_dir)
         step(f"prepare: reading {data}")
         examples = self.task.read(data, limit=cfg.limit)
-        max_positions = getattr(self.checkpoint.config, "max_position_embeddings", None)
         seq_len = cfg.effective_seq_len
-        if max_positions is not None and seq_len > max_positions:
-            raise ConfigError(f"--seq-len {seq_len} is above the model's maximum of {max_positions} tokens")
+        self._check_seq_lens("--seq-len", (seq_len,))
         tokenizer = load_tokenizer(self.checkpoint)
         features = self.task.encode(examples, tokenizer, seq_len=seq_len, input_names=self.family.input_names)
         self.task.save_examples(examples, self.ws.examples)
@@ -107,13 +118,11 @@ class Pipeline:
         seconds = export_onnx(model, features, self.ws.onnx, output_axes=self.task.output_axes)
         cases = parity_cases(features)
         expected = [torch_outputs(model, case.feeds, self.task.output_names) for case in cases]
-        _save_parity(self.ws.parity_inputs, cases, expected)
+        save_parity_cases(self.ws.parity_inputs, cases, expected)
         parity = check_parity(self.ws.onnx, cases, expected, self.recipe.export_atol)
         info = {
             "opset": OPSET, "seconds": round(seconds, 2), "file": self.ws.onnx.name,
-            "bytes": self.ws.onnx.stat().st_size,
-            "max_abs_diff": max(r.max_abs_diff for r in parity),
-            "parity": [r.to_json() for r in parity],
+            "bytes": self.ws.onnx.stat().st_size, **_parity_summary(parity),
         }
         write_json(self.ws.export_json, info)
         step(f"export: {self.ws.onnx.name}, parity max |Δ| {info['max_abs_diff']:.2g}")
@@ -125,14 +134,12 @@ class Pipeline:
         step("optimize: ONNX Runtime transformer optimizer")
         result = optimize_onnx(self.ws.onnx, self.ws.onnx_optimized,
                                model_type=self.family.ort_model_type, config=self.checkpoint.config)
-        cases, expected = _load_parity(self.ws.parity_inputs)
+        cases, expected = load_parity_cases(self.ws.parity_inputs)
         parity = check_parity(self.ws.onnx_optimized, cases, expected, self.recipe.export_atol)
         info = {
             "optimizer": "onnxruntime.transformers", "model_type": self.family.ort_model_type,
             "file": self.ws.onnx_optimized.name, "fused_ops": result.fused_ops,
-            "seconds": round(result.seconds, 2),
-            "max_abs_diff": max(r.max_abs_diff for r in parity),
-            "parity": [r.to_json() for r in parity],
+            "seconds": round(result.seconds, 2), **_parity_summary(parity),
         }
         write_json(self.ws.optimize_json, info)
         fused = ", ".join(f"{op} {n}" for op, n in result.fused_ops.items()) or "nothing"
@@ -206,10 +213,7 @@ class Pipeline:
 
     def bench(self) -> dict[str, Any]:
         settings = self.config.bench_settings()
-        max_positions = getattr(self.checkpoint.config, "max_position_embeddings", None)
-        too_long = [s for s in settings.seq_lens if max_positions and s > max_positions]
-        if too_long:
-            raise ConfigError(f"--seq-lens {too_long[0]} is above the model's maximum of {max_positions}")
+        self._check_seq_lens("--seq-lens", settings.seq_lens)
         backends = [self.backend(n, p) for n, p in self.config.backend_runs]
         rows = sweep(backends, self.family.input_names, int(self.checkpoint.config.vocab_size), settings)
         info = {
@@ -270,23 +274,6 @@ def run(config: RunConfig) -> tuple[bool, Path]:
     return passed, Workspace(config.out).report_md
 
 
-def _save_parity(path: Path, cases: list[ParityCase], expected: list[dict[str, np.ndarray]]) -> None:
-    arrays: dict[str, np.ndarray] = {"descriptions": np.array([c.description for c in cases])}
-    for i, (case, want) in enumerate(zip(cases, expected, strict=True)):
-        arrays |= {f"{i}.in.{k}": v for k, v in case.feeds.items()}
-        arrays |= {f"{i}.out.{k}": v for k, v in want.items()}
-    with atomic_path(path) as tmp, tmp.open("wb") as f:
-        np.savez(f, **arrays)
-
-
-def _load_parity(path: Path) -> tuple[list[ParityCase], list[dict[str, np.ndarray]]]:
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no parity inputs; run `encoderzoo export` first")
-    with np.load(path, allow_pickle=False) as z:
-        descriptions = [str(d) for d in z["descriptions"]]
-        cases, expected = [], []
-        for i, description in enumerate(descriptions):
-            feeds = {k.split(".", 2)[2]: z[k] for k in z.files if k.startswith(f"{i}.in.")}
-            cases.append(ParityCase(description, feeds))
-            expected.append({k.split(".", 2)[2]: z[k] for k in z.files if k.startswith(f"{i}.out.")})
-    return cases, expected
+def _parity_summary(results: list[ParityResult]) -> dict[str, Any]:
+    return {"max_abs_diff": max(r.max_abs_diff for r in results),
+            "parity": [r.to_json() for r in results]}

@@ -62,7 +62,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"- checkpoint: `{ckpt['location']}` ({ckpt['model_type']}, stored {ckpt['stored_dtype']}, "
         f"run in float32)",
         f"- data: `{data.get('data', '?')}`, {data.get('examples', '?')} examples, max "
-        f"{recipe['seq_len']} tokens (mean {data.get('mean_tokens', '?')})",
+        f"{recipe['seq_len']} tokens (mean {data.get('mean_tokens', '?')}; "
+        f"{data.get('at_seq_len', '?')} reach the maximum and may be truncated)",
         f"- machine: {env['cpu']['model']}, {env['threads']} threads, "
         f"{', '.join(env['cpu']['flags']) or 'no AVX-512'}",
         f"- created {report['created']} by encoderzoo {report['encoderzoo']}",
