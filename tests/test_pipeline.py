@@ -35,3 +35,17 @@ def test_recipe_runs_end_to_end_on_a_tiny_model(name: str, tmp_path: Path) -> No
     ort = next(r for r in report["accuracy"] if r["backend"] == "onnxruntime")
     assert ort["vs_torch"]["agreement"] == 1.0
     assert len(report["benchmark"]) == 4
+
+
+def test_a_new_export_drops_the_graph_optimized_from_the_old_one(tiny_bert: Path, tmp_path: Path) -> None:
+    from encoderzoo.pipeline import Pipeline
+
+    config = RunConfig(recipe="bert-base-cased-sst2", out=tmp_path, checkpoint=str(tiny_bert),
+                       data=str(SST2_DEV), limit=8)
+    pipeline = Pipeline(config)
+    pipeline.prepare()
+    pipeline.export()
+    pipeline.optimize()
+    assert pipeline.ws.graph() == pipeline.ws.onnx_optimized
+    pipeline.export()
+    assert pipeline.ws.graph() == pipeline.ws.onnx and not pipeline.ws.optimize_json.exists()
