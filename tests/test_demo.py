@@ -41,8 +41,9 @@ def test_run_demo_on_the_whole_dev_set(tmp_path: Path) -> None:
     assert report["checkpoint"]["stored_dtype"] == "float16"
 
     markdown = (out / "report.md").read_text()
-    assert "| onnxruntime | fp32 | 88.76 |" in markdown and "Attention × 6" in markdown
+    assert "| published reference | | 88.76 |" in markdown and "| onnxruntime | fp32 | 88.76 |" in markdown
+    assert "Attention × 6" in markdown
     assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     predictions = (out / "predictions" / "onnxruntime-fp32.tsv").read_text().splitlines()
-    assert len(predictions) == 873 and predictions[1].startswith("0\t2\t1\t")
+    assert len(predictions) == 873 and predictions[1].startswith("0\tdev\t2\t1\t")
     assert not list(tmp_path.glob(".*partial"))

@@ -15,9 +15,12 @@ def test_recipe_is_complete(name: str) -> None:
     assert recipe.task in TASKS
     assert recipe.family in FAMILIES
     assert recipe.checkpoint.hub_id or recipe.checkpoint.packaged
-    assert recipe.data.url or recipe.data.packaged
+    assert recipe.data and all(source.url or source.packaged for source in recipe.data.values())
     assert 0 < recipe.gate <= 1
-    assert set(recipe.reference) <= set(TASKS[recipe.task].metric_names)
+    metrics = TASKS[recipe.task].metric_names
+    expected = set(metrics) if len(recipe.data) == 1 else {f"{s}.{m}" for s in recipe.data for m in metrics}
+    assert set(recipe.reference) == expected  # keyed like the scores the run produces
+    assert asset_path(f"configs/{recipe.architecture}.json").is_file()
 
 
 def test_demo_reference_is_the_recorded_accuracy() -> None:
@@ -31,6 +34,33 @@ def test_demo_assets_are_embedded() -> None:
     assert (model / "tokenizer.json").is_file()
     lines = asset_path("demo/data/sst2-dev.tsv").read_text(encoding="utf-8").splitlines()
     assert lines[0] == "sentence\tlabel" and len(lines) == 873
+
+
+SEED_DEFAULTS = {  # recipe: (model class, seq, reference)
+    "bert-base-cased-sst2": ("BertForSequenceClassification", 128, {"accuracy": 0.9243}),
+    "roberta-base-sst2": ("RobertaForSequenceClassification", 70, {"accuracy": 0.948}),
+    "albert-base-v2-sst2": ("AlbertForSequenceClassification", 128, {"accuracy": 0.9282}),
+    "deberta-v3-base-mnli": ("DebertaV2ForSequenceClassification", 256,
+                             {"matched.accuracy": 0.905, "mismatched.accuracy": 0.905}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_DEFAULTS))
+def test_seed_recipe_defaults(name: str) -> None:
+    import transformers
+
+    from encoderzoo.checkpoints import AUTO_CLASSES
+    from encoderzoo.random_weights import architecture_config
+
+    model_class, seq_len, reference = SEED_DEFAULTS[name]
+    recipe = get_recipe(name)
+    assert (recipe.seq_len, dict(recipe.reference)) == (seq_len, reference)
+    assert recipe.batch_sizes == SWEEP_BATCH_SIZES
+    family = FAMILIES[recipe.family]
+    config = transformers.AutoConfig.for_model(**architecture_config(recipe, family, "base"))
+    auto = getattr(transformers, AUTO_CLASSES[TASKS[recipe.task].model_kind])
+    assert auto._model_mapping[type(config)].__name__ == model_class
+    assert config.model_type in family.model_types
 
 
 def test_bert_base_cased_sst2_defaults() -> None:

@@ -34,12 +34,43 @@ def test_performance_table_has_ratios_against_torch() -> None:
 
 def test_accuracy_table_and_missing_sections() -> None:
     accuracy = [{"backend": "torch", "precision": "fp32", "metrics": {"accuracy": 0.8876},
-                 "reference": {"recipe": 0.8876, "torch_fp32": 0.8876}, "gate": 0.99,
-                 "gate_passed": True, "vs_torch": None}]
+                 "reference": {"recipe": {"accuracy": 0.8876}, "torch_fp32": {"accuracy": 0.8876}},
+                 "baseline": "recipe", "gate": 0.99, "gate_passed": True, "vs_torch": None,
+                 "breakdown": {}}]
     text = markdown(report(accuracy=accuracy))
-    assert "| torch | fp32 | 88.76 | 88.76 | 88.76 | — | — | pass |" in text
-    assert "## Performance" not in text and "## Export" not in text
+    assert "| published reference | | 88.76 | | | |" in text
+    assert "| torch | fp32 | 88.76 | — | — | pass |" in text
+    assert "## Performance" not in text and "## Export" not in text and "per group" not in text
     assert "torch 2.13.0" in text and "openvino" not in text
+
+
+def test_splits_side_by_side_and_groups() -> None:
+    def row(backend: str, matched: float, fiction: float) -> dict:
+        return {"backend": backend, "precision": "fp32",
+                "metrics": {"matched.accuracy": matched, "mismatched.accuracy": 0.5},
+                "reference": {"recipe": {"matched.accuracy": 0.905, "mismatched.accuracy": 0.905},
+                              "torch_fp32": None},
+                "baseline": "recipe" if backend == "torch" else "torch_fp32", "gate": 0.99,
+                "gate_passed": backend == "torch", "vs_torch": None if backend == "torch" else
+                {"agreement": 0.99, "max_abs_diff": 1e-6},
+                "breakdown": {"matched/fiction": {"accuracy": fiction, "examples": 1973.0}}}
+
+    text = markdown(report(accuracy=[row("torch", 0.9, 0.91), row("onnxruntime", 0.8, 0.81)]))
+    assert "| backend | precision | accuracy (matched) | accuracy (mismatched) |" in text
+    assert "| published reference | | 90.50 | 90.50 | | | |" in text
+    assert "| onnxruntime | fp32 | 80.00 | 50.00 | 99.00 % | 1e-06 | **FAIL** |" in text
+    assert "| matched/fiction | 1973 | 91.00 | 81.00 |" in text
+
+
+def test_random_weights_are_labelled() -> None:
+    rows = [{"backend": "torch", "precision": "fp32", "metrics": {"accuracy": 0.5},
+             "reference": {"recipe": None, "torch_fp32": {"accuracy": 0.5}}, "baseline": "none",
+             "gate": 0.99, "gate_passed": True, "vs_torch": None, "breakdown": {}}]
+    checkpoint = {"location": "checkpoint", "model_type": "bert", "stored_dtype": "float32",
+                  "random_weights": "tiny"}
+    text = markdown(report(accuracy=rows, checkpoint=checkpoint))
+    assert "**Random weights (tiny)**" in text and "random weights (tiny), bert" in text
+    assert "| torch | fp32 | 50.00 | — | — | n/a |" in text and "| published reference |" not in text
 
 
 def test_plot_is_a_png(tmp_path: Path) -> None:

@@ -3,18 +3,37 @@ from pathlib import Path
 
 import pytest
 
-from encoderzoo.errors import DataError
+from encoderzoo.errors import ConfigError, DataError
 from encoderzoo.recipes import get_recipe
 from encoderzoo.sources import download, resolve_data
 
 
 def test_packaged_data_for_the_demo(tmp_path: Path) -> None:
-    path = resolve_data(get_recipe("demo"), None, tmp_path)
-    assert path.name == "sst2-dev.tsv" and path.is_file()
+    files = resolve_data(get_recipe("demo"), (), tmp_path)
+    assert list(files) == ["dev"] and files["dev"].name == "sst2-dev.tsv" and files["dev"].is_file()
 
 
 def test_override_wins(tmp_path: Path) -> None:
-    assert resolve_data(get_recipe("demo"), "~/x.tsv", tmp_path) == Path("~/x.tsv").expanduser()
+    assert resolve_data(get_recipe("demo"), ("~/x.tsv",), tmp_path) == {"dev": Path("~/x.tsv").expanduser()}
+    assert resolve_data(get_recipe("demo"), ("dev=y.tsv",), tmp_path) == {"dev": Path("y.tsv")}
+
+
+def test_splits_from_a_folder_or_one_by_one(tmp_path: Path) -> None:
+    mnli = get_recipe("deberta-v3-base-mnli")
+    for split in ("matched", "mismatched"):
+        (tmp_path / f"dev_{split}.tsv").write_text("x")
+    assert resolve_data(mnli, (str(tmp_path),), tmp_path / "cache") == {
+        "matched": tmp_path / "dev_matched.tsv", "mismatched": tmp_path / "dev_mismatched.tsv"}
+    given = ("matched=a.tsv", "mismatched=b.tsv")
+    assert resolve_data(mnli, given, tmp_path) == {"matched": Path("a.tsv"), "mismatched": Path("b.tsv")}
+
+
+def test_one_file_for_two_splits_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"reads 2 files .* pass --data SPLIT=PATH for each"):
+        resolve_data(get_recipe("deberta-v3-base-mnli"), (str(tmp_path / "dev.tsv"),), tmp_path)
+    (tmp_path / "dev_matched.tsv").write_text("x")
+    with pytest.raises(DataError, match=r"no dev_mismatched\.tsv in this folder"):
+        resolve_data(get_recipe("deberta-v3-base-mnli"), (str(tmp_path),), tmp_path)
 
 
 def test_download_extracts_the_member_once(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from encoderzoo.backends import Backend
 from encoderzoo.console import progress_bar
+from encoderzoo.features import Features
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,17 @@ def synthetic_inputs(
         else:
             feeds[name] = np.zeros((batch_size, seq_len), dtype=np.int64)
     return feeds
+
+
+def synthetic_features(input_names: tuple[str, ...], vocab_size: int, seq_len: int) -> Features:
+    """Eight padded rows of varied length, for export and its parity check when no dataset has
+    been prepared."""
+    feeds = synthetic_inputs(input_names, 8, seq_len, vocab_size, seed=1)
+    lengths = np.linspace(max(2, seq_len // 8), seq_len, 8).astype(np.int32)
+    for row, length in enumerate(lengths):
+        for name in input_names:
+            feeds[name][row, length:] = 0
+    return Features(np.array([f"synthetic-{i}" for i in range(8)]), feeds, lengths)
 
 
 def time_point(

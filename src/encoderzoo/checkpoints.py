@@ -4,6 +4,7 @@ never an unrestricted unpickle, weights upcast to float32."""
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,12 @@ from encoderzoo.families import Family
 from encoderzoo.recipes import Recipe
 from encoderzoo.tasks.base import Task
 
+RANDOM_WEIGHTS_MARKER = "encoderzoo_random_weights.json"
 WEIGHT_FILES = (
     "model.safetensors", "model.safetensors.index.json",
     "pytorch_model.bin", "pytorch_model.bin.index.json",
 )
-_AUTO_CLASSES = {
+AUTO_CLASSES = {
     "sequence-classification": "AutoModelForSequenceClassification",
     "question-answering": "AutoModelForQuestionAnswering",
 }
@@ -35,8 +37,20 @@ class Checkpoint:
     def model_type(self) -> str:
         return str(self.config.model_type)
 
+    @property
+    def random_weights(self) -> str | None:
+        """"tiny" or "base" for a model built by --random-weights, else None."""
+        return random_weights_size(Path(self.location)) if self.is_local else None
 
-def _quiet_transformers() -> None:
+
+def random_weights_size(folder: Path) -> str | None:
+    marker = folder / RANDOM_WEIGHTS_MARKER
+    if marker.is_file():
+        return str(json.loads(marker.read_text(encoding="utf-8"))["size"])
+    return None
+
+
+def quiet_transformers() -> None:
     from transformers.utils import logging
 
     logging.set_verbosity_error()
@@ -48,9 +62,9 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family, task: Task) -> Checkpoint:
+def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family) -> Checkpoint:
     """Find and check the checkpoint: `spec` (a folder or hub id) or the recipe's default."""
-    _quiet_transformers()
+    quiet_transformers()
     from transformers import AutoConfig
 
     if spec is None:
@@ -80,7 +94,6 @@ def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family, task: T
             f"{spec}: a '{config.model_type}' model, but recipe '{recipe.name}' expects "
             f"{' or '.join(repr(t) for t in family.model_types)}; pick the recipe for this model"
         )
-    task.check_model_config(config, spec)
     return Checkpoint(location=spec, is_local=is_local, config=config)
 
 
@@ -100,7 +113,7 @@ def _check_folder(path: Path) -> None:
 
 def load_tokenizer(checkpoint: Checkpoint) -> Any:
     """The checkpoint's own fast tokenizer."""
-    _quiet_transformers()
+    quiet_transformers()
     from transformers import AutoTokenizer
 
     try:
@@ -114,33 +127,33 @@ def load_tokenizer(checkpoint: Checkpoint) -> Any:
         raise CheckpointError(
             f"{checkpoint.location}: only a slow (Python) tokenizer could be built; add tokenizer.json"
         )
-    _check_vocab(checkpoint, len(tokenizer))
+    embedded = int(getattr(checkpoint.config, "vocab_size", 0) or 0)
+    check_vocab_size(len(tokenizer), embedded, checkpoint.location)
     return tokenizer
 
 
-def _check_vocab(checkpoint: Checkpoint, tokens: int) -> None:
+def check_vocab_size(tokens: int, embedded: int, location: str) -> None:
     """Catch a tokenizer that does not belong to the model. (transformers builds a near-empty
     tokenizer, without an error, from a folder that lacks the tokenizer files.)"""
-    embedded = int(getattr(checkpoint.config, "vocab_size", 0) or 0)
     if embedded and tokens > embedded:
         raise CheckpointError(
-            f"{checkpoint.location}: the tokenizer has {tokens} tokens but the model embeds only "
+            f"{location}: the tokenizer has {tokens} tokens but the model embeds only "
             f"{embedded}; the tokenizer files and config.json come from different models"
         )
     if embedded and tokens < embedded // 2:
         raise CheckpointError(
-            f"{checkpoint.location}: the tokenizer has only {tokens} tokens for a model of "
+            f"{location}: the tokenizer has only {tokens} tokens for a model of "
             f"{embedded}; the tokenizer files (tokenizer.json or the vocabulary) are missing or wrong"
         )
 
 
-def load_model(checkpoint: Checkpoint, task: Task, *, attn_implementation: str = "sdpa") -> Any:
+def load_model(checkpoint: Checkpoint, task: Task, *, attn_implementation: str | None = None) -> Any:
     """The model in float32 eval mode. `.bin` weights load with `weights_only=True` only."""
-    _quiet_transformers()
+    quiet_transformers()
     import torch
     import transformers
 
-    auto_class = getattr(transformers, _AUTO_CLASSES[task.model_kind])
+    auto_class = getattr(transformers, AUTO_CLASSES[task.model_kind])
     try:
         model, info = auto_class.from_pretrained(
             checkpoint.location, dtype=torch.float32, attn_implementation=attn_implementation,

@@ -25,7 +25,18 @@ OutOpt = Annotated[Path | None, typer.Option("--out", help="Run folder [default:
 CheckpointOpt = Annotated[str | None, typer.Option(
     "--checkpoint",
     help="Hugging Face folder or hub id [default: the run folder's (from prepare), else the recipe's].")]
-DataOpt = Annotated[str | None, typer.Option("--data", help="Dataset file [default: the recipe's].")]
+DataOpt = Annotated[list[str] | None, typer.Option(
+    "--data", help="Dataset file, a folder holding each split's file, or SPLIT=PATH (repeatable) "
+                   "[default: the recipe's].")]
+RandomOpt = Annotated[str | None, typer.Option(
+    "--random-weights", help="tiny|base: a randomly initialised model of the recipe's architecture.")]
+TokenizerOpt = Annotated[str | None, typer.Option(
+    "--tokenizer", help="With --random-weights: a folder with the family's tokenizer files.")]
+LabelNamesOpt = Annotated[str | None, typer.Option(
+    "--label-names", help="The model's class names in class order, e.g. entailment,neutral,"
+                          "contradiction [default: config.id2label].")]
+OptimizeTimeoutOpt = Annotated[float, typer.Option(
+    "--optimize-timeout", help="Seconds before the graph optimizer is given up (unfused graph used).")]
 BackendsOpt = Annotated[str, typer.Option(
     "--backends", help="Comma-separated backends, optionally name:precision.")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", help="Inference batch size.")]
@@ -72,9 +83,10 @@ def _config(recipe: str, out: Path | None, **options: Any) -> Any:
     for key in ("batch_sizes", "seq_lens"):
         if key in options:
             options[key] = _ints(options[key], "--" + key.replace("_", "-"))
-    for key in ("backends", "providers"):
-        if key in options:
+    for key in ("backends", "providers", "label_names"):
+        if options.get(key) is not None:
             options[key] = _names(options[key])
+    options["data"] = tuple(options.get("data") or ())
     if options.get("threads") is None:
         options.pop("threads", None)
     return RunConfig(recipe=recipe, out=out or Path("runs") / recipe, **options)
@@ -120,19 +132,23 @@ def backends() -> None:
 @app.command()
 def run(
     recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None, data: DataOpt = None,
+    random_weights: RandomOpt = None, tokenizer: TokenizerOpt = None, label_names: LabelNamesOpt = None,
     backends: BackendsOpt = "torch,onnxruntime", batch_size: BatchSizeOpt = 32,
     batch_sizes: BatchSizesOpt = None, seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None,
     limit: LimitOpt = None, padding: PaddingOpt = "dynamic", threads: ThreadsOpt = None,
     providers: ProvidersOpt = "CPUExecutionProvider", gate: GateOpt = None,
-    optimize: OptimizeOpt = True, bench: BenchOpt = True, warmup: WarmupOpt = 2,
-    min_runs: MinRunsOpt = 5, min_seconds: MinSecondsOpt = 1.0,
+    optimize: OptimizeOpt = True, optimize_timeout: OptimizeTimeoutOpt = 300.0,
+    bench: BenchOpt = True, warmup: WarmupOpt = 2, min_runs: MinRunsOpt = 5,
+    min_seconds: MinSecondsOpt = 1.0,
 ) -> None:
     """The whole chain: prepare → export → optimize → infer → score → bench → report."""
     config = _config(
-        recipe, out, checkpoint=checkpoint, data=data, backends=backends, batch_size=batch_size,
+        recipe, out, checkpoint=checkpoint, data=data, random_weights=random_weights,
+        tokenizer=tokenizer, label_names=label_names, backends=backends, batch_size=batch_size,
         batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens, limit=limit,
         padding=padding, threads=threads, providers=providers, gate=gate, optimize=optimize,
-        bench=bench, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
+        optimize_timeout=optimize_timeout, bench=bench, warmup=warmup, min_runs=min_runs,
+        min_seconds=min_seconds,
     )
     from encoderzoo.pipeline import run as run_pipeline
 
@@ -147,10 +163,12 @@ def run(
 @app.command()
 def prepare(
     recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None, data: DataOpt = None,
+    random_weights: RandomOpt = None, tokenizer: TokenizerOpt = None, label_names: LabelNamesOpt = None,
     seq_len: SeqLenOpt = None, limit: LimitOpt = None,
 ) -> None:
     """Read the dataset and tokenize it with the checkpoint's tokenizer."""
-    _pipeline(_config(recipe, out, checkpoint=checkpoint, data=data, seq_len=seq_len,
+    _pipeline(_config(recipe, out, checkpoint=checkpoint, data=data, random_weights=random_weights,
+                      tokenizer=tokenizer, label_names=label_names, seq_len=seq_len,
                       limit=limit)).prepare()
 
 
@@ -161,9 +179,12 @@ def export(recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = No
 
 
 @app.command()
-def optimize(recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None) -> None:
+def optimize(
+    recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None,
+    optimize_timeout: OptimizeTimeoutOpt = 300.0,
+) -> None:
     """Fuse the exported graph (attention, LayerNorm, GELU) and check it again."""
-    _pipeline(_config(recipe, out, checkpoint=checkpoint)).optimize()
+    _pipeline(_config(recipe, out, checkpoint=checkpoint, optimize_timeout=optimize_timeout)).optimize()
 
 
 @app.command()
@@ -180,9 +201,11 @@ def infer(
 
 
 @app.command()
-def score(recipe: RecipeArg, out: OutOpt = None, gate: GateOpt = None) -> None:
+def score(
+    recipe: RecipeArg, out: OutOpt = None, gate: GateOpt = None, label_names: LabelNamesOpt = None,
+) -> None:
     """Score saved outputs against the gold labels; exit 3 when a gate fails."""
-    info = _pipeline(_config(recipe, out, gate=gate)).score()
+    info = _pipeline(_config(recipe, out, gate=gate, label_names=label_names)).score()
     if not info["gate_passed"]:
         raise typer.Exit(GATE_FAILED_EXIT)
 
@@ -190,16 +213,23 @@ def score(recipe: RecipeArg, out: OutOpt = None, gate: GateOpt = None) -> None:
 @app.command()
 def bench(
     recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None,
+    random_weights: RandomOpt = None, tokenizer: TokenizerOpt = None,
     backends: BackendsOpt = "torch,onnxruntime", batch_sizes: BatchSizesOpt = None,
     seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None, threads: ThreadsOpt = None,
-    providers: ProvidersOpt = "CPUExecutionProvider", warmup: WarmupOpt = 2,
+    providers: ProvidersOpt = "CPUExecutionProvider", optimize: OptimizeOpt = True,
+    optimize_timeout: OptimizeTimeoutOpt = 300.0, warmup: WarmupOpt = 2,
     min_runs: MinRunsOpt = 5, min_seconds: MinSecondsOpt = 1.0,
 ) -> None:
-    """Sweep batch sizes x sequence lengths; latency percentiles and throughput."""
-    _pipeline(_config(recipe, out, checkpoint=checkpoint, backends=backends,
-                      batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens,
-                      threads=threads, providers=providers, warmup=warmup, min_runs=min_runs,
-                      min_seconds=min_seconds)).bench()
+    """Sweep batch sizes x sequence lengths; latency percentiles and throughput. Exports (and
+    optimizes) first when the run folder has no ONNX graph yet."""
+    pipeline = _pipeline(_config(
+        recipe, out, checkpoint=checkpoint, random_weights=random_weights, tokenizer=tokenizer,
+        backends=backends, batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens,
+        threads=threads, providers=providers, optimize=optimize, optimize_timeout=optimize_timeout,
+        warmup=warmup, min_runs=min_runs, min_seconds=min_seconds))
+    pipeline.bench()
+    pipeline.report()
+    typer.echo(pipeline.ws.report_md.read_text(encoding="utf-8"))
 
 
 @app.command()

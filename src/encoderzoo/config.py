@@ -11,6 +11,7 @@ from encoderzoo.bench import BenchSettings
 from encoderzoo.environment import available_cores
 from encoderzoo.errors import ConfigError
 from encoderzoo.features import Padding
+from encoderzoo.optimize import DEFAULT_TIMEOUT_S
 from encoderzoo.recipes import Recipe, get_recipe
 from encoderzoo.sources import default_cache_dir
 
@@ -22,7 +23,10 @@ class RunConfig:
     recipe: str  # a registered recipe name
     out: Path  # the run's folder
     checkpoint: str | None = None  # folder or hub id; default: the recipe's
-    data: str | None = None  # dataset file; default: the recipe's
+    random_weights: str | None = None  # "tiny" or "base": a random model of the recipe's architecture
+    tokenizer: str | None = None  # with random_weights: a folder with the family's tokenizer files
+    label_names: tuple[str, ...] | None = None  # the model's class names in order, over config.id2label
+    data: tuple[str, ...] = ()  # PATH, FOLDER or SPLIT=PATH values; default: the recipe's
     backends: tuple[str, ...] = DEFAULT_BACKENDS  # registry names, optionally "name:precision"
     seq_len: int | None = None  # max tokens per example for inference; default: the recipe's
     batch_size: int = 32  # inference batch size
@@ -33,6 +37,7 @@ class RunConfig:
     threads: int = field(default_factory=available_cores)  # intra-op threads for every backend
     providers: tuple[str, ...] = ("CPUExecutionProvider",)  # ONNX Runtime providers, in order
     optimize: bool = True  # fuse the ONNX graph with ONNX Runtime's transformer optimizer
+    optimize_timeout: float = DEFAULT_TIMEOUT_S  # seconds before the optimizer is given up
     gate: float | None = None  # fraction of the reference metric to keep; default: the recipe's
     bench: bool = True  # run the benchmark stage in `run`
     warmup: int = 2  # benchmark: untimed runs per point
@@ -59,6 +64,14 @@ class RunConfig:
             raise ConfigError("--warmup and --min-seconds must be >= 0")
         if self.padding not in ("dynamic", "fixed"):
             raise ConfigError(f"--padding must be 'dynamic' or 'fixed', not {self.padding!r}")
+        if self.random_weights not in (None, "tiny", "base"):
+            raise ConfigError(f"--random-weights is 'tiny' or 'base', not {self.random_weights!r}")
+        if self.random_weights and self.checkpoint:
+            raise ConfigError("--random-weights builds its own model; leave out --checkpoint")
+        if self.tokenizer and not self.random_weights:
+            raise ConfigError("--tokenizer goes with --random-weights; a checkpoint brings its own")
+        if self.optimize_timeout <= 0:
+            raise ConfigError("--optimize-timeout must be > 0 seconds")
         if self.gate is not None and not 0.0 <= self.gate <= 1.0:
             raise ConfigError(f"--gate must be between 0 and 1 (e.g. 0.99), not {self.gate}")
 

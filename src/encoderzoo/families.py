@@ -1,18 +1,29 @@
-"""What differs between model families, declared once per family."""
+"""What differs between model families, declared once per family: the graph's inputs, the
+tokenizer class that reads the family's vocabulary files, how to shrink the architecture for a
+tiny random model, and the model type ONNX Runtime's optimizer is told."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from encoderzoo.registry import Registry
+
+WITH_SEGMENTS = ("input_ids", "attention_mask", "token_type_ids")
+WITHOUT_SEGMENTS = ("input_ids", "attention_mask")
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
 @dataclass(frozen=True)
 class Family:
     name: str
     model_types: tuple[str, ...]  # accepted `config.model_type` values
-    input_names: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
+    tokenizer_class: str  # transformers class that reads `tokenizer_files`
+    tokenizer_files: tuple[str, ...]  # what a --tokenizer folder holds for this family
+    input_names: tuple[str, ...] = WITH_SEGMENTS
     ort_model_type: str = "bert"  # onnxruntime.transformers optimizer's model_type
+    tiny: Mapping[str, Any] = field(default_factory=lambda: dict(TINY))  # config overrides
 
 
 FAMILIES: Registry[Family] = Registry("model family")
@@ -26,4 +37,21 @@ def get_family(name: str) -> Family:
     return FAMILIES[name]
 
 
-BERT = register_family(Family(name="bert", model_types=("bert",)))
+register_family(Family(
+    name="bert", model_types=("bert",), tokenizer_class="BertTokenizer",
+    tokenizer_files=("vocab.txt",),
+))
+register_family(Family(
+    name="roberta", model_types=("roberta",), tokenizer_class="RobertaTokenizer",
+    tokenizer_files=("vocab.json", "merges.txt"), input_names=WITHOUT_SEGMENTS,
+))
+register_family(Family(
+    name="albert", model_types=("albert",), tokenizer_class="AlbertTokenizer",
+    tokenizer_files=("spiece.model",), tiny=TINY | {"embedding_size": 16},
+))
+register_family(Family(
+    # DeBERTa-v2 and v3 share the architecture; v3 has no segment embeddings (type_vocab_size 0).
+    name="deberta-v2", model_types=("deberta-v2",), tokenizer_class="DebertaV2Tokenizer",
+    tokenizer_files=("spm.model",), input_names=WITHOUT_SEGMENTS,
+    tiny=TINY | {"pooler_hidden_size": 32, "position_buckets": 16},
+))

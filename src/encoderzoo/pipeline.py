@@ -6,14 +6,22 @@ that the stages can run one at a time from the CLI or all together with `run`.""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from encoderzoo import __version__
-from encoderzoo.backends import Backend, BackendContext, create_backend
-from encoderzoo.bench import sweep
-from encoderzoo.checkpoints import Checkpoint, fingerprint, load_model, load_tokenizer, resolve_checkpoint
+from encoderzoo.backends import Backend, BackendContext, create_backend, get_backend
+from encoderzoo.bench import sweep, synthetic_features
+from encoderzoo.checkpoints import (
+    Checkpoint,
+    fingerprint,
+    load_model,
+    load_tokenizer,
+    random_weights_size,
+    resolve_checkpoint,
+)
 from encoderzoo.config import RunConfig
 from encoderzoo.console import step
 from encoderzoo.environment import environment
@@ -33,6 +41,7 @@ from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_dir, read_json, write_json
 from encoderzoo.infer import load_outputs, run_inference, save_outputs
 from encoderzoo.optimize import optimize_onnx
+from encoderzoo.random_weights import build_random_checkpoint
 from encoderzoo.recipes import Recipe
 from encoderzoo.report import write_report
 from encoderzoo.scoring import REFERENCE_BACKEND, accuracy_rows, output_drift
@@ -53,10 +62,6 @@ class Pipeline:
         return self.config.recipe_spec
 
     @cached_property
-    def task(self) -> Task:
-        return get_task(self.recipe.task)
-
-    @cached_property
     def family(self) -> Family:
         return get_family(self.recipe.family)
 
@@ -67,9 +72,30 @@ class Pipeline:
 
     @cached_property
     def checkpoint(self) -> Checkpoint:
-        """--checkpoint, else the one this run folder was prepared with, else the recipe's."""
-        spec = self.config.checkpoint or self.prepared.get("checkpoint")
-        return resolve_checkpoint(spec, self.recipe, self.family, self.task)
+        """A random model (--random-weights), --checkpoint, the one this run folder was
+        prepared with, or the recipe's."""
+        spec = self.config.checkpoint
+        if self.config.random_weights:
+            spec = str(self._random_checkpoint(self.config.random_weights))
+        elif spec is None and self.prepared.get("checkpoint"):
+            recorded = self.prepared["checkpoint"]
+            spec = str(self.ws.root / recorded) if self.prepared.get("checkpoint_in_run") else recorded
+        return resolve_checkpoint(spec, self.recipe, self.family)
+
+    def _random_checkpoint(self, size: str) -> Path:
+        folder = self.ws.random_checkpoint
+        if random_weights_size(folder) != size:
+            step(f"random weights: building a {size} {self.recipe.architecture} model")
+            build_random_checkpoint(folder, recipe=self.recipe, family=self.family,
+                                    task=get_task(self.recipe.task), size=size,  # type: ignore[arg-type]
+                                    tokenizer=self.config.tokenizer)
+        return folder
+
+    @cached_property
+    def task(self) -> Task:
+        """The recipe's task, bound to the checkpoint's labels."""
+        return get_task(self.recipe.task).for_model(
+            self.checkpoint.config, self.checkpoint.location, self.config.label_names)
 
     def _features(self) -> Features:
         return Features.load(self.ws.features)
@@ -89,30 +115,43 @@ class Pipeline:
 
     def prepare(self) -> dict[str, Any]:
         cfg = self.config
-        data = resolve_data(self.recipe, cfg.data, cfg.cache_dir)
-        step(f"prepare: reading {data}")
-        examples = self.task.read(data, limit=cfg.limit)
+        files = resolve_data(self.recipe, cfg.data, cfg.cache_dir)
+        examples, splits = [], {}
+        for split, path in files.items():
+            step(f"prepare: reading {split}: {path}")
+            result = get_task(self.recipe.task).read(path, split=split, limit=cfg.limit)
+            prefix = f"{split}/" if len(files) > 1 else ""
+            examples += [replace(e, id=prefix + e.id) for e in result.examples]
+            splits[split] = {"data": str(path), "examples": len(result.examples),
+                             "skipped_unlabeled": result.skipped}
         seq_len = cfg.effective_seq_len
         self._check_seq_lens("--seq-len", (seq_len,))
         tokenizer = load_tokenizer(self.checkpoint)
         features = self.task.encode(examples, tokenizer, seq_len=seq_len, input_names=self.family.input_names)
         self.task.save_examples(examples, self.ws.examples)
         features.save(self.ws.features)
-        self.__dict__.pop("prepared", None)
+        location = Path(self.checkpoint.location)
+        in_run = self.checkpoint.is_local and location.is_relative_to(self.ws.root.resolve())
         info = {
-            "recipe": self.recipe.name, "task": self.task.name, "data": str(data),
+            "recipe": self.recipe.name, "task": self.recipe.task, "splits": splits,
+            "data": ", ".join(s["data"] for s in splits.values()),
             "examples": len(examples), "features": len(features), "seq_len": seq_len,
             "mean_tokens": round(float(features.lengths.mean()), 2),
             "max_tokens": int(features.lengths.max()),
             "at_seq_len": int((features.lengths >= seq_len).sum()),  # possibly truncated
-            "checkpoint": self.checkpoint.location,
+            "checkpoint": str(location.relative_to(self.ws.root.resolve())) if in_run
+            else self.checkpoint.location,
+            "checkpoint_in_run": in_run,
+            "model_labels": list(getattr(self.task, "model_labels", None) or []),
         }
         write_json(self.ws.prepare_json, info)
+        self.__dict__.pop("prepared", None)
         step(f"prepare: {len(examples)} examples, mean {info['mean_tokens']} tokens")
         return info
 
-    def export(self) -> dict[str, Any]:
-        features = self._features()
+    def export(self, features: Features | None = None) -> dict[str, Any]:
+        """Export and check parity on the prepared features (or on `features`)."""
+        features = features or self._features()
         step("export: tracing to ONNX (TorchScript exporter, eager attention)")
         model = load_model(self.checkpoint, self.task, attn_implementation="eager")
         for derived in (self.ws.onnx_optimized, self.ws.optimize_json):  # built from the old export
@@ -133,19 +172,24 @@ class Pipeline:
     def optimize(self) -> dict[str, Any]:
         if not self.ws.onnx.is_file():
             raise ArtifactError(f"{self.ws.onnx}: no exported model; run `encoderzoo export` first")
-        step("optimize: ONNX Runtime transformer optimizer")
-        result = optimize_onnx(self.ws.onnx, self.ws.onnx_optimized,
-                               model_type=self.family.ort_model_type, config=self.checkpoint.config)
-        cases, expected = load_parity_cases(self.ws.parity_inputs)
-        parity = check_parity(self.ws.onnx_optimized, cases, expected, self.recipe.export_atol)
-        info = {
+        step(f"optimize: ONNX Runtime transformer optimizer (at most {self.config.optimize_timeout:g} s)")
+        result = optimize_onnx(self.ws.onnx, self.ws.onnx_optimized, model_type=self.family.ort_model_type,
+                               config=self.checkpoint.config, timeout_s=self.config.optimize_timeout)
+        info: dict[str, Any] = {
             "optimizer": "onnxruntime.transformers", "model_type": self.family.ort_model_type,
-            "file": self.ws.onnx_optimized.name, "fused_ops": result.fused_ops,
-            "seconds": round(result.seconds, 2), **_parity_summary(parity),
+            "fused": result.fused, "fused_ops": result.fused_ops,
+            "seconds": round(result.seconds, 2), "reason": result.reason,
         }
+        if result.fused:
+            cases, expected = load_parity_cases(self.ws.parity_inputs)
+            parity = check_parity(self.ws.onnx_optimized, cases, expected, self.recipe.export_atol)
+            info |= {"file": self.ws.onnx_optimized.name, **_parity_summary(parity)}
+            fused = ", ".join(f"{op} {n}" for op, n in result.fused_ops.items()) or "nothing"
+            step(f"optimize: fused {fused}; parity max |Δ| {info['max_abs_diff']:.2g}")
+        else:
+            info["file"] = self.ws.onnx.name
+            step(f"optimize: {result.reason}; the unfused graph {self.ws.onnx.name} stays in use")
         write_json(self.ws.optimize_json, info)
-        fused = ", ".join(f"{op} {n}" for op, n in result.fused_ops.items()) or "nothing"
-        step(f"optimize: fused {fused}; parity max |Δ| {info['max_abs_diff']:.2g}")
         return info
 
     def backend(self, name: str, precision: str) -> Backend:
@@ -194,28 +238,42 @@ class Pipeline:
                 raise ArtifactError(f"{run['outputs']}: outputs do not match the prepared examples; "
                                     "run infer again")
             outputs[(run["backend"], run["precision"])] = out
-        metrics = {key: self.task.score(examples, out) for key, out in outputs.items()}
+        scores = {key: self.task.score(examples, out) for key, out in outputs.items()}
         reference = outputs.get(REFERENCE_BACKEND)
         agreement = {} if reference is None else {
             key: {"agreement": self.task.agreement(out, reference),
                   "max_abs_diff": output_drift(out, reference)}
             for key, out in outputs.items() if key != REFERENCE_BACKEND
         }
-        metric = self.task.metric_names[0]
-        rows = accuracy_rows(metrics, agreement, metric=metric,
-                             recipe_reference=self.recipe.reference.get(metric),
-                             gate=self.config.effective_gate)
-        info = {"metric": metric, "examples": len(examples),
+        random = self.checkpoint.random_weights
+        published = None if random else dict(self.recipe.reference)  # no reference for random weights
+        rows = accuracy_rows(scores, agreement, recipe_reference=published, gate=self.config.effective_gate)
+        info = {"examples": len(examples), "random_weights": random,
                 "gate_passed": all(r.gate_passed for r in rows), "rows": [r.to_json() for r in rows]}
         write_json(self.ws.accuracy_json, info)
         for r in rows:
-            status = "pass" if r.gate_passed else "FAIL"
-            step(f"score: {r.backend} {r.precision} {metric} {r.metrics[metric]:.4f} (gate {status})")
+            values = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items())
+            step(f"score: {r.backend} {r.precision} {values} (gate {'pass' if r.gate_passed else 'FAIL'})")
         return info
+
+    def ensure_graph(self) -> None:
+        """Export (and optimize) when an ONNX backend is asked for and the run folder has no
+        graph yet, on the prepared features or, without them, on synthetic padded inputs."""
+        needs_onnx = any(get_backend(name).needs_onnx for name, _ in self.config.backend_runs)
+        if not needs_onnx or self.ws.graph() is not None:
+            return
+        features = None
+        if not self.ws.features.is_file():
+            features = synthetic_features(self.family.input_names, int(self.checkpoint.config.vocab_size),
+                                          max(self.config.bench_settings().seq_lens))
+        self.export(features)
+        if self.config.optimize:
+            self.optimize()
 
     def bench(self) -> dict[str, Any]:
         settings = self.config.bench_settings()
         self._check_seq_lens("--seq-lens", settings.seq_lens)
+        self.ensure_graph()
         backends = [self.backend(n, p) for n, p in self.config.backend_runs]
         rows = sweep(backends, self.family.input_names, int(self.checkpoint.config.vocab_size), settings)
         info = {
@@ -228,6 +286,10 @@ class Pipeline:
         return info
 
     def report(self) -> dict[str, Any]:
+        checkpoint = self.checkpoint
+        location = checkpoint.location
+        if checkpoint.is_local and Path(location).is_relative_to(self.ws.root.resolve()):
+            location = str(Path(location).relative_to(self.ws.root.resolve()))  # the run folder moves
         report = {
             "encoderzoo": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -239,12 +301,13 @@ class Pipeline:
                 "gate": self.config.effective_gate, "notes": list(self.recipe.notes),
             },
             "checkpoint": {
-                "location": self.checkpoint.location, "local": self.checkpoint.is_local,
-                "model_type": self.checkpoint.model_type,
-                "architectures": getattr(self.checkpoint.config, "architectures", None),
-                "stored_dtype": str(getattr(self.checkpoint.config, "dtype", None) or "unknown")
+                "location": location, "local": checkpoint.is_local,
+                "random_weights": checkpoint.random_weights,
+                "model_type": checkpoint.model_type,
+                "architectures": getattr(checkpoint.config, "architectures", None),
+                "stored_dtype": str(getattr(checkpoint.config, "dtype", None) or "unknown")
                 .removeprefix("torch."),
-                "fingerprint": fingerprint(self.checkpoint),
+                "fingerprint": fingerprint(checkpoint),
             },
             "config": self.config.to_json(),
         }

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
 
 from encoderzoo.registry import Registry
 
@@ -23,13 +25,17 @@ class CheckpointSource:
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where a recipe's evaluation data comes from when `--data` is not given."""
+    """Where one split of a recipe's evaluation data comes from when `--data` is not given."""
 
-    format: str  # the task reader's format name, e.g. "glue-tsv"
     url: str | None = None  # a download (a zip, or the file itself), cached once
     member: str | None = None  # the file inside the downloaded zip
     packaged: str | None = None  # a file under encoderzoo/assets (works offline)
     hint: str = ""  # what a user should pass as --data
+
+    @property
+    def filename(self) -> str:
+        """The file's usual name, looked for when --data names a folder."""
+        return PurePosixPath(self.member or self.packaged or self.url or "").name
 
 
 @dataclass(frozen=True)
@@ -39,13 +45,16 @@ class Recipe:
     task: str  # key in encoderzoo.tasks
     family: str  # key in encoderzoo.families
     checkpoint: CheckpointSource
-    data: DataSource
+    data: Mapping[str, DataSource]  # split name -> source; several splits are scored apart
     seq_len: int  # default maximum sequence length (tokens)
-    reference: Mapping[str, float]  # published metric values (fractions), e.g. {"accuracy": 0.92}
+    reference: Mapping[str, float]  # published metric values (fractions), keyed like the scores
+    architecture: str  # assets/configs/<name>.json: the shapes --random-weights builds
+    tokenizer_hub_id: str  # the tokenizer --random-weights uses when online and no --tokenizer
+    tokenizer_kwargs: Mapping[str, Any] = field(default_factory=dict)  # e.g. do_lower_case
     batch_sizes: tuple[int, ...] = SWEEP_BATCH_SIZES
     gate: float = 0.99  # a backend passes when it keeps >= gate x the reference metric
     export_atol: float = 1e-4  # max |Δ| allowed between PyTorch and ONNX outputs
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
 
 RECIPES: Registry[Recipe] = Registry("recipe")
@@ -59,36 +68,68 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-GLUE_SST2 = DataSource(
-    format="glue-tsv",
-    url="https://dl.fbaipublicfiles.com/glue/data/SST-2.zip",
-    member="SST-2/dev.tsv",
-    hint="the GLUE SST-2 dev.tsv (sentence<TAB>label with a header row)",
-)
+SST2_HINT = "the GLUE SST-2 dev.tsv (sentence<TAB>label with a header row)"
+GLUE_SST2 = {"dev": DataSource(url="https://dl.fbaipublicfiles.com/glue/data/SST-2.zip",
+                               member="SST-2/dev.tsv", hint=SST2_HINT)}
+MNLI_HINT = "MNLI dev_{split}.tsv (GLUE layout, or index/pairID/sentence1/sentence2/gold_label)"
+GLUE_MNLI = {
+    split: DataSource(url="https://dl.fbaipublicfiles.com/glue/data/MNLI.zip",
+                      member=f"MNLI/dev_{split}.tsv", hint=MNLI_HINT.format(split=split))
+    for split in ("matched", "mismatched")
+}
+SEED_NOTE = "the reference is the seed pipeline's published accuracy{}"
 
 register_recipe(Recipe(
     name="demo",
     description="Embedded demo: MiniLM-L6 fine-tuned on SST-2, on the real SST-2 dev set.",
-    task="sst2",
-    family="bert",
+    task="sst2", family="bert",
     checkpoint=CheckpointSource(packaged="demo/model"),
-    data=DataSource(format="glue-tsv", packaged="demo/data/sst2-dev.tsv", hint=GLUE_SST2.hint),
+    data={"dev": DataSource(packaged="demo/data/sst2-dev.tsv", hint=SST2_HINT)},
     seq_len=128,
     # demo/model/eval_results.json: 774 / 872 with the stored fp16 weights upcast to fp32.
     reference={"accuracy": 774 / 872},
+    architecture="all-MiniLM-L6-v2", tokenizer_hub_id="sentence-transformers/all-MiniLM-L6-v2",
 ))
 
 register_recipe(Recipe(
     name="bert-base-cased-sst2",
     description="BERT-base-cased fine-tuned on GLUE SST-2 (BertForSequenceClassification).",
-    task="sst2",
-    family="bert",
+    task="sst2", family="bert",
     checkpoint=CheckpointSource(hub_id="gchhablani/bert-base-cased-finetuned-sst2"),
-    data=GLUE_SST2,
-    seq_len=128,
-    reference={"accuracy": 0.9243},
-    notes=(
-        "reference 92.43 is the reference pipeline's published accuracy; the default hub "
-        "checkpoint's model card reports 92.32",
-    ),
+    data=GLUE_SST2, seq_len=128, reference={"accuracy": 0.9243},
+    architecture="bert-base-cased", tokenizer_hub_id="bert-base-cased",
+    tokenizer_kwargs={"do_lower_case": False},
+    notes=(SEED_NOTE.format("; the default hub checkpoint's model card reports 92.32"),),
+))
+
+register_recipe(Recipe(
+    name="roberta-base-sst2",
+    description="RoBERTa-base fine-tuned on GLUE SST-2 (RobertaForSequenceClassification).",
+    task="sst2", family="roberta",
+    checkpoint=CheckpointSource(hub_id="textattack/roberta-base-SST-2"),
+    data=GLUE_SST2, seq_len=70, reference={"accuracy": 0.948},
+    architecture="roberta-base", tokenizer_hub_id="roberta-base",
+    notes=(SEED_NOTE.format("; the default hub checkpoint reports 94.38"),),
+))
+
+register_recipe(Recipe(
+    name="albert-base-v2-sst2",
+    description="ALBERT-base-v2 fine-tuned on GLUE SST-2 (AlbertForSequenceClassification).",
+    task="sst2", family="albert",
+    checkpoint=CheckpointSource(hub_id="textattack/albert-base-v2-SST-2"),
+    data=GLUE_SST2, seq_len=128, reference={"accuracy": 0.9282},
+    architecture="albert-base-v2", tokenizer_hub_id="albert-base-v2",
+    notes=(SEED_NOTE.format(""),),
+))
+
+register_recipe(Recipe(
+    name="deberta-v3-base-mnli",
+    description="DeBERTa-v3-base fine-tuned on MNLI (DebertaV2ForSequenceClassification), "
+                "dev matched and mismatched.",
+    task="mnli", family="deberta-v2",
+    checkpoint=CheckpointSource(hub_id="MoritzLaurer/DeBERTa-v3-base-mnli"),
+    data=GLUE_MNLI, seq_len=256,
+    reference={"matched.accuracy": 0.905, "mismatched.accuracy": 0.905},
+    architecture="deberta-v3-base", tokenizer_hub_id="microsoft/deberta-v3-base",
+    notes=(SEED_NOTE.format(""),),
 ))

@@ -54,13 +54,14 @@ def _label(row: dict[str, Any]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     recipe, ckpt, env = report["recipe"], report["checkpoint"], report["environment"]
     data = report.get("data") or {}
+    weights = f"random weights ({ckpt['random_weights']}), " if ckpt.get("random_weights") else ""
     lines = [
         f"# encoderzoo report: {recipe['name']}",
         "",
         f"{recipe['description']}",
         "",
-        f"- checkpoint: `{ckpt['location']}` ({ckpt['model_type']}, stored {ckpt['stored_dtype']}, "
-        f"run in float32)",
+        f"- checkpoint: `{ckpt['location']}` ({weights}{ckpt['model_type']}, stored "
+        f"{ckpt['stored_dtype']}, run in float32)",
         f"- data: `{data.get('data', '?')}`, {data.get('examples', '?')} examples, max "
         f"{recipe['seq_len']} tokens (mean {data.get('mean_tokens', '?')}; "
         f"{data.get('at_seq_len', '?')} reach the maximum and may be truncated)",
@@ -79,31 +80,43 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _metric_label(key: str) -> str:
+    """"matched.accuracy" -> "accuracy (matched)"."""
+    split, _, metric = key.rpartition(".")
+    return f"{metric} ({split})" if split else metric
+
+
 def _accuracy_section(report: dict[str, Any]) -> list[str]:
     rows = report["accuracy"]
     if not rows:
         return []
-    metric = next(iter(rows[0]["metrics"]))
+    keys = list(rows[0]["metrics"])
     gate = rows[0]["gate"]
-    out = [
-        "## Accuracy", "",
+    out = ["## Accuracy", ""]
+    if report["checkpoint"].get("random_weights"):
+        out += [f"**Random weights ({report['checkpoint']['random_weights']})**: these scores say "
+                "nothing about the architecture; the gate only checks that every backend agrees "
+                "with torch fp32.", ""]
+    out += [
         f"Gate: keep ≥ {100 * gate:g} % of the baseline (torch fp32 for other backends, the "
         "recipe's published reference for torch fp32).", "",
-        f"| backend | precision | {metric} | published reference | torch fp32 | agreement with "
-        "torch | max abs diff | gate |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| backend | precision | " + " | ".join(_metric_label(k) for k in keys)
+        + " | agreement with torch | max abs diff | gate |",
+        "|---|---|" + "---:|" * len(keys) + "---:|---:|---|",
     ]
+    published = rows[0]["reference"]["recipe"]
+    if published:
+        out.append("| published reference | | " + " | ".join(_pct(published.get(k)) for k in keys)
+                   + " | | | |")
     for r in rows:
         vs = r["vs_torch"] or {}
         agreement = f"{100 * vs['agreement']:.2f} %" if vs else "—"
         drift = f"{vs['max_abs_diff']:.2g}" if vs else "—"
-        verdict = "pass" if r["gate_passed"] else "**FAIL**"
-        out.append(
-            f"| {r['backend']} | {r['precision']} | {_pct(r['metrics'][metric])} | "
-            f"{_pct(r['reference']['recipe'])} | {_pct(r['reference']['torch_fp32'])} | "
-            f"{agreement} | {drift} | {verdict} |"
-        )
+        verdict = "n/a" if r["baseline"] == "none" else "pass" if r["gate_passed"] else "**FAIL**"
+        values = " | ".join(_pct(r["metrics"].get(k)) for k in keys)
+        out.append(f"| {r['backend']} | {r['precision']} | {values} | {agreement} | {drift} | {verdict} |")
     out.append("")
+    out += _breakdown_table(rows)
     inference = report.get("inference") or {}
     if inference:
         out += ["End-to-end inference over the dataset (tokenized inputs, "
@@ -115,6 +128,21 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def _breakdown_table(rows: list[dict[str, Any]]) -> list[str]:
+    groups = list(dict.fromkeys(g for r in rows for g in r["breakdown"]))
+    if not groups:
+        return []
+    out = ["Accuracy per group:", "", "| group | examples | " + " | ".join(_label(r) for r in rows) + " |",
+           "|---|---:|" + "---:|" * len(rows)]
+    for group in groups:
+        cells = [r["breakdown"].get(group) for r in rows]
+        count = next(int(c["examples"]) for c in cells if c)
+        out.append(f"| {group} | {count} | "
+                   + " | ".join(_pct(c["accuracy"]) if c else "—" for c in cells) + " |")
+    out.append("")
+    return out
+
+
 def _export_section(report: dict[str, Any]) -> list[str]:
     export, optimize = report.get("export"), report.get("optimize")
     if not export:
@@ -123,10 +151,13 @@ def _export_section(report: dict[str, Any]) -> list[str]:
            f"- `{export['file']}`: ONNX opset {export['opset']}, {export['bytes'] / 2**20:.1f} MiB, "
            f"max abs diff vs PyTorch {export['max_abs_diff']:.2g} over "
            f"{len({p['inputs'] for p in export['parity']})} real padded batches"]
-    if optimize:
+    if optimize and optimize["fused"]:
         fused = ", ".join(f"{op} × {n}" for op, n in optimize["fused_ops"].items()) or "nothing"
         out.append(f"- `{optimize['file']}`: fused {fused}; max abs diff vs PyTorch "
                    f"{optimize['max_abs_diff']:.2g}")
+    elif optimize:
+        out.append(f"- ONNX Runtime's optimizer {optimize['reason']}; the backends run the "
+                   f"unfused `{optimize['file']}`")
     out.append("")
     return out
 

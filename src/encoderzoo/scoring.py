@@ -3,10 +3,12 @@ the PyTorch fp32 run, and the accuracy gate."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from encoderzoo.tasks.base import Score
 
 REFERENCE_BACKEND = ("torch", "fp32")
 
@@ -16,14 +18,15 @@ class AccuracyRow:
     backend: str
     precision: str
     metrics: dict[str, float]
-    reference: dict[str, float | None]  # {"recipe": published value, "torch_fp32": measured}
-    baseline: str  # which reference the gate compares with: "recipe" or "torch_fp32"
-    gate: float  # required fraction of the baseline
+    reference: dict[str, dict[str, float] | None]  # {"recipe": published, "torch_fp32": measured}
+    baseline: str  # what the gate compares with: "torch_fp32", "recipe", or "none"
+    gate: float  # required fraction of the baseline, per metric
     gate_passed: bool
     vs_torch: dict[str, float] | None  # agreement and max |Δ| of outputs against torch fp32
+    breakdown: dict[str, dict[str, float]]  # e.g. accuracy per genre
 
     def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return asdict(self)
 
 
 def gate_passes(value: float, baseline: float, gate: float) -> bool:
@@ -39,27 +42,30 @@ def output_drift(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray
 
 
 def accuracy_rows(
-    results: dict[tuple[str, str], dict[str, float]],
-    agreement: dict[tuple[str, str], dict[str, float]],
-    *, metric: str, recipe_reference: float | None, gate: float,
+    scores: dict[tuple[str, str], Score], agreement: dict[tuple[str, str], dict[str, float]],
+    *, recipe_reference: dict[str, float] | None, gate: float,
 ) -> list[AccuracyRow]:
     """One row per (backend, precision). The torch fp32 run is gated against the recipe's
-    published reference; every other run against the torch fp32 run (or the recipe's reference
-    when torch did not run)."""
-    torch_metrics = results.get(REFERENCE_BACKEND)
-    torch_value = torch_metrics[metric] if torch_metrics else None
+    published reference (none with random weights); every other run against the torch fp32 run,
+    or the recipe's reference when torch did not run. Every metric the baseline has must pass."""
+    torch_score = scores.get(REFERENCE_BACKEND)
+    torch_metrics = torch_score.metrics if torch_score else None
     rows = []
-    for (backend, precision), metrics in results.items():
+    for (backend, precision), score in scores.items():
         is_reference = (backend, precision) == REFERENCE_BACKEND
-        if not is_reference and torch_value is not None:
-            baseline, base_value = "torch_fp32", torch_value
+        if not is_reference and torch_metrics is not None:
+            baseline, values = "torch_fp32", torch_metrics
+        elif recipe_reference:
+            baseline, values = "recipe", recipe_reference
         else:
-            baseline, base_value = "recipe", recipe_reference
-        passed = True if base_value is None else gate_passes(metrics[metric], base_value, gate)
+            baseline, values = "none", {}
+        passed = all(gate_passes(score.metrics[k], v, gate) for k, v in values.items()
+                     if k in score.metrics)
         rows.append(AccuracyRow(
-            backend=backend, precision=precision, metrics=metrics,
-            reference={"recipe": recipe_reference, "torch_fp32": torch_value},
+            backend=backend, precision=precision, metrics=score.metrics,
+            reference={"recipe": recipe_reference, "torch_fp32": torch_metrics},
             baseline=baseline, gate=gate, gate_passed=passed,
             vs_torch=None if is_reference else agreement.get((backend, precision)),
+            breakdown=score.breakdown,
         ))
     return rows

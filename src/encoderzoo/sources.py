@@ -1,4 +1,4 @@
-"""Locating a recipe's dataset: `--data`, the packaged demo file, or a one-time download."""
+"""Locating a recipe's dataset splits: `--data`, the packaged demo file, or a one-time download."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import shutil
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from encoderzoo.assets import asset_path
-from encoderzoo.errors import DataError
+from encoderzoo.errors import ConfigError, DataError
 from encoderzoo.fileio import atomic_path
-from encoderzoo.recipes import Recipe
+from encoderzoo.recipes import DataSource, Recipe
 
 
 def default_cache_dir() -> Path:
@@ -21,15 +22,46 @@ def default_cache_dir() -> Path:
     return Path(base) / "encoderzoo"
 
 
-def resolve_data(recipe: Recipe, override: str | None, cache_dir: Path) -> Path:
-    if override is not None:
-        return Path(override).expanduser()
-    source = recipe.data
+def resolve_data(recipe: Recipe, overrides: Sequence[str], cache_dir: Path) -> dict[str, Path]:
+    """{split: file}. Each `--data` value is `PATH` (a file for a one-split recipe, or a folder
+    holding each split's usual file name) or `SPLIT=PATH`; splits not given use the recipe's."""
+    given = _parse_overrides(recipe, overrides)
+    return {split: given.get(split) or _default(source, cache_dir)
+            for split, source in recipe.data.items()}
+
+
+def _parse_overrides(recipe: Recipe, overrides: Sequence[str]) -> dict[str, Path]:
+    splits = list(recipe.data)
+    given: dict[str, Path] = {}
+    for value in overrides:
+        split, sep, path_text = value.partition("=")
+        if sep and split in recipe.data:
+            given[split] = Path(path_text).expanduser()
+            continue
+        path = Path(value).expanduser()
+        if path.is_dir():
+            for name, source in recipe.data.items():
+                if not (path / source.filename).is_file():
+                    raise DataError(f"{path}: no {source.filename} in this folder for split '{name}'; "
+                                    f"pass --data {name}=PATH")
+                given[name] = path / source.filename
+        elif len(splits) == 1:
+            given[splits[0]] = path
+        else:
+            raise ConfigError(
+                f"recipe '{recipe.name}' reads {len(splits)} files ({', '.join(splits)}): pass "
+                f"--data SPLIT=PATH for each, or --data FOLDER holding "
+                f"{' and '.join(s.filename for s in recipe.data.values())}"
+            )
+    return given
+
+
+def _default(source: DataSource, cache_dir: Path) -> Path:
     if source.packaged:
         return asset_path(source.packaged)
     if source.url:
         return download(source.url, source.member, cache_dir, hint=source.hint)
-    raise DataError(f"recipe '{recipe.name}' has no default dataset; pass --data PATH ({source.hint})")
+    raise DataError(f"no default dataset; pass --data PATH ({source.hint})")
 
 
 def download(url: str, member: str | None, cache_dir: Path, *, hint: str) -> Path:
@@ -39,19 +71,21 @@ def download(url: str, member: str | None, cache_dir: Path, *, hint: str) -> Pat
     if target.is_file():
         return target
     archive = folder / Path(url).name
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response, atomic_path(archive) as tmp, \
-                tmp.open("wb") as f:
-            shutil.copyfileobj(response, f)
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise DataError(f"cannot download {url} ({reason}); pass --data PATH to {hint}") from None
+    if not archive.is_file():
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response, atomic_path(archive) as tmp, \
+                    tmp.open("wb") as f:
+                shutil.copyfileobj(response, f)
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise DataError(f"cannot download {url} ({reason}); pass --data PATH to {hint}") from None
     if member:
         try:
             with zipfile.ZipFile(archive) as z, z.open(member) as src, atomic_path(target) as tmp, \
                     tmp.open("wb") as dst:
                 shutil.copyfileobj(src, dst)
         except (zipfile.BadZipFile, KeyError) as err:
+            archive.unlink(missing_ok=True)
             raise DataError(f"{url}: no '{member}' in the downloaded archive ({err}); "
                             f"pass --data PATH to {hint}") from None
     return target

@@ -23,6 +23,10 @@ class Workspace:
         return self.root / "data" / "prepare.json"
 
     @property
+    def random_checkpoint(self) -> Path:
+        return self.root / "checkpoint"
+
+    @property
     def onnx(self) -> Path:
         return self.root / "model" / "model.onnx"
 

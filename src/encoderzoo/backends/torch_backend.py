@@ -20,7 +20,7 @@ class TorchBackend:
         self.precision = precision
         self._torch = torch
         self._output_names = context.task.output_names
-        self._model = load_model(context.checkpoint, context.task, attn_implementation="sdpa")
+        self._model = load_model(context.checkpoint, context.task)  # transformers picks SDPA where it can
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch

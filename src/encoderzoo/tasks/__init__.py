@@ -18,8 +18,13 @@ def get_task(name: str) -> Task:
 
 
 register_task(SequenceClassification(
-    name="sst2",
-    text_columns=("sentence",),
-    label_column="label",
-    labels=("0", "1"),  # GLUE SST-2: 0 negative, 1 positive
+    name="sst2", text_columns=("sentence",), label_column="label",
+    labels=("0", "1"), label_names=("negative", "positive"), labels_are_indices=True,
+))
+register_task(SequenceClassification(
+    # GLUE's MNLI files (with genre) and the compact index/pairID/sentence1/sentence2/gold_label ones
+    name="mnli", text_columns=("sentence1", "sentence2"), label_column="gold_label",
+    labels=("entailment", "neutral", "contradiction"),
+    label_names=("entailment", "neutral", "contradiction"),
+    skip_labels=("-",), group_column="genre",
 ))

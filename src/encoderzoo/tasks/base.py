@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from encoderzoo.features import Features
+
+
+@dataclass
+class ReadResult:
+    examples: list[Any]
+    skipped: int = 0  # rows without a gold label, left out as the dataset's convention says
+
+
+@dataclass
+class Score:
+    metrics: dict[str, float]  # e.g. {"accuracy": 0.89} or {"matched.accuracy": ..., ...}
+    breakdown: dict[str, dict[str, float]] = field(default_factory=dict)  # e.g. per genre
 
 
 class Task(Protocol):
@@ -20,8 +33,17 @@ class Task(Protocol):
     @property
     def output_names(self) -> tuple[str, ...]: ...
 
-    def read(self, path: Path, *, limit: int | None = None) -> list[Any]:
+    def read(self, path: Path, *, split: str, limit: int | None = None) -> ReadResult:
         """Examples from a dataset file; a malformed file raises DataError naming file and row."""
+        ...
+
+    def for_model(self, config: Any, source: str, label_names: tuple[str, ...] | None = None) -> Task:
+        """This task bound to a checkpoint (e.g. its label order); CheckpointError if it cannot
+        serve the task."""
+        ...
+
+    def head_config(self) -> dict[str, Any]:
+        """Config entries of a new model's task head (labels), for random weights."""
         ...
 
     def encode(
@@ -30,16 +52,13 @@ class Task(Protocol):
         """Tokenize examples into features, keeping each example's id."""
         ...
 
-    def check_model_config(self, config: Any, source: str) -> None:
-        """Raise CheckpointError when the checkpoint cannot serve this task (e.g. label count)."""
-        ...
-
     def save_examples(self, examples: list[Any], path: Path) -> None: ...
 
     def load_examples(self, path: Path) -> list[Any]: ...
 
-    def score(self, examples: list[Any], outputs: dict[str, np.ndarray]) -> dict[str, float]:
-        """Metrics (fractions in [0, 1]) from outputs aligned with `examples`."""
+    def score(self, examples: list[Any], outputs: dict[str, np.ndarray]) -> Score:
+        """Metrics (fractions in [0, 1]) from outputs aligned with the features of `examples`;
+        with several splits, each metric is keyed "split.metric"."""
         ...
 
     def agreement(self, outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
@@ -51,3 +70,12 @@ class Task(Protocol):
     ) -> None:
         """One prediction per example, next to its id."""
         ...
+
+
+def split_key(split: str, metric: str, splits: list[str]) -> str:
+    """Metric names carry the split only when a run scores several: "matched.accuracy"."""
+    return f"{split}.{metric}" if len(splits) > 1 else metric
+
+
+def splits_of(examples: list[Any]) -> list[str]:
+    return list(dict.fromkeys(e.split for e in examples))

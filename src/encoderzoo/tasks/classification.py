@@ -1,10 +1,13 @@
-"""Sequence classification on GLUE-style TSV files (SST-2 today; sentence pairs declare two
-text columns)."""
+"""Sequence classification on GLUE-style TSV files: single sentences (SST-2) or pairs (MNLI).
+
+Dataset labels are matched to a checkpoint's classes by name through `config.id2label`, never
+by assumed order."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import numpy as np
 from encoderzoo.errors import CheckpointError, DataError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
+from encoderzoo.tasks.base import ReadResult, Score, split_key, splits_of
 from encoderzoo.tasks.tsv import read_tsv
 
 
@@ -21,7 +25,9 @@ class ClassificationExample:
     id: str  # the file's index column if it has one, else the 0-based data row
     line: int  # line number in the source file
     texts: tuple[str, ...]  # one text, or a sentence pair
-    label: int  # index into the task's labels
+    label: str  # the dataset's gold label
+    split: str = "dev"  # which dataset file it came from
+    group: str | None = None  # e.g. the MNLI genre, when the file has one
 
 
 @dataclass(frozen=True)
@@ -29,8 +35,13 @@ class SequenceClassification:
     name: str
     text_columns: tuple[str, ...]
     label_column: str
-    labels: tuple[str, ...]  # dataset label values, in the model's class order
+    labels: tuple[str, ...]  # dataset label values
+    label_names: tuple[str, ...]  # what config.id2label calls each of `labels`, same order
+    labels_are_indices: bool = False  # dataset labels are class indices (GLUE SST-2: 0, 1)
+    skip_labels: tuple[str, ...] = ()  # rows without a gold label (MNLI "-"): skipped, counted
+    group_column: str | None = None  # accuracy per group when the file has this column
     id_columns: tuple[str, ...] = ("idx", "index")
+    model_labels: tuple[str, ...] | None = None  # dataset labels in the model's class order
     model_kind: str = "sequence-classification"
     output_axes: dict[str, dict[int, str]] = field(default_factory=lambda: {"logits": {0: "batch"}})
     metric_names: tuple[str, ...] = ("accuracy",)
@@ -44,28 +55,86 @@ class SequenceClassification:
         columns = "<TAB>".join((*self.text_columns, self.label_column))
         return f"'{columns}' with a header row, labels {'/'.join(self.labels)}"
 
-    def read(self, path: Path, *, limit: int | None = None) -> list[ClassificationExample]:
-        label_index = {label: i for i, label in enumerate(self.labels)}
+    # -- reading --------------------------------------------------------------------------------
+
+    def read(self, path: Path, *, split: str = "dev", limit: int | None = None) -> ReadResult:
+        allowed = set(self.labels)
         examples: list[ClassificationExample] = []
-        for i, row in enumerate(read_tsv(path, (*self.text_columns, self.label_column), self.layout)):
-            if limit is not None and i >= limit:
+        skipped = 0
+        rows = read_tsv(path, (*self.text_columns, self.label_column), self.layout)
+        for i, row in enumerate(rows):
+            if limit is not None and len(examples) >= limit:
                 break
             values = row.values
-            texts = tuple(values[c] for c in self.text_columns)
-            for column, text in zip(self.text_columns, texts, strict=True):
-                if not text.strip():
-                    raise DataError(
-                        f"{path}, line {row.line}: empty '{column}'; remove the row or fill it in"
-                    )
             label = values[self.label_column].strip()
-            if label not in label_index:
+            if label in self.skip_labels:
+                skipped += 1
+                continue
+            if label not in allowed:
                 raise DataError(
                     f"{path}, line {row.line}: label {label!r} is not one of "
                     f"{', '.join(self.labels)}; fix or remove the row"
                 )
+            texts = tuple(values[c] for c in self.text_columns)
+            for column, text in zip(self.text_columns, texts, strict=True):
+                if not text.strip():
+                    raise DataError(
+                        f"{path}, line {row.line}: empty '{column}'; remove the row or fill it in")
             example_id = next((values[c].strip() for c in self.id_columns if c in values), str(i))
-            examples.append(ClassificationExample(example_id, row.line, texts, label_index[label]))
-        return examples
+            group = values.get(self.group_column) if self.group_column else None
+            examples.append(ClassificationExample(example_id, row.line, texts, label, split, group))
+        return ReadResult(examples, skipped)
+
+    # -- the model's labels -----------------------------------------------------------------------
+
+    def for_model(
+        self, config: Any, source: str, label_names: tuple[str, ...] | None = None
+    ) -> SequenceClassification:
+        """Bind to the checkpoint's label order, read by name from `config.id2label` (or from
+        `label_names`, the user's override, in class order)."""
+        count = int(config.num_labels)
+        if count != len(self.labels):
+            raise CheckpointError(
+                f"{source}: the model has {count} output classes, task '{self.name}' has "
+                f"{len(self.labels)} ({', '.join(self.labels)}); use a checkpoint fine-tuned for it"
+            )
+        names = label_names or tuple(str(config.id2label[i]) for i in range(count))
+        if len(names) != count:
+            raise CheckpointError(f"--label-names gives {len(names)} names for {count} classes")
+        order = tuple(self._dataset_label(name, i, source) for i, name in enumerate(names))
+        if len(set(order)) != count:
+            raise CheckpointError(
+                f"{source}: config.id2label {dict(enumerate(names))} names a label twice; "
+                "fix id2label in config.json or pass --label-names"
+            )
+        return replace(self, model_labels=order)
+
+    def _dataset_label(self, name: str, index: int, source: str) -> str:
+        key = name.strip().lower()
+        for label, label_name in zip(self.labels, self.label_names, strict=True):
+            if key in (label.lower(), label_name.lower(), label_name[:3].lower()):
+                return label
+        if self.labels_are_indices and key == f"label_{index}":
+            return self.labels[index]
+        raise CheckpointError(
+            f"{source}: class {index} is called {name!r} in config.id2label, which is none of "
+            f"{', '.join(self.label_names)}; fix id2label in config.json or pass --label-names "
+            f"{','.join(self.label_names)} in the model's class order"
+        )
+
+    def head_config(self) -> dict[str, Any]:
+        return {
+            "num_labels": len(self.labels),
+            "id2label": dict(enumerate(self.label_names)),
+            "label2id": {name: i for i, name in enumerate(self.label_names)},
+        }
+
+    def _predicted(self, logits: np.ndarray) -> list[str]:
+        if self.model_labels is None:
+            raise RuntimeError(f"task {self.name!r} is not bound to a model; call for_model first")
+        return [self.model_labels[i] for i in logits.argmax(axis=-1)]
+
+    # -- features, scores, predictions --------------------------------------------------------
 
     def encode(
         self, examples: list[ClassificationExample], tokenizer: Any, *, seq_len: int,
@@ -87,14 +156,6 @@ class SequenceClassification:
             lengths=mask.sum(axis=1).astype(np.int32),
         )
 
-    def check_model_config(self, config: Any, source: str) -> None:
-        if config.num_labels != len(self.labels):
-            raise CheckpointError(
-                f"{source}: the model has {config.num_labels} output classes, task '{self.name}' "
-                f"has {len(self.labels)} ({', '.join(self.labels)}); use a checkpoint fine-tuned "
-                "for this task"
-            )
-
     def save_examples(self, examples: list[ClassificationExample], path: Path) -> None:
         with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
             for e in examples:
@@ -103,16 +164,24 @@ class SequenceClassification:
     def load_examples(self, path: Path) -> list[ClassificationExample]:
         with path.open(encoding="utf-8") as f:
             rows = [json.loads(line) for line in f]
-        return [
-            ClassificationExample(r["id"], r["line"], tuple(r["texts"]), r["label"]) for r in rows
-        ]
+        return [ClassificationExample(**(r | {"texts": tuple(r["texts"])})) for r in rows]
 
-    def score(
-        self, examples: list[ClassificationExample], outputs: dict[str, np.ndarray]
-    ) -> dict[str, float]:
-        predicted = outputs["logits"].argmax(axis=-1)
-        gold = np.array([e.label for e in examples])
-        return {"accuracy": float((predicted == gold).mean())}
+    def score(self, examples: list[ClassificationExample], outputs: dict[str, np.ndarray]) -> Score:
+        correct = np.array([p == e.label for p, e in
+                            zip(self._predicted(outputs["logits"]), examples, strict=True)])
+        splits = splits_of(examples)
+        metrics, breakdown = {}, {}
+        for split in splits:
+            in_split = np.array([e.split == split for e in examples])
+            metrics[split_key(split, "accuracy", splits)] = float(correct[in_split].mean())
+            groups: dict[str, list[bool]] = defaultdict(list)
+            for e, ok in zip(examples, correct, strict=True):
+                if e.split == split and e.group is not None:
+                    groups[e.group].append(bool(ok))
+            for group, oks in sorted(groups.items()):
+                key = f"{split}/{group}" if len(splits) > 1 else group
+                breakdown[key] = {"accuracy": float(np.mean(oks)), "examples": float(len(oks))}
+        return Score(metrics, breakdown)
 
     def agreement(self, outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
         same = outputs["logits"].argmax(axis=-1) == reference["logits"].argmax(axis=-1)
@@ -122,10 +191,12 @@ class SequenceClassification:
         self, examples: list[ClassificationExample], outputs: dict[str, np.ndarray], path: Path
     ) -> None:
         logits = outputs["logits"]
+        predicted = self._predicted(logits)
+        assert self.model_labels is not None  # _predicted checked it
         with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
-            f.write("id\tline\tlabel\tprediction\t" + "\t".join(
-                f"logit_{label}" for label in self.labels) + "\n")
-            for example, row in zip(examples, logits, strict=True):
+            f.write("id\tsplit\tline\tlabel\tprediction\t"
+                    + "\t".join(f"logit_{label}" for label in self.model_labels) + "\n")
+            for example, prediction, row in zip(examples, predicted, logits, strict=True):
                 values = "\t".join(f"{v:.6g}" for v in row)
-                f.write(f"{example.id}\t{example.line}\t{self.labels[example.label]}\t"
-                        f"{self.labels[int(row.argmax())]}\t{values}\n")
+                f.write(f"{example.id}\t{example.split}\t{example.line}\t{example.label}\t"
+                        f"{prediction}\t{values}\n")

@@ -1,0 +1,84 @@
+"""Randomly initialised models of a recipe's architecture (`--random-weights tiny|base`), to
+benchmark an architecture or test the chain without downloading weights. Scores they get are
+meaningless and labelled as such."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from encoderzoo.assets import asset_path
+from encoderzoo.checkpoints import AUTO_CLASSES, RANDOM_WEIGHTS_MARKER, quiet_transformers
+from encoderzoo.errors import CheckpointError
+from encoderzoo.families import Family
+from encoderzoo.fileio import atomic_dir
+from encoderzoo.recipes import Recipe
+from encoderzoo.tasks.base import Task
+
+Size = Literal["tiny", "base"]
+
+
+def architecture_config(recipe: Recipe, family: Family, size: Size) -> dict[str, Any]:
+    """The recipe's bundled base-size config, shrunk by the family's tiny overrides if asked."""
+    config = json.loads(asset_path(f"configs/{recipe.architecture}.json").read_text(encoding="utf-8"))
+    return config | dict(family.tiny) if size == "tiny" else config
+
+
+def load_family_tokenizer(recipe: Recipe, family: Family, spec: str | None) -> Any:
+    """The tokenizer for a random model: a --tokenizer folder with the family's files, or the
+    recipe's hub tokenizer when online."""
+    quiet_transformers()
+    import transformers
+
+    tokenizer_class = getattr(transformers, family.tokenizer_class)
+    files = " and ".join(family.tokenizer_files)
+    if spec is not None:
+        folder = Path(spec).expanduser()
+        present = [f for f in (*family.tokenizer_files, "tokenizer.json") if (folder / f).is_file()]
+        if not folder.is_dir() or not present:
+            raise CheckpointError(
+                f"--tokenizer {spec}: expected a folder with {files} (or tokenizer.json) for a "
+                f"{family.name} tokenizer"
+            )
+        source = str(folder)
+    else:
+        source = recipe.tokenizer_hub_id
+    try:
+        return tokenizer_class.from_pretrained(source, **dict(recipe.tokenizer_kwargs))
+    except (OSError, ValueError) as err:
+        if spec is not None:
+            raise CheckpointError(
+                f"--tokenizer {spec}: cannot load a {family.name} tokenizer: {err}") from None
+        raise CheckpointError(
+            f"random weights need a tokenizer and '{source}' could not be fetched from the hub "
+            f"(offline?); pass --tokenizer PATH to a folder with {files}"
+        ) from None
+
+
+def build_random_checkpoint(
+    folder: Path, *, recipe: Recipe, family: Family, task: Task, size: Size,
+    tokenizer: str | None, seed: int = 0,
+) -> Path:
+    """Write a Hugging Face folder holding a random model of the recipe's architecture with the
+    tokenizer; the embedding has one row per token of that tokenizer."""
+    import torch
+    import transformers
+    from transformers import AutoConfig
+
+    loaded = load_family_tokenizer(recipe, family, tokenizer)
+    settings = architecture_config(recipe, family, size)
+    model_type = settings.pop("model_type")
+    settings |= task.head_config() | {"vocab_size": len(loaded)}
+    if loaded.pad_token_id is not None:
+        settings["pad_token_id"] = loaded.pad_token_id
+    config = AutoConfig.for_model(model_type, **settings)
+    torch.manual_seed(seed)
+    model = getattr(transformers, AUTO_CLASSES[task.model_kind]).from_config(config).eval()
+    with atomic_dir(folder) as tmp:
+        model.save_pretrained(tmp)
+        loaded.save_pretrained(tmp)
+        marker = {"size": size, "seed": seed, "architecture": recipe.architecture,
+                  "tokenizer": tokenizer or recipe.tokenizer_hub_id}
+        (tmp / RANDOM_WEIGHTS_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    return folder
