@@ -58,53 +58,16 @@ def build_tiny_bert(folder: Path, *, num_labels: int = 2, dtype: str = "float32"
     return folder
 
 
-SENTENCEPIECE = {
-    # family: (file name, special pieces as the real albert-base-v2 / deberta-v3 models number them)
-    "albert": ("spiece.model", {"pad_id": 0, "pad_piece": "<pad>", "unk_id": 1, "unk_piece": "<unk>",
-                                "bos_id": -1, "eos_id": -1,
-                                "user_defined_symbols": ["[CLS]", "[SEP]", "[MASK]"]}),
-    "deberta-v2": ("spm.model", {"pad_id": 0, "pad_piece": "[PAD]", "bos_id": 1, "bos_piece": "[CLS]",
-                                 "eos_id": 2, "eos_piece": "[SEP]", "unk_id": 3, "unk_piece": "[UNK]",
-                                 "user_defined_symbols": ["[MASK]"]}),
-}
-
-
-def train_sentencepiece(folder: Path, family: str, vocab_size: int = 2000) -> Path:
-    """A small SentencePiece model trained on real SST-2 and MNLI text: the ALBERT and DeBERTa-v3
-    vocabularies are not available offline."""
-    import sentencepiece
-
-    if not SST2_TRAIN.exists():
-        pytest.skip(f"{SST2_TRAIN} is not available")
-    name, specials = SENTENCEPIECE[family]
-    lines = [line.split("\t")[0] for line in SST2_TRAIN.read_text(encoding="utf-8").splitlines()[1:15001]]
-    if MNLI_MATCHED.exists():
-        rows = MNLI_MATCHED.read_text(encoding="utf-8").splitlines()[1:3001]
-        lines += [text for row in rows for text in row.split("\t")[2:4]]
-    folder.mkdir(parents=True, exist_ok=True)
-    corpus = folder / "corpus.txt"
-    corpus.write_text("\n".join(lines), encoding="utf-8")
-    sentencepiece.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(folder / Path(name).stem), vocab_size=vocab_size,
-        model_type="unigram", character_coverage=1.0, minloglevel=2, **specials)
-    corpus.unlink()
-    (folder / f"{Path(name).stem}.vocab").unlink()
-    return folder
-
-
 @pytest.fixture(scope="session")
 def family_tokenizers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A --tokenizer folder per family: the real vocabularies where ../shared has them."""
-    for path in (BERT_CASED_VOCAB, ROBERTA_VOCAB):
-        if not path.exists():
-            pytest.skip(f"{path} is not available")
-    root = tmp_path_factory.mktemp("tokenizers")
-    return {
-        "bert": BERT_CASED_VOCAB.parent,
-        "roberta": ROBERTA_VOCAB,
-        "albert": train_sentencepiece(root / "albert", "albert"),
-        "deberta-v2": train_sentencepiece(root / "deberta-v2", "deberta-v2"),
-    }
+    """A --tokenizer folder per family: the real vocabularies where ../shared has them, small
+    trained SentencePiece models for ALBERT and DeBERTa-v3."""
+    from tests.tokenizers import family_tokenizers as build
+    from tests.tokenizers import missing_inputs
+
+    if missing_inputs():
+        pytest.skip(f"{missing_inputs()[0]} is not available")
+    return build(tmp_path_factory.mktemp("tokenizers"))
 
 
 @pytest.fixture(scope="session")

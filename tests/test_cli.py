@@ -95,3 +95,27 @@ def test_failed_gate_exits_3_with_a_complete_report(tiny_bert: Path, tmp_path: P
     assert gates == {("torch", False), ("onnxruntime", True)}  # random weights miss 92.43
     assert report["gate_passed"] is False
     assert "**FAIL**" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_bench_on_a_fresh_folder_exports_first(family_tokenizers: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(app, [
+        "bench", "roberta-base-sst2", "--random-weights", "tiny", "--tokenizer",
+        str(family_tokenizers["roberta"]), "--out", str(out), "--seq-lens", "16", *FAST_BENCH])
+    assert result.exit_code == 0, (result.output, result.exception)
+    report = json.loads((out / "report.json").read_text())
+    assert report["export"]["parity"][0]["inputs"].startswith("batch 8 x seq 16")
+    assert report["optimize"]["fused_ops"]["Attention"] == 2
+    assert {(r["backend"], r["batch_size"]) for r in report["benchmark"]} == {
+        (b, n) for b in ("torch", "onnxruntime") for n in (1, 2)}
+    assert "| 16 | 2 |" in result.output  # the performance table is printed
+
+
+@needs_shared(SST2_DEV)
+def test_random_weights_offline_without_tokenizer_is_one_line(tmp_path: Path) -> None:
+    result = cli("run", "deberta-v3-base-mnli", "--random-weights", "tiny", "--out", str(tmp_path / "r"),
+                 "--data", str(SST2_DEV.parents[1] / "mnli"), "--limit", "4")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(
+        "error: random weights need a tokenizer and 'microsoft/deberta-v3-base' could not be fetched")
+    assert not (tmp_path / "r").exists()

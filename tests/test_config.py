@@ -41,3 +41,14 @@ def test_overrides_and_repeats() -> None:
     assert cfg.bench_settings().seq_lens == (64,) and cfg.effective_gate == 0.999
     assert cfg.backend_runs == [("torch", "fp32"), ("onnxruntime", "fp32")]
     assert cfg.to_json()["out"] == "runs/demo"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"random_weights": "small"}, "--random-weights is 'tiny' or 'base'"),
+    ({"random_weights": "tiny", "checkpoint": "x"}, "leave out --checkpoint"),
+    ({"tokenizer": "x"}, "--tokenizer goes with --random-weights"),
+    ({"optimize_timeout": 0}, "--optimize-timeout must be > 0"),
+])
+def test_random_weights_options(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config(**options)

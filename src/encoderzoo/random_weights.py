@@ -45,15 +45,24 @@ def load_family_tokenizer(recipe: Recipe, family: Family, spec: str | None) -> A
     else:
         source = recipe.tokenizer_hub_id
     try:
-        return tokenizer_class.from_pretrained(source, **dict(recipe.tokenizer_kwargs))
+        tokenizer = tokenizer_class.from_pretrained(source, **dict(recipe.tokenizer_kwargs))
+        if _knows_words(tokenizer):
+            return tokenizer
+        problem = "no vocabulary came with it"  # transformers builds an empty one without error
     except (OSError, ValueError) as err:
-        if spec is not None:
-            raise CheckpointError(
-                f"--tokenizer {spec}: cannot load a {family.name} tokenizer: {err}") from None
-        raise CheckpointError(
-            f"random weights need a tokenizer and '{source}' could not be fetched from the hub "
-            f"(offline?); pass --tokenizer PATH to a folder with {files}"
-        ) from None
+        problem = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+    if spec is not None:
+        raise CheckpointError(f"--tokenizer {spec}: cannot load a {family.name} tokenizer: {problem}")
+    raise CheckpointError(
+        f"random weights need a tokenizer and '{source}' could not be fetched from the hub "
+        f"(offline?); pass --tokenizer PATH to a folder with {files}"
+    )
+
+
+def _knows_words(tokenizer: Any) -> bool:
+    """A real vocabulary splits plain English into something other than unknown tokens."""
+    ids = tokenizer("the film is a charming journey", add_special_tokens=False)["input_ids"]
+    return any(i != tokenizer.unk_token_id for i in ids)
 
 
 def build_random_checkpoint(
@@ -61,7 +70,8 @@ def build_random_checkpoint(
     tokenizer: str | None, seed: int = 0,
 ) -> Path:
     """Write a Hugging Face folder holding a random model of the recipe's architecture with the
-    tokenizer; the embedding has one row per token of that tokenizer."""
+    tokenizer. The embedding keeps the architecture's real size unless the tokenizer needs more
+    rows (a smaller test tokenizer's ids all fit)."""
     import torch
     import transformers
     from transformers import AutoConfig
@@ -69,7 +79,7 @@ def build_random_checkpoint(
     loaded = load_family_tokenizer(recipe, family, tokenizer)
     settings = architecture_config(recipe, family, size)
     model_type = settings.pop("model_type")
-    settings |= task.head_config() | {"vocab_size": len(loaded)}
+    settings |= task.head_config() | {"vocab_size": max(int(settings["vocab_size"]), len(loaded))}
     if loaded.pad_token_id is not None:
         settings["pad_token_id"] = loaded.pad_token_id
     config = AutoConfig.for_model(model_type, **settings)
