@@ -33,8 +33,8 @@ RandomOpt = Annotated[str | None, typer.Option(
 TokenizerOpt = Annotated[str | None, typer.Option(
     "--tokenizer", help="With --random-weights: a folder with the family's tokenizer files.")]
 LabelNamesOpt = Annotated[str | None, typer.Option(
-    "--label-names", help="The model's class names in class order, e.g. entailment,neutral,"
-                          "contradiction [default: config.id2label].")]
+    "--label-names", "--labels", help="The model's class names in class order, e.g. entailment,"
+                                      "neutral,contradiction [default: config.id2label].")]
 OptimizeTimeoutOpt = Annotated[float, typer.Option(
     "--optimize-timeout", help="Seconds before the graph optimizer is given up (unfused graph used).")]
 BackendsOpt = Annotated[str, typer.Option(
@@ -158,6 +158,36 @@ def run(
     if not passed:
         typer.echo(f"accuracy gate failed; see {report}", err=True)
         raise typer.Exit(GATE_FAILED_EXIT)
+
+
+@app.command()
+def convert(
+    fmt: Annotated[str, typer.Argument(
+        metavar="FORMAT", help="fairseq-roberta | deberta | albert-pytorch | spanbert")],
+    source: Annotated[Path, typer.Argument(help="The original checkpoint file or its folder.")],
+    out: Annotated[Path, typer.Option("--out", help="The Hugging Face folder to write.")],
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="The original config JSON [default: found beside the weights].")] = None,
+    tokenizer: Annotated[Path | None, typer.Option(
+        "--tokenizer", help="A folder whose tokenizer files are copied into the result.")] = None,
+    labels: LabelNamesOpt = None,
+    head: Annotated[str | None, typer.Option(
+        "--head", help="fairseq: which classification head [default: the only one].")] = None,
+) -> None:
+    """Convert an original research checkpoint into a Hugging Face folder (weights_only loading;
+    objects other than tensors in the file are replaced by inert records, never run)."""
+    from encoderzoo.convert import convert_checkpoint
+
+    info = convert_checkpoint(fmt, source, out, config=config, tokenizer=tokenizer,
+                              labels=_names(labels) if labels else None, head=head)
+    typer.echo(f"wrote {out} ({info['model_class']})")
+    if info["ignored_keys"]:
+        typer.echo(f"left out {len(info['ignored_keys'])} source parameters: "
+                   f"{', '.join(info['ignored_keys'][:5])}{' ...' if len(info['ignored_keys']) > 5 else ''}")
+    if info["replaced_objects"]:
+        typer.echo(f"not unpickled (replaced by inert records): {', '.join(info['replaced_objects'])}")
+    if tokenizer is None:
+        typer.echo("no tokenizer copied: add the tokenizer files (or pass --tokenizer) before running")
 
 
 @app.command()

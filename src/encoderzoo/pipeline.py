@@ -151,6 +151,7 @@ class Pipeline:
 
     def export(self, features: Features | None = None) -> dict[str, Any]:
         """Export and check parity on the prepared features (or on `features`)."""
+        inputs = "the prepared examples" if features is None else "synthetic inputs"
         features = features or self._features()
         step("export: tracing to ONNX (TorchScript exporter, eager attention)")
         model = load_model(self.checkpoint, self.task, attn_implementation="eager")
@@ -163,7 +164,7 @@ class Pipeline:
         parity = check_parity(self.ws.onnx, cases, expected, self.recipe.export_atol)
         info = {
             "opset": OPSET, "seconds": round(seconds, 2), "file": self.ws.onnx.name,
-            "bytes": self.ws.onnx.stat().st_size, **_parity_summary(parity),
+            "bytes": self.ws.onnx.stat().st_size, "parity_inputs": inputs, **_parity_summary(parity),
         }
         write_json(self.ws.export_json, info)
         step(f"export: {self.ws.onnx.name}, parity max |Δ| {info['max_abs_diff']:.2g}")

@@ -150,7 +150,8 @@ def _export_section(report: dict[str, Any]) -> list[str]:
     out = ["## Export", "",
            f"- `{export['file']}`: ONNX opset {export['opset']}, {export['bytes'] / 2**20:.1f} MiB, "
            f"max abs diff vs PyTorch {export['max_abs_diff']:.2g} over "
-           f"{len({p['inputs'] for p in export['parity']})} real padded batches"]
+           f"{len({p['inputs'] for p in export['parity']})} padded batches of "
+           f"{export.get('parity_inputs', 'the prepared examples')}"]
     if optimize and optimize["fused"]:
         fused = ", ".join(f"{op} × {n}" for op, n in optimize["fused_ops"].items()) or "nothing"
         out.append(f"- `{optimize['file']}`: fused {fused}; max abs diff vs PyTorch "
