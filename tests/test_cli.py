@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from encoderzoo.cli import app
-from tests.conftest import SST2_DEV, cli, needs_shared
+from tests.conftest import SQUAD_DEV, SST2_DEV, cli, needs_shared
 
 FAST_BENCH = ["--batch-sizes", "1,2", "--warmup", "0", "--min-runs", "1", "--min-seconds", "0"]
 
@@ -119,3 +119,23 @@ def test_random_weights_offline_without_tokenizer_is_one_line(tmp_path: Path) ->
     assert result.stderr.splitlines()[-1].startswith(
         "error: random weights need a tokenizer and 'microsoft/deberta-v3-base' could not be fetched")
     assert not (tmp_path / "r").exists()
+
+
+@needs_shared(SQUAD_DEV)
+def test_score_a_squad_predictions_file_made_anywhere(tmp_path: Path) -> None:
+    document = json.loads(SQUAD_DEV.read_text())
+    gold = {qa["id"]: qa["answers"][0]["text"] for article in document["data"]
+            for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
+    first = next(iter(gold))
+    gold[first] = "something else"
+    del gold[next(iter(list(gold)[1:]))]  # one unanswered question
+    predictions = tmp_path / "predictions.json"
+    predictions.write_text(json.dumps(gold))
+    for name in ("squad", "spanbert-base-cased-squad1"):
+        result = cli("score", name, "--predictions", str(predictions), "--data", str(SQUAD_DEV))
+        assert result.returncode == 0, result.stderr
+        scores = json.loads(result.stdout)
+        assert scores["examples"] == 10570 and scores["without_prediction"] == 1
+        assert scores["exact_match"] == pytest.approx(100 * 10568 / 10570, abs=1e-4)
+    result = cli("score", "squad", "--predictions", str(predictions))
+    assert result.returncode == 2 and "pass --data PATH" in result.stderr

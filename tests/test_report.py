@@ -77,3 +77,9 @@ def test_plot_is_a_png(tmp_path: Path) -> None:
     rows = [bench_row("torch", b, 10.0 * b) for b in (1, 4, 8)]
     plot_throughput([*rows, dict(bench_row("torch", 1, 5.0), seq_len=64)], tmp_path / "t.png", title="demo")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_windowed_examples_are_described_as_windows() -> None:
+    data = {"data": "dev-v1.1.json", "examples": 10570, "features": 10664, "mean_tokens": 183.4}
+    text = markdown(report(data=data))
+    assert "10570 examples in 10664 windows of at most 128 tokens (mean 183.4)" in text

@@ -232,9 +232,24 @@ def infer(
 
 @app.command()
 def score(
-    recipe: RecipeArg, out: OutOpt = None, gate: GateOpt = None, label_names: LabelNamesOpt = None,
+    recipe: Annotated[str, typer.Argument(
+        help="Recipe name; with --predictions also a task name (sst2, mnli, squad).")],
+    out: OutOpt = None, gate: GateOpt = None, label_names: LabelNamesOpt = None,
+    predictions: Annotated[Path | None, typer.Option(
+        "--predictions", help="Score this predictions file (made anywhere) instead of a run "
+                              "folder: squad {id: answer} JSON, or a TSV with id and prediction.")] = None,
+    data: DataOpt = None,
 ) -> None:
-    """Score saved outputs against the gold labels; exit 3 when a gate fails."""
+    """Score a run folder's outputs (exit 3 when a gate fails), or a predictions file against
+    the gold data, as the official evaluation scripts do."""
+    if predictions is not None:
+        import json
+
+        from encoderzoo.pipeline import score_predictions
+
+        result = score_predictions(recipe, predictions, tuple(data or ()))
+        typer.echo(json.dumps(result, indent=2))
+        return
     info = _pipeline(_config(recipe, out, gate=gate, label_names=label_names)).score()
     if not info["gate_passed"]:
         raise typer.Exit(GATE_FAILED_EXIT)

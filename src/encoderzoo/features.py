@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -17,17 +17,22 @@ Padding = Literal["dynamic", "fixed"]
 
 @dataclass
 class Features:
-    """N encoded examples, each right-padded to `seq_len` tokens."""
+    """N encoded rows (an example, or one window of a long one), each right-padded to `seq_len`
+    tokens."""
 
     example_ids: np.ndarray  # (N,) str: the example each row belongs to
-    arrays: dict[str, np.ndarray]  # input name -> (N, S) int64
+    arrays: dict[str, np.ndarray]  # model input name -> (N, S) int64
     lengths: np.ndarray  # (N,) int32: tokens before padding
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # task data per row, not model input
 
     def __post_init__(self) -> None:
         n = len(self.example_ids)
         for name, array in self.arrays.items():
             if array.ndim != 2 or array.shape[0] != n:
                 raise ValueError(f"input {name!r} has shape {array.shape}, expected ({n}, S)")
+        for name, array in self.extras.items():
+            if array.shape[0] != n:
+                raise ValueError(f"extra {name!r} has {array.shape[0]} rows, expected {n}")
         if self.lengths.shape != (n,):
             raise ValueError(f"lengths has shape {self.lengths.shape}, expected ({n},)")
 
@@ -64,6 +69,7 @@ class Features:
             np.savez(
                 f, example_ids=self.example_ids.astype(str), lengths=self.lengths,
                 **{f"input.{k}": v for k, v in self.arrays.items()},
+                **{f"extra.{k}": v for k, v in self.extras.items()},
             )
 
     @classmethod
@@ -73,6 +79,7 @@ class Features:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k.removeprefix("input."): z[k] for k in z.files if k.startswith("input.")}
-                return cls(example_ids=z["example_ids"], arrays=arrays, lengths=z["lengths"])
+                extras = {k.removeprefix("extra."): z[k] for k in z.files if k.startswith("extra.")}
+                return cls(example_ids=z["example_ids"], arrays=arrays, lengths=z["lengths"], extras=extras)
         except (OSError, ValueError, KeyError) as err:
             raise ArtifactError(f"{path}: unreadable features file ({err}); run prepare again") from None

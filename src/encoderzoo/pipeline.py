@@ -11,6 +11,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from encoderzoo import __version__
 from encoderzoo.backends import Backend, BackendContext, create_backend, get_backend
 from encoderzoo.bench import sweep, synthetic_features
@@ -215,14 +217,16 @@ class Pipeline:
                                     padding=self.config.padding, sequence_outputs=sequence_outputs)
             seconds = time.perf_counter() - start
             save_outputs(self.ws.outputs(name, precision), features.example_ids, outputs)
-            self.task.write_predictions(examples, outputs, self.ws.predictions(name, precision))
+            predictions_file = self.ws.predictions(name, precision, self.task.predictions_suffix)
+            predictions = self.task.predict(examples, features, outputs)
+            self.task.write_predictions(examples, predictions, outputs, predictions_file)
             runs.append({
                 "backend": name, "precision": precision, "seconds": round(seconds, 3),
-                "examples_per_s": round(len(features) / seconds, 2),
+                "examples_per_s": round(len(examples) / seconds, 2), "windows": len(features),
                 "batch_size": self.config.batch_size, "padding": self.config.padding,
                 "settings": backend.settings(),
                 "outputs": str(self.ws.outputs(name, precision).relative_to(self.ws.root)),
-                "predictions": str(self.ws.predictions(name, precision).relative_to(self.ws.root)),
+                "predictions": str(predictions_file.relative_to(self.ws.root)),
             })
         info = {"examples": len(features), "runs": runs}
         write_json(self.ws.infer_json, info)
@@ -231,21 +235,24 @@ class Pipeline:
     def score(self) -> dict[str, Any]:
         if not self.ws.infer_json.is_file():
             raise ArtifactError(f"{self.ws.infer_json}: no inference results; run `encoderzoo infer` first")
-        examples = self._examples()
-        outputs = {}
+        features, examples = self._features(), self._examples()
+        outputs, predictions = {}, {}
         for run in read_json(self.ws.infer_json)["runs"]:
-            ids, out = load_outputs(self.ws.root / run["outputs"])
-            if list(ids) != [e.id for e in examples]:
-                raise ArtifactError(f"{run['outputs']}: outputs do not match the prepared examples; "
+            key = (run["backend"], run["precision"])
+            ids, outputs[key] = load_outputs(self.ws.root / run["outputs"])
+            if list(ids) != list(features.example_ids):
+                raise ArtifactError(f"{run['outputs']}: outputs do not match the prepared features; "
                                     "run infer again")
-            outputs[(run["backend"], run["precision"])] = out
-        scores = {key: self.task.score(examples, out) for key, out in outputs.items()}
-        reference = outputs.get(REFERENCE_BACKEND)
-        agreement = {} if reference is None else {
-            key: {"agreement": self.task.agreement(out, reference),
-                  "max_abs_diff": output_drift(out, reference)}
-            for key, out in outputs.items() if key != REFERENCE_BACKEND
-        }
+            predictions[key] = self.task.predict(examples, features, outputs[key])
+        scores = {key: self.task.score(examples, found) for key, found in predictions.items()}
+        agreement = {}
+        if REFERENCE_BACKEND in outputs:
+            reference = predictions[REFERENCE_BACKEND]
+            agreement = {
+                key: {"agreement": float(np.mean([a == b for a, b in zip(found, reference, strict=True)])),
+                      "max_abs_diff": output_drift(outputs[key], outputs[REFERENCE_BACKEND])}
+                for key, found in predictions.items() if key != REFERENCE_BACKEND
+            }
         random = self.checkpoint.random_weights
         published = None if random else dict(self.recipe.reference)  # no reference for random weights
         rows = accuracy_rows(scores, agreement, recipe_reference=published, gate=self.config.effective_gate)
@@ -338,6 +345,35 @@ def run(config: RunConfig) -> tuple[bool, Path]:
     with atomic_dir(config.out) as tmp:
         passed = Pipeline(config, Workspace(tmp)).run_all()
     return passed, Workspace(config.out).report_md
+
+
+def score_predictions(name: str, predictions: Path, data: tuple[str, ...],
+                      cache_dir: Path | None = None) -> dict[str, Any]:
+    """Score a predictions file made anywhere against the gold data of a task (`name` is a task,
+    with --data) or of a recipe (its data by default). Metrics are percentages, as the
+    official evaluation scripts print them."""
+    from encoderzoo.recipes import RECIPES
+    from encoderzoo.sources import default_cache_dir
+    from encoderzoo.tasks import TASKS
+
+    if name in TASKS:
+        task = get_task(name)
+        if not data:
+            raise ConfigError(f"pass --data PATH to the gold {name} data to score against")
+        files = {f"split{i}" if len(data) > 1 else "dev": Path(d) for i, d in enumerate(data)}
+    else:
+        recipe = RECIPES[name]
+        task = get_task(recipe.task)
+        files = resolve_data(recipe, data, cache_dir or default_cache_dir())
+    examples = []
+    for split, path in files.items():
+        found = task.read(path, split=split).examples
+        examples += found if len(files) == 1 else [replace(e, id=f"{split}/{e.id}") for e in found]
+    answers = task.read_predictions(predictions, examples)
+    score = task.score(examples, answers)
+    result: dict[str, Any] = {k: round(100 * v, 4) for k, v in score.metrics.items()}
+    missing = sum(1 for a in answers if a in ("", None))
+    return result | {"examples": len(examples), "without_prediction": missing}
 
 
 def _parity_summary(results: list[ParityResult]) -> dict[str, Any]:

@@ -77,7 +77,7 @@ GLUE_MNLI = {
                       member=f"MNLI/dev_{split}.tsv", hint=MNLI_HINT.format(split=split))
     for split in ("matched", "mismatched")
 }
-SEED_NOTE = "the reference is the seed pipeline's published accuracy{}"
+SEED_NOTE = "the reference is the seed pipeline's published score{}"
 
 register_recipe(Recipe(
     name="demo",
@@ -132,4 +132,20 @@ register_recipe(Recipe(
     reference={"matched.accuracy": 0.905, "mismatched.accuracy": 0.905},
     architecture="deberta-v3-base", tokenizer_hub_id="microsoft/deberta-v3-base",
     notes=(SEED_NOTE.format(""),),
+))
+
+register_recipe(Recipe(
+    name="spanbert-base-cased-squad1",
+    description="SpanBERT-base-cased fine-tuned on SQuAD 1.1 (BertForQuestionAnswering), windows of "
+                "512 tokens advancing by 128.",
+    task="squad", family="bert",
+    checkpoint=CheckpointSource(hub_id="mrm8488/spanbert-base-finetuned-squadv1"),
+    data={"dev": DataSource(url="https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json",
+                            hint="the SQuAD v1.1 dev-v1.1.json")},
+    seq_len=512, reference={"f1": 0.924},
+    # SpanBERT-base-cased has BERT-base-cased's shapes and vocabulary
+    architecture="bert-base-cased", tokenizer_hub_id="SpanBERT/spanbert-base-cased",
+    tokenizer_kwargs={"do_lower_case": False},
+    notes=(SEED_NOTE.format(" (F1; exact match is reported beside it); use --seq-len 384 for the "
+                            "shorter windows"),),
 ))

@@ -43,6 +43,16 @@ def write_report(ws: Workspace, header: dict[str, Any], environment: dict[str, A
     return sections
 
 
+def _data_summary(data: dict[str, Any], seq_len: int) -> str:
+    """How many examples, and how they fit in `seq_len` tokens: truncated, or split in windows."""
+    examples, rows = data.get("examples", "?"), data.get("features", data.get("examples", "?"))
+    mean = data.get("mean_tokens", "?")
+    if rows != examples:
+        return f"{examples} examples in {rows} windows of at most {seq_len} tokens (mean {mean})"
+    return (f"{examples} examples, max {seq_len} tokens (mean {mean}; "
+            f"{data.get('at_seq_len', '?')} reach the maximum and may be truncated)")
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f}"
 
@@ -62,9 +72,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"- checkpoint: `{ckpt['location']}` ({weights}{ckpt['model_type']}, stored "
         f"{ckpt['stored_dtype']}, run in float32)",
-        f"- data: `{data.get('data', '?')}`, {data.get('examples', '?')} examples, max "
-        f"{recipe['seq_len']} tokens (mean {data.get('mean_tokens', '?')}; "
-        f"{data.get('at_seq_len', '?')} reach the maximum and may be truncated)",
+        f"- data: `{data.get('data', '?')}`, {_data_summary(data, recipe['seq_len'])}",
         f"- machine: {env['cpu']['model']}, {env['threads']} threads, "
         f"{', '.join(env['cpu']['flags']) or 'no AVX-512'}",
         f"- created {report['created']} by encoderzoo {report['encoderzoo']}",

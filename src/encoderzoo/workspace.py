@@ -53,8 +53,8 @@ class Workspace:
     def outputs(self, backend: str, precision: str) -> Path:
         return self.root / "outputs" / f"{backend}-{precision}.npz"
 
-    def predictions(self, backend: str, precision: str) -> Path:
-        return self.root / "predictions" / f"{backend}-{precision}.tsv"
+    def predictions(self, backend: str, precision: str, suffix: str) -> Path:
+        return self.root / "predictions" / f"{backend}-{precision}{suffix}"
 
     @property
     def accuracy_json(self) -> Path:

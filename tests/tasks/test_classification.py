@@ -25,6 +25,11 @@ def model_config(*names: str) -> SimpleNamespace:
     return SimpleNamespace(num_labels=len(names), id2label=dict(enumerate(names)))
 
 
+def score_logits(task, examples, logits):  # type: ignore[no-untyped-def]
+    """Classification predictions need no features beyond the logits."""
+    return task.score(examples, task.predict(examples, None, {"logits": logits}))
+
+
 @needs_shared(SST2_DEV)
 def test_reads_the_real_sst2_dev_set() -> None:
     examples = SST2.read(SST2_DEV).examples
@@ -108,7 +113,7 @@ def test_mnli_labels_follow_the_checkpoints_id2label() -> None:
     examples = [ClassificationExample("0", 2, ("a", "b"), "contradiction"),
                 ClassificationExample("1", 3, ("a", "b"), "neutral")]
     logits = np.array([[5.0, 0, 0], [0, 5.0, 0]])  # class 0 = contradiction, class 1 = entailment
-    assert bound.score(examples, {"logits": logits}).metrics == {"accuracy": 0.5}
+    assert score_logits(bound, examples, logits).metrics == {"accuracy": 0.5}
 
 
 def test_generic_label_names_are_an_error_for_named_labels() -> None:
@@ -137,9 +142,9 @@ def test_unusable_label_configs(names: tuple[str, ...], message: str) -> None:
         SST2.for_model(model_config(*names), "ckpt")
 
 
-def test_unbound_task_refuses_to_score() -> None:
+def test_unbound_task_refuses_to_predict() -> None:
     with pytest.raises(RuntimeError, match="not bound to a model"):
-        SST2.score([ClassificationExample("0", 2, ("x",), "1")], {"logits": np.zeros((1, 2))})
+        score_logits(SST2, [ClassificationExample("0", 2, ("x",), "1")], np.zeros((1, 2)))
 
 
 # -- features, scores, predictions -------------------------------------------------------------
@@ -170,16 +175,16 @@ def test_score_agreement_and_predictions(tmp_path: Path) -> None:
     bound = SST2.for_model(model_config("negative", "positive"), "ckpt")
     examples = [ClassificationExample(str(i), i + 2, ("x",), y) for i, y in enumerate("1010")]
     logits = np.array([[0, 1], [1, 0], [1, 0], [0.2, 0.1]], dtype=np.float32)
-    assert bound.score(examples, {"logits": logits}).metrics == {"accuracy": 0.75}
-    flipped = logits.copy()
-    flipped[0] = [1, 0]
-    assert bound.agreement({"logits": flipped}, {"logits": logits}) == 0.75
+    predictions = bound.predict(examples, None, {"logits": logits})  # type: ignore[arg-type]
+    assert predictions == ["1", "0", "0", "0"]
+    assert bound.score(examples, predictions).metrics == {"accuracy": 0.75}
     out = tmp_path / "p.tsv"
-    bound.write_predictions(examples, {"logits": logits}, out)
+    bound.write_predictions(examples, predictions, {"logits": logits}, out)
     lines = out.read_text().splitlines()
     assert lines[0] == "id\tsplit\tline\tlabel\tprediction\tlogit_0\tlogit_1"
     assert lines[3].split("\t")[:5] == ["2", "dev", "4", "1", "0"]
     assert len(lines) == 5
+    assert bound.read_predictions(out, examples) == predictions  # what `score --predictions` reads
 
 
 def test_several_splits_are_scored_apart_with_groups() -> None:
@@ -190,7 +195,7 @@ def test_several_splits_are_scored_apart_with_groups() -> None:
         ClassificationExample("mismatched/0", 2, ("a", "b"), "contradiction", "mismatched", "letters"),
     ]
     logits = np.array([[1.0, 0, 0], [1.0, 0, 0], [0, 0, 1.0]])
-    score = bound.score(examples, {"logits": logits})
+    score = score_logits(bound, examples, logits)
     assert score.metrics == {"matched.accuracy": 0.5, "mismatched.accuracy": 1.0}
     assert score.breakdown == {
         "matched/fiction": {"accuracy": 1.0, "examples": 1.0},

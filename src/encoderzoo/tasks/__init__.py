@@ -5,6 +5,7 @@ from __future__ import annotations
 from encoderzoo.registry import Registry
 from encoderzoo.tasks.base import Task
 from encoderzoo.tasks.classification import SequenceClassification
+from encoderzoo.tasks.squad import QuestionAnswering
 
 TASKS: Registry[Task] = Registry("task")
 
@@ -27,4 +28,8 @@ register_task(SequenceClassification(
     labels=("entailment", "neutral", "contradiction"),
     label_names=("entailment", "neutral", "contradiction"),
     skip_labels=("-",), group_column="genre",
+))
+register_task(QuestionAnswering(
+    # SQuAD v1.1: windows advance 128 tokens, questions cut at 64, n-best 20, answers <= 30 tokens
+    name="squad", doc_stride=128, max_query_tokens=64, n_best=20, max_answer_tokens=30,
 ))

@@ -56,19 +56,26 @@ class Task(Protocol):
 
     def load_examples(self, path: Path) -> list[Any]: ...
 
-    def score(self, examples: list[Any], outputs: dict[str, np.ndarray]) -> Score:
-        """Metrics (fractions in [0, 1]) from outputs aligned with the features of `examples`;
-        with several splits, each metric is keyed "split.metric"."""
+    predictions_suffix: str  # the predictions file's type, e.g. ".tsv" or ".json"
+
+    def predict(self, examples: list[Any], features: Features, outputs: dict[str, np.ndarray]) -> list[Any]:
+        """One prediction per example (a label, an answer text) from outputs aligned with the
+        feature rows; predictions compare with ==."""
         ...
 
-    def agreement(self, outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
-        """Fraction of examples whose prediction is the same under both sets of outputs."""
+    def score(self, examples: list[Any], predictions: list[Any]) -> Score:
+        """Metrics (fractions in [0, 1]); with several splits, each metric is keyed "split.metric"."""
         ...
 
     def write_predictions(
-        self, examples: list[Any], outputs: dict[str, np.ndarray], path: Path
+        self, examples: list[Any], predictions: list[Any], outputs: dict[str, np.ndarray], path: Path
     ) -> None:
         """One prediction per example, next to its id."""
+        ...
+
+    def read_predictions(self, path: Path, examples: list[Any]) -> list[Any]:
+        """Predictions written by write_predictions (or by another tool in the same format), in
+        `examples` order."""
         ...
 
 

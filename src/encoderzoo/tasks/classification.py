@@ -43,6 +43,7 @@ class SequenceClassification:
     id_columns: tuple[str, ...] = ("idx", "index")
     model_labels: tuple[str, ...] | None = None  # dataset labels in the model's class order
     model_kind: str = "sequence-classification"
+    predictions_suffix: str = ".tsv"
     output_axes: dict[str, dict[int, str]] = field(default_factory=lambda: {"logits": {0: "batch"}})
     metric_names: tuple[str, ...] = ("accuracy",)
 
@@ -129,11 +130,6 @@ class SequenceClassification:
             "label2id": {name: i for i, name in enumerate(self.label_names)},
         }
 
-    def _predicted(self, logits: np.ndarray) -> list[str]:
-        if self.model_labels is None:
-            raise RuntimeError(f"task {self.name!r} is not bound to a model; call for_model first")
-        return [self.model_labels[i] for i in logits.argmax(axis=-1)]
-
     # -- features, scores, predictions --------------------------------------------------------
 
     def encode(
@@ -166,9 +162,14 @@ class SequenceClassification:
             rows = [json.loads(line) for line in f]
         return [ClassificationExample(**(r | {"texts": tuple(r["texts"])})) for r in rows]
 
-    def score(self, examples: list[ClassificationExample], outputs: dict[str, np.ndarray]) -> Score:
-        correct = np.array([p == e.label for p, e in
-                            zip(self._predicted(outputs["logits"]), examples, strict=True)])
+    def predict(self, examples: list[ClassificationExample], features: Features,
+                outputs: dict[str, np.ndarray]) -> list[str]:
+        if self.model_labels is None:
+            raise RuntimeError(f"task {self.name!r} is not bound to a model; call for_model first")
+        return [self.model_labels[i] for i in outputs["logits"].argmax(axis=-1)]
+
+    def score(self, examples: list[ClassificationExample], predictions: list[str]) -> Score:
+        correct = np.array([p == e.label for p, e in zip(predictions, examples, strict=True)])
         splits = splits_of(examples)
         metrics, breakdown = {}, {}
         for split in splits:
@@ -183,20 +184,24 @@ class SequenceClassification:
                 breakdown[key] = {"accuracy": float(np.mean(oks)), "examples": float(len(oks))}
         return Score(metrics, breakdown)
 
-    def agreement(self, outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
-        same = outputs["logits"].argmax(axis=-1) == reference["logits"].argmax(axis=-1)
-        return float(same.mean())
-
     def write_predictions(
-        self, examples: list[ClassificationExample], outputs: dict[str, np.ndarray], path: Path
+        self, examples: list[ClassificationExample], predictions: list[str],
+        outputs: dict[str, np.ndarray], path: Path,
     ) -> None:
         logits = outputs["logits"]
-        predicted = self._predicted(logits)
-        assert self.model_labels is not None  # _predicted checked it
+        if self.model_labels is None:
+            raise RuntimeError(f"task {self.name!r} is not bound to a model; call for_model first")
         with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
             f.write("id\tsplit\tline\tlabel\tprediction\t"
                     + "\t".join(f"logit_{label}" for label in self.model_labels) + "\n")
-            for example, prediction, row in zip(examples, predicted, logits, strict=True):
+            for example, prediction, row in zip(examples, predictions, logits, strict=True):
                 values = "\t".join(f"{v:.6g}" for v in row)
                 f.write(f"{example.id}\t{example.split}\t{example.line}\t{example.label}\t"
                         f"{prediction}\t{values}\n")
+
+    def read_predictions(self, path: Path, examples: list[ClassificationExample]) -> list[str]:
+        """The `prediction` column of a predictions TSV, matched to examples by id (and split);
+        a missing example counts as wrong."""
+        rows = read_tsv(path, ("id", "prediction"), "'id<TAB>prediction' with a header row")
+        found = {(r.values.get("split", ""), r.values["id"]): r.values["prediction"].strip() for r in rows}
+        return [found.get((e.split, e.id), found.get(("", e.id), "")) for e in examples]

@@ -1,0 +1,295 @@
+"""Extractive question answering on SQuAD v1.1: sliding windows over long contexts, n-best span
+search over all of an example's windows, and the official v1.1 exact-match / F1 scoring."""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from encoderzoo.errors import DataError
+from encoderzoo.features import Features
+from encoderzoo.fileio import atomic_path
+from encoderzoo.tasks.base import ReadResult, Score, split_key, splits_of
+
+LAYOUT = "SQuAD v1.1 JSON: {'data': [{'paragraphs': [{'context', 'qas': [{'id', 'question', 'answers'}]}]}]}"
+
+
+@dataclass(frozen=True)
+class QAExample:
+    id: str  # the question id
+    question: str
+    context: str
+    answers: tuple[str, ...]  # gold answer texts (several annotators)
+    answer_starts: tuple[int, ...]  # character offsets of the answers in the context
+    title: str = ""
+    split: str = "dev"
+
+
+# -- the official SQuAD v1.1 evaluation logic --------------------------------------------------
+
+_PUNCTUATION = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, drop punctuation, drop the articles a/an/the, collapse whitespace."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def f1(prediction: str, gold: str) -> float:
+    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    same = sum((Counter(predicted) & Counter(expected)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def best_over_golds(metric: Any, prediction: str, golds: tuple[str, ...]) -> float:
+    return max(metric(prediction, gold) for gold in golds)
+
+
+# -- the task ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QuestionAnswering:
+    name: str
+    doc_stride: int = 128  # tokens the window advances by over a long context (original BERT/SpanBERT)
+    max_query_tokens: int = 64  # longer questions are cut
+    n_best: int = 20  # start and end candidates per window
+    max_answer_tokens: int = 30
+    model_kind: str = "question-answering"
+    predictions_suffix: str = ".json"
+    output_axes: dict[str, dict[int, str]] = field(default_factory=lambda: {
+        "start_logits": {0: "batch", 1: "sequence"}, "end_logits": {0: "batch", 1: "sequence"}})
+    metric_names: tuple[str, ...] = ("exact_match", "f1")
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(self.output_axes)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def read(self, path: Path, *, split: str = "dev", limit: int | None = None) -> ReadResult:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file; pass --data PATH to the SQuAD JSON") from None
+        except UnicodeDecodeError as err:
+            raise DataError(
+                f"{path}: bytes that are not UTF-8 at byte {err.start}; re-save as UTF-8") from None
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}, line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}); "
+                            "is the file truncated?") from None
+        articles = document.get("data") if isinstance(document, dict) else None
+        if not isinstance(articles, list):
+            raise DataError(f"{path}: no 'data' list at the top level; expected {LAYOUT}")
+        examples: list[QAExample] = []
+        for i, article in enumerate(articles):
+            for j, paragraph in enumerate(_field(article, "paragraphs", list, path, f"data[{i}]")):
+                where = f"data[{i}].paragraphs[{j}]"
+                context = _field(paragraph, "context", str, path, where)
+                for k, qa in enumerate(_field(paragraph, "qas", list, path, where)):
+                    examples.append(self._example(qa, context, article.get("title", ""), split,
+                                                  path, f"{where}.qas[{k}]"))
+                    if limit is not None and len(examples) >= limit:
+                        return ReadResult(examples)
+        if not examples:
+            raise DataError(f"{path}: no questions in the file; expected {LAYOUT}")
+        return ReadResult(examples)
+
+    @staticmethod
+    def _example(qa: Any, context: str, title: str, split: str, path: Path, where: str) -> QAExample:
+        qid = str(_field(qa, "id", (str, int), path, where))
+        where = f"question {qid} ({where})"
+        question = _field(qa, "question", str, path, where)
+        if not question.strip():
+            raise DataError(f"{path}: {where} has an empty question; fill it in or remove it")
+        answers = _field(qa, "answers", list, path, where)
+        if not answers:
+            raise DataError(f"{path}: {where} has no answers; SQuAD v1.1 answers every question "
+                            "(is this a SQuAD 2.0 file?)")
+        texts, starts = [], []
+        for a, answer in enumerate(answers):
+            text = _field(answer, "text", str, path, f"{where} answer {a}")
+            start = _field(answer, "answer_start", int, path, f"{where} answer {a}")
+            found = context[start:start + len(text)]
+            if found != text:
+                raise DataError(f"{path}: {where}: answer {text!r} is not at answer_start {start} of its "
+                                f"context (found {found!r}); fix answer_start")
+            texts.append(text)
+            starts.append(start)
+        return QAExample(qid, question, context, tuple(texts), tuple(starts), str(title), split)
+
+    def for_model(
+        self, config: Any, source: str, label_names: tuple[str, ...] | None = None
+    ) -> QuestionAnswering:
+        return self  # span heads have no label order to bind
+
+    def head_config(self) -> dict[str, Any]:
+        return {}
+
+    # -- features -------------------------------------------------------------------------------
+
+    def encode(self, examples: list[QAExample], tokenizer: Any, *, seq_len: int,
+               input_names: tuple[str, ...]) -> Features:
+        """Windows of [question, part of the context] per example. The window advances by
+        `doc_stride` context tokens, as the original BERT/SpanBERT code does, so the overlap
+        depends on the question's length: examples are tokenized in groups of equal question
+        length. Extras: each token's character span in the context ((-1, -1) outside it) and
+        each window's example index."""
+        questions = self._cut_questions([e.question for e in examples], tokenizer)
+        lengths = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
+        specials = tokenizer.num_special_tokens_to_add(pair=True)
+        groups: dict[int, list[int]] = {}
+        for index, length in enumerate(lengths):
+            groups.setdefault(length, []).append(index)
+        parts = []
+        for length, indices in groups.items():
+            context_room = seq_len - length - specials
+            if context_room < 1:
+                raise DataError(
+                    f"question {examples[indices[0]].id}: {length} question tokens leave "
+                    f"{context_room} for the context at --seq-len {seq_len}; raise --seq-len")
+            overlap = max(context_room - self.doc_stride, 0)
+            group_questions = [questions[i] for i in indices]
+            group_contexts = [examples[i].context for i in indices]
+            parts.append(self._windows(group_questions, group_contexts, indices, tokenizer, seq_len,
+                                       overlap, input_names))
+        return _merge(parts, examples)
+
+    def _cut_questions(self, questions: list[str], tokenizer: Any) -> list[str]:
+        encoded = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
+        cut = []
+        for question, offsets in zip(questions, encoded["offset_mapping"], strict=True):
+            cut.append(question[:offsets[self.max_query_tokens - 1][1]]
+                       if len(offsets) > self.max_query_tokens else question)
+        return cut
+
+    @staticmethod
+    def _windows(questions: list[str], contexts: list[str], indices: list[int], tokenizer: Any,
+                 seq_len: int, overlap: int, input_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        encoded = tokenizer(
+            questions, contexts, truncation="only_second", max_length=seq_len, stride=overlap,
+            return_overflowing_tokens=True, return_offsets_mapping=True, padding="max_length",
+            return_attention_mask=True, return_token_type_ids=True, return_tensors="np",
+        )
+        offsets = encoded["offset_mapping"].astype(np.int32)
+        for row in range(len(offsets)):
+            outside = np.array([s != 1 for s in encoded.sequence_ids(row)])
+            offsets[row, outside] = -1
+        mask = encoded["attention_mask"].astype(np.int64)
+        arrays = {name: encoded[name].astype(np.int64) if encoded.get(name) is not None
+                  else np.zeros_like(mask) for name in input_names}
+        example_index = np.asarray(indices)[encoded["overflow_to_sample_mapping"]]
+        inputs = {f"input.{k}": v for k, v in arrays.items()}
+        return {"offsets": offsets, "example_index": example_index, **inputs}
+
+    def save_examples(self, examples: list[QAExample], path: Path) -> None:
+        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+            for e in examples:
+                f.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
+
+    def load_examples(self, path: Path) -> list[QAExample]:
+        with path.open(encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f]
+        return [QAExample(**(r | {"answers": tuple(r["answers"]),
+                                  "answer_starts": tuple(r["answer_starts"])})) for r in rows]
+
+    # -- predictions and scores -----------------------------------------------------------------
+
+    def predict(self, examples: list[QAExample], features: Features,
+                outputs: dict[str, np.ndarray]) -> list[str]:
+        """The best valid span over all of each example's windows: start and end among the
+        n-best of their window, both inside the context, end >= start, at most
+        `max_answer_tokens` long; score = start logit + end logit."""
+        best_score = np.full(len(examples), -np.inf)
+        best_text = [""] * len(examples)
+        offsets, owners = features.extras["offsets"], features.extras["example_index"]
+        starts, ends = outputs["start_logits"], outputs["end_logits"]
+        for row in range(len(features)):
+            inside = offsets[row, :, 0] >= 0
+            if not inside.any():
+                continue
+            start_logits = np.where(inside, starts[row], -np.inf)
+            end_logits = np.where(inside, ends[row], -np.inf)
+            top_starts = np.argsort(start_logits)[::-1][: self.n_best]
+            top_ends = np.argsort(end_logits)[::-1][: self.n_best]
+            top_starts = top_starts[np.isfinite(start_logits[top_starts])]
+            top_ends = top_ends[np.isfinite(end_logits[top_ends])]
+            span = top_ends[None, :] - top_starts[:, None]  # (starts, ends) in tokens, minus one
+            scores = start_logits[top_starts][:, None] + end_logits[top_ends][None, :]
+            scores = np.where((span >= 0) & (span < self.max_answer_tokens), scores, -np.inf)
+            if not np.isfinite(scores).any():
+                continue
+            s, e = np.unravel_index(int(np.argmax(scores)), scores.shape)
+            owner = int(owners[row])
+            if scores[s, e] > best_score[owner]:
+                best_score[owner] = scores[s, e]
+                start_char, end_char = offsets[row, top_starts[s], 0], offsets[row, top_ends[e], 1]
+                best_text[owner] = examples[owner].context[start_char:end_char]
+        return best_text
+
+    def score(self, examples: list[QAExample], predictions: list[str]) -> Score:
+        splits = splits_of(examples)
+        metrics: dict[str, float] = {}
+        for split in splits:
+            pairs = [(p, e.answers) for p, e in zip(predictions, examples, strict=True) if e.split == split]
+            metrics[split_key(split, "exact_match", splits)] = float(
+                np.mean([best_over_golds(exact_match, p, golds) for p, golds in pairs]))
+            metrics[split_key(split, "f1", splits)] = float(
+                np.mean([best_over_golds(f1, p, golds) for p, golds in pairs]))
+        return Score(metrics)
+
+    def write_predictions(self, examples: list[QAExample], predictions: list[str],
+                          outputs: dict[str, np.ndarray], path: Path) -> None:
+        """The official format: {question id: answer text}."""
+        answers = {e.id: p for e, p in zip(examples, predictions, strict=True)}
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(answers, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+
+    def read_predictions(self, path: Path, examples: list[QAExample]) -> list[str]:
+        """Predictions in the official format, in `examples` order; a question without one
+        scores 0, as in the official evaluation."""
+        try:
+            answers = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise DataError(
+                f"{path}: unreadable predictions ({err}); expected {{question id: answer}}") from None
+        if not isinstance(answers, dict) or not all(isinstance(v, str) for v in answers.values()):
+            raise DataError(f"{path}: expected a JSON object {{question id: answer text}}")
+        return [answers.get(e.id, "") for e in examples]
+
+
+def _field(node: Any, key: str, kind: Any, path: Path, where: str) -> Any:
+    if not isinstance(node, dict) or key not in node:
+        raise DataError(f"{path}: {where} has no '{key}'; expected {LAYOUT}")
+    value = node[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise DataError(f"{path}: {where}: '{key}' is a {type(value).__name__}; expected {LAYOUT}")
+    return value
+
+
+def _merge(parts: list[dict[str, np.ndarray]], examples: list[QAExample]) -> Features:
+    """Windows from all question-length groups, back in example order."""
+    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    order = np.argsort(merged["example_index"], kind="stable")
+    merged = {key: value[order] for key, value in merged.items()}
+    arrays = {k.removeprefix("input."): v for k, v in merged.items() if k.startswith("input.")}
+    return Features(
+        example_ids=np.array([examples[i].id for i in merged["example_index"]], dtype=str),
+        arrays=arrays, lengths=arrays["attention_mask"].sum(axis=1).astype(np.int32),
+        extras={"offsets": merged["offsets"], "example_index": merged["example_index"]},
+    )
