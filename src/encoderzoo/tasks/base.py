@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from encoderzoo.features import Features
+from encoderzoo.fileio import atomic_path
 
 
 @dataclass
@@ -86,3 +88,18 @@ def split_key(split: str, metric: str, splits: list[str]) -> str:
 
 def splits_of(examples: list[Any]) -> list[str]:
     return list(dict.fromkeys(e.split for e in examples))
+
+
+def save_jsonl(examples: list[Any], path: Path) -> None:
+    """Example dataclasses, one JSON object per line."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+        for example in examples:
+            f.write(json.dumps(asdict(example), ensure_ascii=False) + "\n")
+
+
+def load_jsonl(path: Path, example_type: Any) -> list[Any]:
+    """The inverse of save_jsonl (JSON lists come back as the dataclasses' tuples)."""
+    with path.open(encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    return [example_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
+            for row in rows]

@@ -5,9 +5,8 @@ by assumed order."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import numpy as np
 from encoderzoo.errors import CheckpointError, DataError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
-from encoderzoo.tasks.base import ReadResult, Score, split_key, splits_of
+from encoderzoo.tasks.base import ReadResult, Score, load_jsonl, save_jsonl, split_key, splits_of
 from encoderzoo.tasks.tsv import read_tsv
 
 
@@ -153,14 +152,10 @@ class SequenceClassification:
         )
 
     def save_examples(self, examples: list[ClassificationExample], path: Path) -> None:
-        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
-            for e in examples:
-                f.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
+        save_jsonl(examples, path)
 
     def load_examples(self, path: Path) -> list[ClassificationExample]:
-        with path.open(encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f]
-        return [ClassificationExample(**(r | {"texts": tuple(r["texts"])})) for r in rows]
+        return load_jsonl(path, ClassificationExample)
 
     def predict(self, examples: list[ClassificationExample], features: Features,
                 outputs: dict[str, np.ndarray]) -> list[str]:

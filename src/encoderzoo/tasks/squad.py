@@ -7,7 +7,7 @@ import json
 import re
 import string
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 from encoderzoo.errors import DataError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
-from encoderzoo.tasks.base import ReadResult, Score, split_key, splits_of
+from encoderzoo.tasks.base import ReadResult, Score, load_jsonl, save_jsonl, split_key, splits_of
 
 LAYOUT = "SQuAD v1.1 JSON: {'data': [{'paragraphs': [{'context', 'qas': [{'id', 'question', 'answers'}]}]}]}"
 
@@ -198,15 +198,10 @@ class QuestionAnswering:
         return {"offsets": offsets, "example_index": example_index, **inputs}
 
     def save_examples(self, examples: list[QAExample], path: Path) -> None:
-        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
-            for e in examples:
-                f.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
+        save_jsonl(examples, path)
 
     def load_examples(self, path: Path) -> list[QAExample]:
-        with path.open(encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f]
-        return [QAExample(**(r | {"answers": tuple(r["answers"]),
-                                  "answer_starts": tuple(r["answer_starts"])})) for r in rows]
+        return load_jsonl(path, QAExample)
 
     # -- predictions and scores -----------------------------------------------------------------
 
