@@ -52,3 +52,17 @@ def test_overrides_and_repeats() -> None:
 def test_random_weights_options(options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config(**options)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"order": "random"}, "--order must be 'length' or 'dataset'"),
+    ({"buckets": (32, 0)}, "--buckets must be >= 1"),
+    ({"buckets": (32,), "padding": "fixed"}, "leave out --padding fixed"),
+])
+def test_batching_options(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config(**options)
+
+
+def test_batching_defaults_sort_by_length() -> None:
+    assert config().batching.order == "length" and config(buckets=(128, 32)).batching.buckets == (32, 128)

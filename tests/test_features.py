@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from encoderzoo.errors import ArtifactError
-from encoderzoo.features import Features
+from encoderzoo.features import Batching, Features
 
 
 def make_features(lengths: list[int], seq_len: int = 16) -> Features:
@@ -22,20 +22,52 @@ def make_features(lengths: list[int], seq_len: int = 16) -> Features:
 
 
 @given(lengths=st.lists(st.integers(1, 16), min_size=1, max_size=60), batch=st.integers(1, 17),
-       padding=st.sampled_from(["dynamic", "fixed"]))
-@settings(max_examples=60, deadline=None)
-def test_batches_cover_every_row_once_in_order(lengths: list[int], batch: int, padding: str) -> None:
+       padding=st.sampled_from(["dynamic", "fixed"]), order=st.sampled_from(["length", "dataset"]),
+       buckets=st.sampled_from([(), (4, 8), (2, 5, 16)]))
+@settings(max_examples=150, deadline=None)
+def test_batches_cover_every_row_once(lengths: list[int], batch: int, padding: str, order: str,
+                                      buckets: tuple[int, ...]) -> None:
+    if buckets and padding == "fixed":
+        return
     features = make_features(lengths)
-    seen = []
-    for rows, feeds in features.batches(batch, padding):  # type: ignore[arg-type]
+    batching = Batching(batch, order, padding, buckets)  # type: ignore[arg-type]
+    seen: list[int] = []
+    for rows, feeds in features.batches(batching):
+        longest = max(lengths[r] for r in rows)
         width = feeds["input_ids"].shape[1]
-        expected_width = max(lengths[rows]) if padding == "dynamic" else 16
-        assert width == expected_width
-        assert len(feeds["input_ids"]) <= batch
+        if padding == "fixed":
+            assert width == 16
+        elif buckets:
+            assert width == min([b for b in buckets if b >= longest] or [16])
+        else:
+            assert width == longest
+        assert len(rows) <= batch
         # nothing real is cut off: every token of every row is inside the batch's width
         assert (feeds["attention_mask"].sum(axis=1) == features.lengths[rows]).all()
-        seen.extend(range(rows.start, rows.stop))
-    assert seen == list(range(len(lengths)))
+        seen.extend(int(r) for r in rows)
+    assert sorted(seen) == list(range(len(lengths)))  # each row exactly once
+    if order == "dataset":
+        assert seen == list(range(len(lengths)))
+    else:  # sorted by length, ties in dataset order
+        assert seen == sorted(range(len(lengths)), key=lambda r: (lengths[r], r))
+
+
+@given(lengths=st.lists(st.integers(1, 16), min_size=1, max_size=40), batch=st.integers(1, 9))
+@settings(max_examples=60, deadline=None)
+def test_outputs_return_in_dataset_order(lengths: list[int], batch: int) -> None:
+    from encoderzoo.infer import run_inference
+
+    class Echo:
+        """Returns each row's first token id, so the output says which row it came from."""
+
+        name, precision = "echo", "fp32"
+
+        def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {"logits": feeds["input_ids"][:, :1].astype(np.float32)}
+
+    features = make_features(lengths)
+    outputs = run_inference(Echo(), features, Batching(batch, "length"))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(outputs["logits"][:, 0], features.arrays["input_ids"][:, 0])
 
 
 def test_rejects_mismatched_shapes() -> None:

@@ -49,6 +49,12 @@ SeqLenOpt = Annotated[int | None, typer.Option(
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="Only the first N examples.")]
 PaddingOpt = Annotated[str, typer.Option(
     "--padding", help="dynamic: pad each batch to its longest; fixed: pad to --seq-len.")]
+OrderOpt = Annotated[str, typer.Option(
+    "--order", help="length: batch examples of similar length together (outputs keep dataset "
+                    "order); dataset: as they come.")]
+BucketsOpt = Annotated[str | None, typer.Option(
+    "--buckets", help="Static shapes: pad each batch to the smallest of these lengths that fits, "
+                      "e.g. 32,64,128.")]
 ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", help="Intra-op threads [default: available cores].")]
 ProvidersOpt = Annotated[str, typer.Option(
@@ -80,15 +86,16 @@ def _names(text: str) -> tuple[str, ...]:
 def _config(recipe: str, out: Path | None, **options: Any) -> Any:
     from encoderzoo.config import RunConfig
 
-    for key in ("batch_sizes", "seq_lens"):
+    for key in ("batch_sizes", "seq_lens", "buckets"):
         if key in options:
             options[key] = _ints(options[key], "--" + key.replace("_", "-"))
     for key in ("backends", "providers", "label_names"):
         if options.get(key) is not None:
             options[key] = _names(options[key])
     options["data"] = tuple(options.get("data") or ())
-    if options.get("threads") is None:
-        options.pop("threads", None)
+    for key in ("threads", "buckets"):  # None: the RunConfig default
+        if options.get(key) is None:
+            options.pop(key, None)
     return RunConfig(recipe=recipe, out=out or Path("runs") / recipe, **options)
 
 
@@ -135,7 +142,8 @@ def run(
     random_weights: RandomOpt = None, tokenizer: TokenizerOpt = None, label_names: LabelNamesOpt = None,
     backends: BackendsOpt = "torch,onnxruntime", batch_size: BatchSizeOpt = 32,
     batch_sizes: BatchSizesOpt = None, seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None,
-    limit: LimitOpt = None, padding: PaddingOpt = "dynamic", threads: ThreadsOpt = None,
+    limit: LimitOpt = None, padding: PaddingOpt = "dynamic", order: OrderOpt = "length",
+    buckets: BucketsOpt = None, threads: ThreadsOpt = None,
     providers: ProvidersOpt = "CPUExecutionProvider", gate: GateOpt = None,
     optimize: OptimizeOpt = True, optimize_timeout: OptimizeTimeoutOpt = 300.0,
     bench: BenchOpt = True, warmup: WarmupOpt = 2, min_runs: MinRunsOpt = 5,
@@ -146,7 +154,8 @@ def run(
         recipe, out, checkpoint=checkpoint, data=data, random_weights=random_weights,
         tokenizer=tokenizer, label_names=label_names, backends=backends, batch_size=batch_size,
         batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens, limit=limit,
-        padding=padding, threads=threads, providers=providers, gate=gate, optimize=optimize,
+        padding=padding, order=order, buckets=buckets, threads=threads, providers=providers,
+        gate=gate, optimize=optimize,
         optimize_timeout=optimize_timeout, bench=bench, warmup=warmup, min_runs=min_runs,
         min_seconds=min_seconds,
     )
@@ -221,12 +230,14 @@ def optimize(
 def infer(
     recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None,
     backends: BackendsOpt = "torch,onnxruntime", batch_size: BatchSizeOpt = 32,
-    padding: PaddingOpt = "dynamic", threads: ThreadsOpt = None,
+    padding: PaddingOpt = "dynamic", order: OrderOpt = "length", buckets: BucketsOpt = None,
+    threads: ThreadsOpt = None,
     providers: ProvidersOpt = "CPUExecutionProvider",
 ) -> None:
     """Run every prepared example through each backend; save outputs and predictions."""
     _pipeline(_config(recipe, out, checkpoint=checkpoint, backends=backends,
-                      batch_size=batch_size, padding=padding, threads=threads,
+                      batch_size=batch_size, padding=padding, order=order, buckets=buckets,
+                      threads=threads,
                       providers=providers)).infer()
 
 

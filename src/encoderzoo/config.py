@@ -10,7 +10,7 @@ from encoderzoo.backends import parse_backend
 from encoderzoo.bench import BenchSettings
 from encoderzoo.environment import available_cores
 from encoderzoo.errors import ConfigError
-from encoderzoo.features import Padding
+from encoderzoo.features import Batching, Order, Padding
 from encoderzoo.optimize import DEFAULT_TIMEOUT_S
 from encoderzoo.recipes import Recipe, get_recipe
 from encoderzoo.sources import default_cache_dir
@@ -31,6 +31,8 @@ class RunConfig:
     seq_len: int | None = None  # max tokens per example for inference; default: the recipe's
     batch_size: int = 32  # inference batch size
     padding: Padding = "dynamic"  # "dynamic": pad each batch to its longest; "fixed": to seq_len
+    order: Order = "length"  # "length": batches of similar lengths (outputs return in dataset order)
+    buckets: tuple[int, ...] = ()  # static shapes: pad each batch up to the smallest bucket that fits
     limit: int | None = None  # only the first N examples
     batch_sizes: tuple[int, ...] | None = None  # benchmark sweep; default: the recipe's
     seq_lens: tuple[int, ...] | None = None  # benchmark sweep; default: (seq_len,)
@@ -64,6 +66,11 @@ class RunConfig:
             raise ConfigError("--warmup and --min-seconds must be >= 0")
         if self.padding not in ("dynamic", "fixed"):
             raise ConfigError(f"--padding must be 'dynamic' or 'fixed', not {self.padding!r}")
+        if self.order not in ("length", "dataset"):
+            raise ConfigError(f"--order must be 'length' or 'dataset', not {self.order!r}")
+        _positive("--buckets", self.buckets)
+        if self.buckets and self.padding == "fixed":
+            raise ConfigError("--buckets pads to bucket sizes; leave out --padding fixed")
         if self.random_weights not in (None, "tiny", "base"):
             raise ConfigError(f"--random-weights is 'tiny' or 'base', not {self.random_weights!r}")
         if self.random_weights and self.checkpoint:
@@ -91,6 +98,11 @@ class RunConfig:
     @property
     def effective_gate(self) -> float:
         return self.recipe_spec.gate if self.gate is None else self.gate
+
+    @property
+    def batching(self) -> Batching:
+        return Batching(batch_size=self.batch_size, order=self.order, padding=self.padding,
+                        buckets=tuple(sorted(self.buckets)))
 
     def bench_settings(self) -> BenchSettings:
         return BenchSettings(

@@ -50,12 +50,12 @@ def parity_cases(features: Features) -> list[ParityCase]:
     padding), 3 (padded to the full sequence length) and 1."""
     n = len(features)
     cases = []
-    for padding, rows in (
-        ("dynamic", slice(0, min(8, n))),
-        ("fixed", slice(max(n - 3, 0), n)),
-        ("dynamic", slice(n - 1, n)),
+    for padding, rows, width in (
+        ("dynamic", slice(0, min(8, n)), None),
+        ("fixed", slice(max(n - 3, 0), n), features.seq_len),
+        ("dynamic", slice(n - 1, n), None),
     ):
-        feeds = features.take(rows, padding)  # type: ignore[arg-type]
+        feeds = features.take(rows, width)
         batch, seq = next(iter(feeds.values())).shape
         cases.append(ParityCase(f"batch {batch} x seq {seq} ({padding} padding)", feeds))
     return cases
@@ -97,7 +97,7 @@ def export_onnx(
 
     input_names = features.input_names
     output_names = tuple(output_axes)
-    sample = features.take(slice(0, min(2, len(features))), "dynamic")
+    sample = features.take(slice(0, min(2, len(features))))
     axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "sequence"} for name in input_names}
     axes |= {name: dict(a) for name, a in output_axes.items()}
     start = time.perf_counter()

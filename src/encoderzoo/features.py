@@ -13,6 +13,24 @@ from encoderzoo.errors import ArtifactError
 from encoderzoo.fileio import atomic_path
 
 Padding = Literal["dynamic", "fixed"]
+Order = Literal["length", "dataset"]
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How rows are grouped into batches and padded."""
+
+    batch_size: int = 32
+    order: Order = "length"  # "length": rows sorted by token count, so batches hold similar lengths
+    padding: Padding = "dynamic"  # "dynamic": to the batch's longest row; "fixed": to seq_len
+    buckets: tuple[int, ...] = ()  # static shapes: pad up to the smallest bucket that fits
+
+    def width(self, longest: int, seq_len: int) -> int:
+        if self.padding == "fixed":
+            return seq_len
+        if self.buckets:
+            return min([b for b in self.buckets if b >= longest] or [seq_len])
+        return max(longest, 1)
 
 
 @dataclass
@@ -47,22 +65,29 @@ class Features:
     def input_names(self) -> tuple[str, ...]:
         return tuple(self.arrays)
 
-    def take(self, index: np.ndarray | slice, padding: Padding = "fixed") -> dict[str, np.ndarray]:
-        """Model inputs for the rows `index`; "dynamic" trims padding to the longest row."""
-        width = self.seq_len
-        if padding == "dynamic":
+    def take(self, index: np.ndarray | slice, width: int | None = None) -> dict[str, np.ndarray]:
+        """Model inputs for the rows `index`, `width` tokens wide (default: the longest row)."""
+        if width is None:
             width = max(int(self.lengths[index].max(initial=1)), 1)
         return {name: np.ascontiguousarray(a[index, :width]) for name, a in self.arrays.items()}
 
-    def batches(
-        self, batch_size: int, padding: Padding = "dynamic"
-    ) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
-        """Consecutive batches in dataset order: (rows, inputs)."""
-        if batch_size < 1:
+    def plan(self, batching: Batching) -> list[tuple[np.ndarray, int]]:
+        """(rows, width) per batch: every row exactly once; with order "length" the rows are
+        sorted by token count (stable), so a batch pads only up to similar lengths."""
+        if batching.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        for start in range(0, len(self), batch_size):
-            rows = slice(start, min(start + batch_size, len(self)))
-            yield rows, self.take(rows, padding)
+        order = (np.argsort(self.lengths, kind="stable") if batching.order == "length"
+                 else np.arange(len(self)))
+        plan = []
+        for start in range(0, len(order), batching.batch_size):
+            rows = order[start:start + batching.batch_size]
+            plan.append((rows, batching.width(int(self.lengths[rows].max()), self.seq_len)))
+        return plan
+
+    def batches(self, batching: Batching) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """(rows, inputs) per batch, as planned."""
+        for rows, width in self.plan(batching):
+            yield rows, self.take(rows, width)
 
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp, tmp.open("wb") as f:

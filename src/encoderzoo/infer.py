@@ -9,30 +9,33 @@ import numpy as np
 from encoderzoo.backends import Backend
 from encoderzoo.console import progress_bar
 from encoderzoo.errors import ArtifactError
-from encoderzoo.features import Features, Padding
+from encoderzoo.features import Batching, Features
 from encoderzoo.fileio import atomic_path
 
 SEQUENCE_FILL = np.finfo(np.float32).min  # value of sequence positions beyond a batch's width
 
 
 def run_inference(
-    backend: Backend, features: Features, *, batch_size: int, padding: Padding,
+    backend: Backend, features: Features, batching: Batching, *,
     sequence_outputs: frozenset[str] = frozenset(), label: str = "",
 ) -> dict[str, np.ndarray]:
-    """Outputs for every feature row, in feature order. Outputs named in `sequence_outputs`
-    (axis 1 = tokens) are padded back to the full sequence length."""
-    chunks: dict[str, list[np.ndarray]] = {}
+    """Outputs for every feature row, back in feature order whatever order the batches ran in.
+    Outputs named in `sequence_outputs` (axis 1 = tokens) are padded to the full sequence
+    length with a very negative value."""
+    outputs: dict[str, np.ndarray] = {}
     with progress_bar() as progress:
         task = progress.add_task(label or f"{backend.name} {backend.precision}", total=len(features))
-        for rows, feeds in features.batches(batch_size, padding):
+        for rows, feeds in features.batches(batching):
             for name, array in backend.run(feeds).items():
                 if name in sequence_outputs and array.shape[1] < features.seq_len:
                     pad = [(0, 0)] * array.ndim
                     pad[1] = (0, features.seq_len - array.shape[1])
                     array = np.pad(array, pad, constant_values=SEQUENCE_FILL)
-                chunks.setdefault(name, []).append(array)
-            progress.advance(task, rows.stop - rows.start)
-    return {name: np.concatenate(parts, axis=0) for name, parts in chunks.items()}
+                if name not in outputs:
+                    outputs[name] = np.empty((len(features), *array.shape[1:]), dtype=array.dtype)
+                outputs[name][rows] = array
+            progress.advance(task, len(rows))
+    return outputs
 
 
 def save_outputs(path: Path, example_ids: np.ndarray, outputs: dict[str, np.ndarray]) -> None:

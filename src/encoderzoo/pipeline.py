@@ -213,8 +213,8 @@ class Pipeline:
         for name, precision in self.config.backend_runs:
             backend = self.backend(name, precision)
             start = time.perf_counter()
-            outputs = run_inference(backend, features, batch_size=self.config.batch_size,
-                                    padding=self.config.padding, sequence_outputs=sequence_outputs)
+            outputs = run_inference(backend, features, self.config.batching,
+                                    sequence_outputs=sequence_outputs)
             seconds = time.perf_counter() - start
             save_outputs(self.ws.outputs(name, precision), features.example_ids, outputs)
             predictions_file = self.ws.predictions(name, precision, self.task.predictions_suffix)
@@ -223,7 +223,7 @@ class Pipeline:
             runs.append({
                 "backend": name, "precision": precision, "seconds": round(seconds, 3),
                 "examples_per_s": round(len(examples) / seconds, 2), "windows": len(features),
-                "batch_size": self.config.batch_size, "padding": self.config.padding,
+                "batching": self.config.batching.__dict__,
                 "settings": backend.settings(),
                 "outputs": str(self.ws.outputs(name, precision).relative_to(self.ws.root)),
                 "predictions": str(predictions_file.relative_to(self.ws.root)),

@@ -127,13 +127,19 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
     out += _breakdown_table(rows)
     inference = report.get("inference") or {}
     if inference:
-        out += ["End-to-end inference over the dataset (tokenized inputs, "
-                f"batch {inference['runs'][0]['batch_size']}, "
-                f"{inference['runs'][0]['padding']} padding):", ""]
+        out += [f"End-to-end inference over the dataset (tokenized inputs; {_batching(inference)}):", ""]
         out += [f"- {r['backend']} {r['precision']}: {r['examples_per_s']:.1f} examples/s "
                 f"({r['seconds']:.1f} s)" for r in inference["runs"]]
         out.append("")
     return out
+
+
+def _batching(inference: dict[str, Any]) -> str:
+    batching = inference["runs"][0]["batching"]
+    shape = (f"padded to buckets {','.join(map(str, batching['buckets']))}" if batching["buckets"]
+             else f"{batching['padding']} padding")
+    order = "sorted by length" if batching["order"] == "length" else "in dataset order"
+    return f"batch {batching['batch_size']}, {order}, {shape}"
 
 
 def _breakdown_table(rows: list[dict[str, Any]]) -> list[str]:
