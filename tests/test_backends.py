@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from encoderzoo.backends import BACKENDS, BackendContext, create_backend, parse_backend
+from encoderzoo.backends import BACKENDS, BackendContext, create_backend, parse_backends
 from encoderzoo.checkpoints import load_model, resolve_checkpoint
 from encoderzoo.errors import ConfigError
 from encoderzoo.export import export_onnx
@@ -15,13 +15,14 @@ from encoderzoo.tasks import get_task
 SST2, BERT = get_task("sst2"), get_family("bert")
 
 
-def test_parse_backend() -> None:
-    assert parse_backend("torch") == ("torch", "fp32")
-    assert parse_backend(" onnxruntime:fp32 ") == ("onnxruntime", "fp32")
+def test_parse_backends() -> None:
+    assert parse_backends("torch") == [("torch", "fp32"), ("torch", "bf16")]  # its default precisions
+    assert parse_backends(" onnxruntime:int8-static ") == [("onnxruntime", "int8-static")]
+    assert [p for _, p in parse_backends("openvino")] == ["fp32", "bf16", "int8"]
     with pytest.raises(ConfigError, match="unknown backend 'tensorrt'; known backends: torch, onnxruntime"):
-        parse_backend("tensorrt")
+        parse_backends("tensorrt")
     with pytest.raises(ConfigError, match="has no precision 'int4'"):
-        parse_backend("torch:int4")
+        parse_backends("torch:int4")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def context(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Backen
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
     export_onnx(load_model(checkpoint, SST2, attn_implementation="eager"), features, path,
                 output_axes=SST2.output_axes)
-    return BackendContext(checkpoint=checkpoint, task=SST2, onnx_path=path, threads=1)
+    return BackendContext(checkpoint=checkpoint, task=SST2, graph=path, threads=1)
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))
@@ -65,4 +66,15 @@ def test_onnx_backend_needs_an_export(context: BackendContext) -> None:
     from dataclasses import replace
 
     with pytest.raises(ConfigError, match="run `encoderzoo export` first"):
-        create_backend("onnxruntime", "fp32", replace(context, onnx_path=None))
+        create_backend("onnxruntime", "fp32", replace(context, graph=None))
+
+
+@pytest.mark.parametrize("name", ["torch", "openvino"])
+def test_bf16_stays_close_to_fp32(name: str, context: BackendContext) -> None:
+    rng = np.random.default_rng(1)
+    ids = rng.integers(1000, 28996, size=(4, 16))
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    reference = create_backend("torch", "fp32", context).run(feeds)["logits"]
+    backend = create_backend(name, "bf16", context)
+    np.testing.assert_allclose(backend.run(feeds)["logits"], reference, atol=0.05)
+    assert backend.settings()["threads"] == 1

@@ -88,11 +88,12 @@ def test_stages_one_at_a_time(tiny_bert: Path, tmp_path: Path) -> None:
 def test_failed_gate_exits_3_with_a_complete_report(tiny_bert: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [
         "run", "bert-base-cased-sst2", "--checkpoint", str(tiny_bert), "--data", str(SST2_DEV),
-        "--limit", "32", "--out", str(tmp_path / "run"), "--no-bench"])
+        "--limit", "32", "--out", str(tmp_path / "run"), "--no-bench",
+        "--backends", "torch:fp32,onnxruntime:fp32"])
     assert result.exit_code == 3
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    gates = {(r["backend"], r["gate_passed"]) for r in report["accuracy"]}
-    assert gates == {("torch", False), ("onnxruntime", True)}  # random weights miss 92.43
+    gates = {(r["backend"], r["precision"], r["gate_passed"]) for r in report["accuracy"]}
+    assert gates == {("torch", "fp32", False), ("onnxruntime", "fp32", True)}  # random weights miss 92.43
     assert report["gate_passed"] is False
     assert "**FAIL**" in (tmp_path / "run" / "report.md").read_text()
 
@@ -101,14 +102,15 @@ def test_bench_on_a_fresh_folder_exports_first(family_tokenizers: dict[str, Path
     out = tmp_path / "bench"
     result = CliRunner().invoke(app, [
         "bench", "roberta-base-sst2", "--random-weights", "tiny", "--tokenizer",
-        str(family_tokenizers["roberta"]), "--out", str(out), "--seq-lens", "16", *FAST_BENCH])
+        str(family_tokenizers["roberta"]), "--out", str(out), "--seq-lens", "16", *FAST_BENCH,
+        "--backends", "torch:fp32,onnxruntime:fp32"])
     assert result.exit_code == 0, (result.output, result.exception)
     report = json.loads((out / "report.json").read_text())
     assert report["export"]["parity"][0]["inputs"].startswith("batch 8 x seq 16")
     assert report["optimize"]["fused_ops"]["Attention"] == 2
     assert {(r["backend"], r["batch_size"]) for r in report["benchmark"]} == {
         (b, n) for b in ("torch", "onnxruntime") for n in (1, 2)}
-    assert "| 16 | 2 |" in result.output  # the performance table is printed
+    assert "| seq 16 | batch 1 | batch 2 |" in result.output  # the performance table is printed
 
 
 @needs_shared(SST2_DEV)

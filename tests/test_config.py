@@ -18,7 +18,8 @@ def config(**options: object) -> RunConfig:
     ({"batch_sizes": ()}, "need at least one value"),
     ({"threads": 0}, "--threads must be >= 1"),
     ({"backends": ()}, "--backends is empty"),
-    ({"backends": ("torch", "openvino")}, "unknown backend 'openvino'"),
+    ({"backends": ("torch", "tensorrt")}, "unknown backend 'tensorrt'"),
+    ({"calibration_size": 0}, "--calibration-size must be >= 1"),
     ({"padding": "longest"}, "--padding must be 'dynamic' or 'fixed'"),
     ({"gate": 1.5}, "--gate must be between 0 and 1"),
     ({"warmup": -1}, "--warmup and --min-seconds must be >= 0"),
@@ -33,13 +34,22 @@ def test_defaults_come_from_the_recipe() -> None:
     assert cfg.effective_seq_len == 128 and cfg.effective_gate == 0.99
     settings = cfg.bench_settings()
     assert settings.batch_sizes == (1, 4, 8, 16, 32, 64) and settings.seq_lens == (128,)
-    assert cfg.backend_runs == [("torch", "fp32"), ("onnxruntime", "fp32")]
+    assert cfg.backend_runs == [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"),
+                                ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"),
+                                ("openvino", "int8")]
+
+
+def test_cli_default_backends_are_the_config_defaults() -> None:
+    from encoderzoo.cli import ALL_BACKENDS
+    from encoderzoo.config import DEFAULT_BACKENDS
+
+    assert tuple(ALL_BACKENDS.split(",")) == DEFAULT_BACKENDS
 
 
 def test_overrides_and_repeats() -> None:
-    cfg = config(seq_len=64, gate=0.999, backends=("torch", "onnxruntime:fp32", "onnxruntime"))
+    cfg = config(seq_len=64, gate=0.999, backends=("torch:fp32", "onnxruntime:int8", "onnxruntime"))
     assert cfg.bench_settings().seq_lens == (64,) and cfg.effective_gate == 0.999
-    assert cfg.backend_runs == [("torch", "fp32"), ("onnxruntime", "fp32")]
+    assert cfg.backend_runs == [("torch", "fp32"), ("onnxruntime", "int8"), ("onnxruntime", "fp32")]
     assert cfg.to_json()["out"] == "runs/demo"
 
 

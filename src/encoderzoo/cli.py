@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 _state = {"debug": False}
 GATE_FAILED_EXIT = 3
+ALL_BACKENDS = "torch,onnxruntime,openvino"  # = config.DEFAULT_BACKENDS (kept here: --help stays light)
 
 RecipeArg = Annotated[str, typer.Argument(help="Recipe name (see `encoderzoo recipes`).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Run folder [default: runs/RECIPE].")]
@@ -38,7 +39,8 @@ LabelNamesOpt = Annotated[str | None, typer.Option(
 OptimizeTimeoutOpt = Annotated[float, typer.Option(
     "--optimize-timeout", help="Seconds before the graph optimizer is given up (unfused graph used).")]
 BackendsOpt = Annotated[str, typer.Option(
-    "--backends", help="Comma-separated backends, optionally name:precision.")]
+    "--backends", help="Comma-separated backends (each with its default precisions) or "
+                       "name:precision, e.g. torch:fp32,onnxruntime:int8,openvino:bf16.")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", help="Inference batch size.")]
 BatchSizesOpt = Annotated[str | None, typer.Option(
     "--batch-sizes", help="Benchmark batch sizes, e.g. 1,8,32 [default: the recipe's].")]
@@ -140,7 +142,7 @@ def backends() -> None:
 def run(
     recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None, data: DataOpt = None,
     random_weights: RandomOpt = None, tokenizer: TokenizerOpt = None, label_names: LabelNamesOpt = None,
-    backends: BackendsOpt = "torch,onnxruntime", batch_size: BatchSizeOpt = 32,
+    backends: BackendsOpt = ALL_BACKENDS, batch_size: BatchSizeOpt = 32,
     batch_sizes: BatchSizesOpt = None, seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None,
     limit: LimitOpt = None, padding: PaddingOpt = "dynamic", order: OrderOpt = "length",
     buckets: BucketsOpt = None, threads: ThreadsOpt = None,
@@ -229,7 +231,7 @@ def optimize(
 @app.command()
 def infer(
     recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None,
-    backends: BackendsOpt = "torch,onnxruntime", batch_size: BatchSizeOpt = 32,
+    backends: BackendsOpt = ALL_BACKENDS, batch_size: BatchSizeOpt = 32,
     padding: PaddingOpt = "dynamic", order: OrderOpt = "length", buckets: BucketsOpt = None,
     threads: ThreadsOpt = None,
     providers: ProvidersOpt = "CPUExecutionProvider",
@@ -270,7 +272,7 @@ def score(
 def bench(
     recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None,
     random_weights: RandomOpt = None, tokenizer: TokenizerOpt = None,
-    backends: BackendsOpt = "torch,onnxruntime", batch_sizes: BatchSizesOpt = None,
+    backends: BackendsOpt = ALL_BACKENDS, batch_sizes: BatchSizesOpt = None,
     seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None, threads: ThreadsOpt = None,
     providers: ProvidersOpt = "CPUExecutionProvider", optimize: OptimizeOpt = True,
     optimize_timeout: OptimizeTimeoutOpt = 300.0, warmup: WarmupOpt = 2,

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from encoderzoo.backends import parse_backend
+from encoderzoo.backends import parse_backends
 from encoderzoo.bench import BenchSettings
 from encoderzoo.environment import available_cores
 from encoderzoo.errors import ConfigError
@@ -15,7 +15,7 @@ from encoderzoo.optimize import DEFAULT_TIMEOUT_S
 from encoderzoo.recipes import Recipe, get_recipe
 from encoderzoo.sources import default_cache_dir
 
-DEFAULT_BACKENDS = ("torch", "onnxruntime")
+DEFAULT_BACKENDS = ("torch", "onnxruntime", "openvino")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class RunConfig:
     tokenizer: str | None = None  # with random_weights: a folder with the family's tokenizer files
     label_names: tuple[str, ...] | None = None  # the model's class names in order, over config.id2label
     data: tuple[str, ...] = ()  # PATH, FOLDER or SPLIT=PATH values; default: the recipe's
-    backends: tuple[str, ...] = DEFAULT_BACKENDS  # registry names, optionally "name:precision"
+    backends: tuple[str, ...] = DEFAULT_BACKENDS  # "name" (its default precisions) or "name:precision"
     seq_len: int | None = None  # max tokens per example for inference; default: the recipe's
     batch_size: int = 32  # inference batch size
     padding: Padding = "dynamic"  # "dynamic": pad each batch to its longest; "fixed": to seq_len
@@ -40,6 +40,7 @@ class RunConfig:
     providers: tuple[str, ...] = ("CPUExecutionProvider",)  # ONNX Runtime providers, in order
     optimize: bool = True  # fuse the ONNX graph with ONNX Runtime's transformer optimizer
     optimize_timeout: float = DEFAULT_TIMEOUT_S  # seconds before the optimizer is given up
+    calibration_size: int = 100  # examples (spread over the data) that calibrate int8 models
     gate: float | None = None  # fraction of the reference metric to keep; default: the recipe's
     bench: bool = True  # run the benchmark stage in `run`
     warmup: int = 2  # benchmark: untimed runs per point
@@ -50,7 +51,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         get_recipe(self.recipe)
         for name in self.backends:
-            parse_backend(name)
+            parse_backends(name)
         if not self.backends:
             raise ConfigError("--backends is empty; name at least one backend")
         _positive("--batch-size", [self.batch_size])
@@ -60,6 +61,7 @@ class RunConfig:
         _positive("--limit", [self.limit])
         _positive("--threads", [self.threads])
         _positive("--min-runs", [self.min_runs])
+        _positive("--calibration-size", [self.calibration_size])
         if self.batch_sizes == () or self.seq_lens == ():
             raise ConfigError("--batch-sizes and --seq-lens need at least one value")
         if self.warmup < 0 or self.min_seconds < 0:
@@ -89,7 +91,7 @@ class RunConfig:
     @property
     def backend_runs(self) -> list[tuple[str, str]]:
         """(backend, precision) pairs, without repeats, in the order given."""
-        return list(dict.fromkeys(parse_backend(b) for b in self.backends))
+        return list(dict.fromkeys(run for b in self.backends for run in parse_backends(b)))
 
     @property
     def effective_seq_len(self) -> int:

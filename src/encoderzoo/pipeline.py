@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from encoderzoo import __version__
+from encoderzoo import __version__, quantize
 from encoderzoo.backends import Backend, BackendContext, create_backend, get_backend
 from encoderzoo.bench import sweep, synthetic_features
 from encoderzoo.checkpoints import (
@@ -157,7 +157,7 @@ class Pipeline:
         features = features or self._features()
         step("export: tracing to ONNX (TorchScript exporter, eager attention)")
         model = load_model(self.checkpoint, self.task, attn_implementation="eager")
-        for derived in (self.ws.onnx_optimized, self.ws.optimize_json):  # built from the old export
+        for derived in self.ws.derived_graphs():  # built from the old export
             derived.unlink(missing_ok=True)
         seconds = export_onnx(model, features, self.ws.onnx, output_axes=self.task.output_axes)
         cases = parity_cases(features)
@@ -195,11 +195,46 @@ class Pipeline:
         write_json(self.ws.optimize_json, info)
         return info
 
+    def artifact(self, kind: str) -> Path | None:
+        """The file a backend runs (a key of backends.ARTIFACTS), quantized on first use; None
+        for the PyTorch checkpoint or when the graph it comes from was not exported yet."""
+        if kind == "checkpoint":
+            return None
+        if kind == "onnx-fused":
+            return self.ws.graph()
+        raw = self.ws.onnx if self.ws.onnx.is_file() else None
+        if kind == "onnx" or raw is None:
+            return raw
+        path = {"onnx-int8": self.ws.onnx_int8, "onnx-int8-static": self.ws.onnx_int8_static,
+                "openvino-int8": self.ws.openvino_int8}[kind]
+        if not path.is_file():
+            self._quantize(kind, path)
+        return path
+
+    def _quantize(self, kind: str, path: Path) -> None:
+        if kind == "onnx-int8":  # dynamic: no calibration; from the fused graph
+            source = self.ws.graph() or self.ws.onnx
+            step(f"quantize: {kind} from {source.name}")
+            info = quantize.ort_dynamic(source, path)
+        else:  # calibrated, from the unfused export
+            prepared = self.ws.features.is_file()
+            features = Features.load(self.ws.features) if prepared else synthetic_features(
+                self.family.input_names, int(self.checkpoint.config.vocab_size), 128)
+            feeds = quantize.calibration_feeds(features, self.config.calibration_size)
+            step(f"quantize: {kind} from {self.ws.onnx.name}, calibrated on {len(feeds)} batches")
+            build = quantize.ort_static if kind == "onnx-int8-static" else quantize.openvino_int8
+            info = build(self.ws.onnx, path, feeds)
+            info["calibration"] = "prepared examples spread over the data" if prepared else "synthetic inputs"
+        info["bytes"] = sum(f.stat().st_size for f in (path, path.with_suffix(".bin")) if f.is_file())
+        recorded = read_json(self.ws.quantize_json) if self.ws.quantize_json.is_file() else {}
+        write_json(self.ws.quantize_json, recorded | {kind: info})
+
     def backend(self, name: str, precision: str) -> Backend:
         key = (name, precision)
         if key not in self._backends:
             context = BackendContext(
-                checkpoint=self.checkpoint, task=self.task, onnx_path=self.ws.graph(),
+                checkpoint=self.checkpoint, task=self.task,
+                graph=self.artifact(get_backend(name).artifacts[precision]),
                 threads=self.config.threads, providers=self.config.providers,
             )
             self._backends[key] = create_backend(name, precision, context)
@@ -267,7 +302,8 @@ class Pipeline:
     def ensure_graph(self) -> None:
         """Export (and optimize) when an ONNX backend is asked for and the run folder has no
         graph yet, on the prepared features or, without them, on synthetic padded inputs."""
-        needs_onnx = any(get_backend(name).needs_onnx for name, _ in self.config.backend_runs)
+        needs_onnx = any(get_backend(name).artifacts[precision] != "checkpoint"
+                         for name, precision in self.config.backend_runs)
         if not needs_onnx or self.ws.graph() is not None:
             return
         features = None

@@ -22,6 +22,7 @@ def collect(ws: Workspace) -> dict[str, Any]:
         "data": _read(ws.prepare_json),
         "export": _read(ws.export_json),
         "optimize": _read(ws.optimize_json),
+        "quantize": _read(ws.quantize_json),
         "inference": _read(ws.infer_json),
         "accuracy": accuracy["rows"] if accuracy else [],
         "gate_passed": accuracy["gate_passed"] if accuracy else None,
@@ -173,43 +174,57 @@ def _export_section(report: dict[str, Any]) -> list[str]:
     elif optimize:
         out.append(f"- ONNX Runtime's optimizer {optimize['reason']}; the backends run the "
                    f"unfused `{optimize['file']}`")
+    for kind, info in (report.get("quantize") or {}).items():
+        calibration = (f", calibrated on {info['calibration_rows']} {info['calibration']}"
+                       if "calibration_rows" in info else "")
+        kept = info.get("excluded_nodes")
+        excluded = f", {len(kept)} nodes left in float" if kept else ""
+        out.append(f"- {kind}: {info['method']} of `{info['source']}`{calibration}{excluded} "
+                   f"({info['bytes'] / 2**20:.1f} MiB, {info['seconds']:.1f} s)")
     out.append("")
     return out
 
 
 def _performance_section(report: dict[str, Any]) -> list[str]:
+    """Per sequence length: one row per backend and precision, one column per batch size;
+    each cell "sequences/s (ratio to torch fp32)", then the latency percentiles."""
     rows = report["benchmark"]
     if not rows:
         return []
     labels = list(dict.fromkeys(_label(r) for r in rows))
-    by_point: dict[tuple[int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
-    for r in rows:
-        by_point[(r["seq_len"], r["batch_size"])][_label(r)] = r
+    cell = {(r["seq_len"], r["batch_size"], _label(r)): r for r in rows}
     base = "torch fp32" if "torch fp32" in labels else labels[0]
-    others = [label for label in labels if label != base]
     settings = report.get("benchmark_settings") or {}
     out = ["## Performance", "",
-           f"Sequences per second (median latency per batch in ms); full-length inputs; "
-           f"{settings.get('warmup', '?')} warm-up runs, then ≥ {settings.get('min_runs', '?')} "
-           f"runs and ≥ {settings.get('min_seconds', '?')} s per point.", "",
-           "| seq | batch | " + " | ".join(labels) + "".join(f" | {o} vs {base}" for o in others)
-           + " |",
-           "|---:|---:|" + "---:|" * (len(labels) + len(others))]
-    for (seq, batch), cells in sorted(by_point.items()):
-        values = [f"{c['throughput_per_s']:.1f} ({c['latency_ms']['p50']:.1f} ms)"
-                  if (c := cells.get(label)) else "—" for label in labels]
-        ratios = [f"{cells[o]['throughput_per_s'] / cells[base]['throughput_per_s']:.2f}×"
-                  if o in cells and base in cells else "—" for o in others]
-        out.append(f"| {seq} | {batch} | " + " | ".join(values + ratios) + " |")
-    out += ["", "Latency percentiles (ms, p50 / p90 / p99):", "",
-            "| seq | batch | " + " | ".join(labels) + " |", "|---:|---:|" + "---:|" * len(labels)]
-    for (seq, batch), cells in sorted(by_point.items()):
-        values = ["{p50:.1f} / {p90:.1f} / {p99:.1f}".format(**c["latency_ms"])
-                  if (c := cells.get(label)) else "—" for label in labels]
-        out.append(f"| {seq} | {batch} | " + " | ".join(values) + " |")
+           f"Sequences per second at the median latency, and the ratio to {base} at the same "
+           f"batch size; full-length inputs; {settings.get('warmup', '?')} warm-up runs, then "
+           f"≥ {settings.get('min_runs', '?')} runs and ≥ {settings.get('min_seconds', '?')} s "
+           "per point.", ""]
+    for seq in sorted({r["seq_len"] for r in rows}):
+        batches = sorted({r["batch_size"] for r in rows if r["seq_len"] == seq})
+        out += [f"| seq {seq} | " + " | ".join(f"batch {b}" for b in batches) + " |",
+                "|---|" + "---:|" * len(batches)]
+        for label in labels:
+            values = []
+            for b in batches:
+                here, ref = cell.get((seq, b, label)), cell.get((seq, b, base))
+                if here is None:
+                    values.append("—")
+                elif label == base or ref is None:
+                    values.append(f"{here['throughput_per_s']:.1f}")
+                else:
+                    ratio = here["throughput_per_s"] / ref["throughput_per_s"]
+                    values.append(f"{here['throughput_per_s']:.1f} ({ratio:.2f}×)")
+            out.append(f"| {label} | " + " | ".join(values) + " |")
+        out += ["", f"Latency per batch at seq {seq}, ms (p50 / p90 / p99):", "",
+                "| | " + " | ".join(f"batch {b}" for b in batches) + " |", "|---|" + "---:|" * len(batches)]
+        for label in labels:
+            values = ["{p50:.1f} / {p90:.1f} / {p99:.1f}".format(**c["latency_ms"])
+                      if (c := cell.get((seq, b, label))) else "—" for b in batches]
+            out.append(f"| {label} | " + " | ".join(values) + " |")
+        out.append("")
     if report.get("plot"):
-        out += ["", f"![throughput]({report['plot']})"]
-    out.append("")
+        out += [f"![throughput]({report['plot']})", ""]
     return out
 
 

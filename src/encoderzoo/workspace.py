@@ -35,6 +35,27 @@ class Workspace:
         return self.root / "model" / "model.optimized.onnx"
 
     @property
+    def onnx_int8(self) -> Path:
+        return self.root / "model" / "model.int8.onnx"
+
+    @property
+    def onnx_int8_static(self) -> Path:
+        return self.root / "model" / "model.int8-static.onnx"
+
+    @property
+    def openvino_int8(self) -> Path:
+        return self.root / "model" / "openvino-int8.xml"
+
+    @property
+    def quantize_json(self) -> Path:
+        return self.root / "model" / "quantize.json"
+
+    def derived_graphs(self) -> list[Path]:
+        """Everything built from the export, stale once it is redone."""
+        return [self.onnx_optimized, self.optimize_json, self.onnx_int8, self.onnx_int8_static,
+                self.openvino_int8, self.openvino_int8.with_suffix(".bin"), self.quantize_json]
+
+    @property
     def parity_inputs(self) -> Path:
         return self.root / "model" / "parity.npz"
 

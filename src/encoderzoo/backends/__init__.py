@@ -1,9 +1,10 @@
 """Runtimes behind one small interface, chosen by name. Adding a runtime: one module with a
-`create(context, precision)` function, and one `register_backend(...)` line here."""
+`create(context, precision)` function, and one `register_backend(...)` below."""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from encoderzoo.backends.base import Backend, BackendContext
@@ -11,24 +12,41 @@ from encoderzoo.errors import ConfigError
 from encoderzoo.registry import Registry
 
 __all__ = [
-    "BACKENDS", "Backend", "BackendContext", "BackendSpec", "create_backend", "get_backend",
-    "parse_backend",
+    "ARTIFACTS", "BACKENDS", "Backend", "BackendContext", "BackendSpec", "create_backend",
+    "get_backend", "parse_backends",
 ]
+
+# What a backend runs, built by the pipeline on demand (see Pipeline.artifact):
+ARTIFACTS = {
+    "checkpoint": "the PyTorch module itself",
+    "onnx": "the exported graph, unfused (other runtimes fuse it their own way)",
+    "onnx-fused": "the graph fused by ONNX Runtime's transformer optimizer",
+    "onnx-int8": "the fused graph, int8 by ONNX Runtime dynamic quantization",
+    "onnx-int8-static": "the exported graph, int8 QDQ by ONNX Runtime static quantization",
+    "openvino-int8": "an OpenVINO IR quantized by NNCF",
+}
 
 
 @dataclass(frozen=True)
 class BackendSpec:
     name: str
     description: str
-    precisions: tuple[str, ...]  # the first is the default
-    needs_onnx: bool  # runs the exported graph (else the PyTorch module)
+    artifacts: Mapping[str, str]  # precision -> the artifact it runs (a key of ARTIFACTS)
+    defaults: tuple[str, ...]  # the precisions a bare `--backends NAME` runs
     module: str  # implementation module, imported only when used; has `create(context, precision)`
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        return tuple(self.artifacts)
 
 
 BACKENDS: Registry[BackendSpec] = Registry("backend")
 
 
 def register_backend(spec: BackendSpec) -> BackendSpec:
+    unknown = set(spec.artifacts.values()) - set(ARTIFACTS)
+    if unknown or not set(spec.defaults) <= set(spec.artifacts):
+        raise ValueError(f"backend {spec.name!r}: unknown artifacts {unknown} or default precisions")
     return BACKENDS.register(spec.name, spec)
 
 
@@ -36,32 +54,41 @@ def get_backend(name: str) -> BackendSpec:
     return BACKENDS[name]
 
 
-def parse_backend(text: str) -> tuple[str, str]:
-    """'onnxruntime' or 'onnxruntime:fp32' -> (name, precision), checked against the registry."""
+def parse_backends(text: str) -> list[tuple[str, str]]:
+    """'onnxruntime' (its default precisions) or 'onnxruntime:int8' -> [(name, precision)]."""
     name, _, precision = text.strip().partition(":")
     spec = get_backend(name)
-    precision = precision or spec.precisions[0]
-    if precision not in spec.precisions:
+    if not precision:
+        return [(name, p) for p in spec.defaults]
+    if precision not in spec.artifacts:
         raise ConfigError(
             f"backend {name!r} has no precision {precision!r}; it has {', '.join(spec.precisions)}"
         )
-    return name, precision
+    return [(name, precision)]
 
 
 def create_backend(name: str, precision: str, context: BackendContext) -> Backend:
     spec = get_backend(name)
-    if spec.needs_onnx and context.onnx_path is None:
-        raise ConfigError(f"backend {name!r} needs an exported ONNX model; run `encoderzoo export` first")
+    if spec.artifacts[precision] != "checkpoint" and context.graph is None:
+        raise ConfigError(f"backend {name!r} needs an exported graph; run `encoderzoo export` first")
     module = importlib.import_module(spec.module)
     backend: Backend = module.create(context, precision)
     return backend
 
 
 register_backend(BackendSpec(
-    name="torch", description="PyTorch eager, the fp32 reference",
-    precisions=("fp32",), needs_onnx=False, module="encoderzoo.backends.torch_backend",
+    name="torch", description="PyTorch eager: fp32 (the reference), bf16 autocast",
+    artifacts={"fp32": "checkpoint", "bf16": "checkpoint"}, defaults=("fp32", "bf16"),
+    module="encoderzoo.backends.torch_backend",
 ))
 register_backend(BackendSpec(
-    name="onnxruntime", description="ONNX Runtime on the fused graph (providers configurable)",
-    precisions=("fp32",), needs_onnx=True, module="encoderzoo.backends.ort_backend",
+    name="onnxruntime",
+    description="ONNX Runtime (providers configurable): fused fp32, int8 dynamic, int8 static QDQ",
+    artifacts={"fp32": "onnx-fused", "int8": "onnx-int8", "int8-static": "onnx-int8-static"},
+    defaults=("fp32", "int8"), module="encoderzoo.backends.ort_backend",
+))
+register_backend(BackendSpec(
+    name="openvino", description="OpenVINO on the CPU: fp32, bf16 inference precision, NNCF int8",
+    artifacts={"fp32": "onnx", "bf16": "onnx", "int8": "openvino-int8"},
+    defaults=("fp32", "bf16", "int8"), module="encoderzoo.backends.openvino_backend",
 ))

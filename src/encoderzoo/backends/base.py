@@ -18,7 +18,7 @@ DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 class BackendContext:
     checkpoint: Checkpoint
     task: Task
-    onnx_path: Path | None  # the graph ONNX-based backends run
+    graph: Path | None  # the artifact this backend and precision run (None: the checkpoint)
     threads: int  # intra-op threads
     providers: tuple[str, ...] = DEFAULT_PROVIDERS  # ONNX Runtime execution providers, in order
 

@@ -24,16 +24,16 @@ class OrtBackend:
                 f"ONNX Runtime provider {', '.join(unknown)} is not in this onnxruntime build "
                 f"(available: {', '.join(available)}); install the matching onnxruntime package"
             )
-        assert context.onnx_path is not None  # checked by create_backend
+        assert context.graph is not None  # checked by create_backend
         options = ort.SessionOptions()
         options.intra_op_num_threads = context.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.precision = precision
-        self._path = context.onnx_path
+        self._path = context.graph
         self._threads = context.threads
         self._session = ort.InferenceSession(
-            str(context.onnx_path), sess_options=options, providers=list(context.providers)
+            str(context.graph), sess_options=options, providers=list(context.providers)
         )
         self._outputs = [o.name for o in self._session.get_outputs()]
         self._version = ort.__version__

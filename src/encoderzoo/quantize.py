@@ -1,0 +1,100 @@
+"""int8 artifacts: ONNX Runtime dynamic and static (QDQ) quantization, and OpenVINO int8 through
+NNCF post-training quantization. Calibration data are model inputs taken from the task's
+examples. Heavy libraries are imported inside the functions."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from encoderzoo.features import Features
+from encoderzoo.fileio import atomic_path
+
+# Quantizing the fused graph needs every tensor typed; the transformer optimizer's fused
+# operators (Attention, SkipLayerNormalization...) leave some untyped, and onnxruntime 1.31's
+# quantizer then stops with "Unable to find data type for weight_name". Float is right for all.
+FLOAT_DEFAULT = {"DefaultTensorType": 1}  # onnx.TensorProto.FLOAT
+
+
+def calibration_feeds(features: Features, count: int, batch_size: int = 8) -> list[dict[str, np.ndarray]]:
+    """Batches of `count` rows spread evenly over the data (not only its start)."""
+    rows = np.unique(np.linspace(0, len(features) - 1, num=min(count, len(features))).astype(int))
+    return [features.take(rows[i:i + batch_size]) for i in range(0, len(rows), batch_size)]
+
+
+def _quiet() -> None:
+    logging.getLogger("root").setLevel(logging.ERROR)  # the quantizer's "consider pre-processing"
+
+
+def ort_dynamic(src: Path, dst: Path, *, exclude: Sequence[str] = ()) -> dict[str, Any]:
+    """Weights int8 per channel (symmetric, full range), activations quantized at run time."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    _quiet()
+    start = time.perf_counter()
+    with atomic_path(dst) as tmp:
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                         reduce_range=False, nodes_to_exclude=list(exclude), extra_options=FLOAT_DEFAULT)
+    return {"method": "onnxruntime dynamic, per-channel QInt8 weights", "source": src.name,
+            "excluded_nodes": list(exclude), "seconds": round(time.perf_counter() - start, 2)}
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over prepared batches."""
+
+    def __init__(self, feeds: Iterable[dict[str, np.ndarray]]) -> None:
+        self._feeds = iter(list(feeds))
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+    def rewind(self) -> None:  # part of the protocol; one pass is all we give
+        pass
+
+
+def ort_static(src: Path, dst: Path, calibration: list[dict[str, np.ndarray]], *,
+               exclude: Sequence[str] = ()) -> dict[str, Any]:
+    """QDQ int8 with activation ranges measured (MinMax) on the calibration batches."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    _quiet()
+    start = time.perf_counter()
+    with atomic_path(dst) as tmp:
+        quantize_static(str(src), str(tmp), _Reader(calibration), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(exclude),
+                        extra_options=FLOAT_DEFAULT)
+    rows = sum(len(next(iter(f.values()))) for f in calibration)
+    return {"method": "onnxruntime static QDQ (MinMax), per-channel QInt8 weights, QUInt8 activations",
+            "source": src.name, "calibration_rows": rows, "excluded_nodes": list(exclude),
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
+def openvino_int8(src: Path, dst: Path, calibration: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """NNCF post-training quantization for transformers (keeps the sensitive parts in float)
+    into an OpenVINO IR at `dst` (.xml, with its .bin)."""
+    import nncf
+    import openvino as ov
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    start = time.perf_counter()
+    model = ov.Core().read_model(str(src))
+    quantized = nncf.quantize(model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
+                              subset_size=len(calibration))  # items are batches
+    folder = Path(tempfile.mkdtemp(prefix=".openvino-int8.", dir=dst.parent))
+    try:
+        ov.save_model(quantized, str(folder / dst.name))
+        for suffix in (".bin", ".xml"):  # the weights first: the .xml names a complete IR
+            shutil.move(folder / dst.with_suffix(suffix).name, dst.with_suffix(suffix))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    rows = sum(len(next(iter(f.values()))) for f in calibration)
+    return {"method": "NNCF post-training quantization (transformer preset)", "source": src.name,
+            "calibration_rows": rows, "seconds": round(time.perf_counter() - start, 2)}
