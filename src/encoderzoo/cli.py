@@ -66,6 +66,11 @@ GateOpt = Annotated[float | None, typer.Option(
 OptimizeOpt = Annotated[bool, typer.Option(
     "--optimize/--no-optimize", help="Fuse the ONNX graph with ONNX Runtime's optimizer.")]
 BenchOpt = Annotated[bool, typer.Option("--bench/--no-bench", help="Run the benchmark stage.")]
+TriageOpt = Annotated[bool, typer.Option(
+    "--triage/--no-triage", help="Re-quantize an int8 model that misses its gate, leaving the "
+                                 "nodes that drift most in float.")]
+CalibrationOpt = Annotated[int, typer.Option(
+    "--calibration-size", help="Examples, spread over the data, that calibrate int8 models.")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", help="Benchmark: untimed runs per point.")]
 MinRunsOpt = Annotated[int, typer.Option("--min-runs", help="Benchmark: timed runs per point.")]
 MinSecondsOpt = Annotated[float, typer.Option(
@@ -148,18 +153,19 @@ def run(
     buckets: BucketsOpt = None, threads: ThreadsOpt = None,
     providers: ProvidersOpt = "CPUExecutionProvider", gate: GateOpt = None,
     optimize: OptimizeOpt = True, optimize_timeout: OptimizeTimeoutOpt = 300.0,
+    calibration_size: CalibrationOpt = 100, triage: TriageOpt = True,
     bench: BenchOpt = True, warmup: WarmupOpt = 2, min_runs: MinRunsOpt = 5,
     min_seconds: MinSecondsOpt = 1.0,
 ) -> None:
-    """The whole chain: prepare → export → optimize → infer → score → bench → report."""
+    """The whole chain: prepare → export → optimize → infer → score (→ triage) → bench → report."""
     config = _config(
         recipe, out, checkpoint=checkpoint, data=data, random_weights=random_weights,
         tokenizer=tokenizer, label_names=label_names, backends=backends, batch_size=batch_size,
         batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens, limit=limit,
         padding=padding, order=order, buckets=buckets, threads=threads, providers=providers,
         gate=gate, optimize=optimize,
-        optimize_timeout=optimize_timeout, bench=bench, warmup=warmup, min_runs=min_runs,
-        min_seconds=min_seconds,
+        optimize_timeout=optimize_timeout, calibration_size=calibration_size, triage=triage,
+        bench=bench, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
     )
     from encoderzoo.pipeline import run as run_pipeline
 
@@ -265,6 +271,21 @@ def score(
         return
     info = _pipeline(_config(recipe, out, gate=gate, label_names=label_names)).score()
     if not info["gate_passed"]:
+        raise typer.Exit(GATE_FAILED_EXIT)
+
+
+@app.command("triage")
+def triage_command(
+    recipe: RecipeArg, out: OutOpt = None, gate: GateOpt = None,
+    calibration_size: CalibrationOpt = 100, threads: ThreadsOpt = None,
+) -> None:
+    """Re-quantize the scored int8 models that missed their gate; exit 3 if one still does."""
+    pipeline = _pipeline(_config(recipe, out, gate=gate, calibration_size=calibration_size,
+                                 threads=threads))
+    pipeline.triage()
+    from encoderzoo.fileio import read_json
+
+    if not read_json(pipeline.ws.accuracy_json)["gate_passed"]:
         raise typer.Exit(GATE_FAILED_EXIT)
 
 

@@ -41,6 +41,7 @@ class RunConfig:
     optimize: bool = True  # fuse the ONNX graph with ONNX Runtime's transformer optimizer
     optimize_timeout: float = DEFAULT_TIMEOUT_S  # seconds before the optimizer is given up
     calibration_size: int = 100  # examples (spread over the data) that calibrate int8 models
+    triage: bool = True  # re-quantize an int8 model that misses its gate, leaving its worst nodes in float
     gate: float | None = None  # fraction of the reference metric to keep; default: the recipe's
     bench: bool = True  # run the benchmark stage in `run`
     warmup: int = 2  # benchmark: untimed runs per point

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from encoderzoo import __version__, quantize
+from encoderzoo import __version__, quantize, triage
 from encoderzoo.backends import Backend, BackendContext, create_backend, get_backend
 from encoderzoo.bench import sweep, synthetic_features
 from encoderzoo.checkpoints import (
@@ -46,11 +46,13 @@ from encoderzoo.optimize import optimize_onnx
 from encoderzoo.random_weights import build_random_checkpoint
 from encoderzoo.recipes import Recipe
 from encoderzoo.report import write_report
-from encoderzoo.scoring import REFERENCE_BACKEND, accuracy_rows, output_drift
+from encoderzoo.scoring import REFERENCE_BACKEND, accuracy_rows, gate_passes, output_drift
 from encoderzoo.sources import resolve_data
 from encoderzoo.tasks import get_task
 from encoderzoo.tasks.base import Task
 from encoderzoo.workspace import Workspace
+
+TRIAGED = ("onnx-int8", "onnx-int8-static")  # the artifacts triage can re-quantize
 
 
 class Pipeline:
@@ -241,31 +243,93 @@ class Pipeline:
         return self._backends[key]
 
     def infer(self) -> dict[str, Any]:
-        features, examples = self._features(), self._examples()
-        sequence_outputs = frozenset(
-            name for name, axes in self.task.output_axes.items() if 1 in axes)
-        runs = []
-        for name, precision in self.config.backend_runs:
-            backend = self.backend(name, precision)
-            start = time.perf_counter()
-            outputs = run_inference(backend, features, self.config.batching,
-                                    sequence_outputs=sequence_outputs)
-            seconds = time.perf_counter() - start
-            save_outputs(self.ws.outputs(name, precision), features.example_ids, outputs)
-            predictions_file = self.ws.predictions(name, precision, self.task.predictions_suffix)
-            predictions = self.task.predict(examples, features, outputs)
-            self.task.write_predictions(examples, predictions, outputs, predictions_file)
-            runs.append({
-                "backend": name, "precision": precision, "seconds": round(seconds, 3),
-                "examples_per_s": round(len(examples) / seconds, 2), "windows": len(features),
-                "batching": self.config.batching.__dict__,
-                "settings": backend.settings(),
-                "outputs": str(self.ws.outputs(name, precision).relative_to(self.ws.root)),
-                "predictions": str(predictions_file.relative_to(self.ws.root)),
-            })
-        info = {"examples": len(features), "runs": runs}
+        runs = [self._infer_one(name, precision) for name, precision in self.config.backend_runs]
+        info = {"examples": len(self._examples()), "runs": runs}
         write_json(self.ws.infer_json, info)
         return info
+
+    def _infer_one(self, name: str, precision: str) -> dict[str, Any]:
+        """Every example through one backend and precision; outputs and predictions saved."""
+        features, examples = self._features(), self._examples()
+        sequence_outputs = frozenset(n for n, axes in self.task.output_axes.items() if 1 in axes)
+        backend = self.backend(name, precision)
+        start = time.perf_counter()
+        outputs = run_inference(backend, features, self.config.batching, sequence_outputs=sequence_outputs)
+        seconds = time.perf_counter() - start
+        save_outputs(self.ws.outputs(name, precision), features.example_ids, outputs)
+        predictions_file = self.ws.predictions(name, precision, self.task.predictions_suffix)
+        predictions = self.task.predict(examples, features, outputs)
+        self.task.write_predictions(examples, predictions, outputs, predictions_file)
+        return {
+            "backend": name, "precision": precision, "seconds": round(seconds, 3),
+            "examples_per_s": round(len(examples) / seconds, 2), "windows": len(features),
+            "batching": self.config.batching.__dict__, "settings": backend.settings(),
+            "outputs": str(self.ws.outputs(name, precision).relative_to(self.ws.root)),
+            "predictions": str(predictions_file.relative_to(self.ws.root)),
+        }
+
+    def triage(self) -> dict[str, Any]:
+        """For each int8 ONNX Runtime model below its gate: rank its quantized nodes by the
+        drift they add on a calibration slice, then re-quantize leaving the worst 1, 2, 4, ...
+        in float until the gate passes (at most a quarter of them). Rescores at the end."""
+        accuracy = read_json(self.ws.accuracy_json)
+        failing = [r for r in accuracy["rows"] if not r["gate_passed"] and r["baseline"] == "torch_fp32"
+                   and get_backend(r["backend"]).artifacts[r["precision"]] in TRIAGED]
+        if not failing:
+            return {}
+        features, examples = self._features(), self._examples()
+        feeds = quantize.calibration_feeds(features, self.config.calibration_size)
+        torch_metrics = next(r["metrics"] for r in accuracy["rows"]
+                             if (r["backend"], r["precision"]) == REFERENCE_BACKEND)
+        infer = read_json(self.ws.infer_json)
+        results = {}
+        for row in failing:
+            name, precision = row["backend"], row["precision"]
+            kind = get_backend(name).artifacts[precision]
+            source, path, op_types = self._triage_source(kind)
+            step(f"triage: ranking the quantized nodes of {path.name}")
+            ranking = triage.rank_nodes(source, path, feeds[:4], op_types=op_types,
+                                        threads=self.config.threads)
+            attempts = []
+            for count in triage.exclusion_steps(len(ranking)):
+                excluded = [d.exclude_as for d in ranking[:count]]
+                self._requantize(kind, source, path, feeds, excluded)
+                self._backends.pop((name, precision), None)
+                run = self._infer_one(name, precision)
+                infer["runs"] = [run if (r["backend"], r["precision"]) == (name, precision) else r
+                                 for r in infer["runs"]]
+                _, outputs = load_outputs(self.ws.root / run["outputs"])
+                metrics = self.task.score(examples, self.task.predict(examples, features, outputs)).metrics
+                passed = all(gate_passes(metrics[k], v, self.config.effective_gate)
+                             for k, v in torch_metrics.items() if k in metrics)
+                attempts.append({"float_nodes": count, "metrics": metrics, "gate_passed": passed})
+                step(f"triage: {name} {precision} with {count} nodes in float: "
+                     + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                if passed:
+                    break
+            results[f"{name}:{precision}"] = {
+                "before": row["metrics"], "candidates": len(ranking), "attempts": attempts,
+                "float_nodes": excluded, "recovered": attempts[-1]["gate_passed"],
+                "worst": [d.to_json() for d in ranking[:10]],
+            }
+        write_json(self.ws.infer_json, infer)
+        write_json(self.ws.triage_json, results)
+        self.score()
+        return results
+
+    def _triage_source(self, kind: str) -> tuple[Path, Path, tuple[str, ...] | None]:
+        if kind == "onnx-int8":  # dynamic quantization of the fused graph
+            return self.ws.graph() or self.ws.onnx, self.ws.onnx_int8, None
+        return self.ws.onnx, self.ws.onnx_int8_static, quantize.STATIC_OPS
+
+    def _requantize(self, kind: str, source: Path, path: Path, feeds: list[dict[str, Any]],
+                    excluded: list[str]) -> None:
+        info = (quantize.ort_dynamic(source, path, exclude=excluded) if kind == "onnx-int8"
+                else quantize.ort_static(source, path, feeds, exclude=excluded))
+        info["bytes"] = path.stat().st_size
+        info["calibration"] = "prepared examples spread over the data"
+        recorded = read_json(self.ws.quantize_json) if self.ws.quantize_json.is_file() else {}
+        write_json(self.ws.quantize_json, recorded | {kind: info})
 
     def score(self) -> dict[str, Any]:
         if not self.ws.infer_json.is_file():
@@ -369,6 +433,8 @@ class Pipeline:
             self.optimize()
         self.infer()
         passed = bool(self.score()["gate_passed"])
+        if not passed and self.config.triage and self.triage():
+            passed = bool(read_json(self.ws.accuracy_json)["gate_passed"])
         if self.config.bench:
             self.bench()
         self.report()

@@ -21,6 +21,10 @@ from encoderzoo.fileio import atomic_path
 # operators (Attention, SkipLayerNormalization...) leave some untyped, and onnxruntime 1.31's
 # quantizer then stops with "Unable to find data type for weight_name". Float is right for all.
 FLOAT_DEFAULT = {"DefaultTensorType": 1}  # onnx.TensorProto.FLOAT
+# Static quantization covers the matrix products only: quantizing every activation (the
+# attention scores with their mask of very negative values, LayerNorm, GELU) took the demo
+# model from 88.8 % to 76.0 % on SST-2.
+STATIC_OPS = ("MatMul", "Gemm")
 
 
 def calibration_feeds(features: Features, count: int, batch_size: int = 8) -> list[dict[str, np.ndarray]]:
@@ -70,9 +74,11 @@ def ort_static(src: Path, dst: Path, calibration: list[dict[str, np.ndarray]], *
         quantize_static(str(src), str(tmp), _Reader(calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(exclude),
+                        op_types_to_quantize=list(STATIC_OPS),
                         extra_options=FLOAT_DEFAULT)
     rows = sum(len(next(iter(f.values()))) for f in calibration)
-    return {"method": "onnxruntime static QDQ (MinMax), per-channel QInt8 weights, QUInt8 activations",
+    return {"method": "onnxruntime static QDQ (MinMax) of MatMul/Gemm, per-channel QInt8 weights, "
+                      "QUInt8 activations",
             "source": src.name, "calibration_rows": rows, "excluded_nodes": list(exclude),
             "seconds": round(time.perf_counter() - start, 2)}
 

@@ -23,6 +23,7 @@ def collect(ws: Workspace) -> dict[str, Any]:
         "export": _read(ws.export_json),
         "optimize": _read(ws.optimize_json),
         "quantize": _read(ws.quantize_json),
+        "triage": _read(ws.triage_json),
         "inference": _read(ws.infer_json),
         "accuracy": accuracy["rows"] if accuracy else [],
         "gate_passed": accuracy["gate_passed"] if accuracy else None,
@@ -126,6 +127,7 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
         out.append(f"| {r['backend']} | {r['precision']} | {values} | {agreement} | {drift} | {verdict} |")
     out.append("")
     out += _breakdown_table(rows)
+    out += _triage_lines(report.get("triage") or {})
     inference = report.get("inference") or {}
     if inference:
         out += [f"End-to-end inference over the dataset (tokenized inputs; {_batching(inference)}):", ""]
@@ -141,6 +143,19 @@ def _batching(inference: dict[str, Any]) -> str:
              else f"{batching['padding']} padding")
     order = "sorted by length" if batching["order"] == "length" else "in dataset order"
     return f"batch {batching['batch_size']}, {order}, {shape}"
+
+
+def _triage_lines(triage: dict[str, Any]) -> list[str]:
+    out = []
+    for label, result in triage.items():
+        before = ", ".join(f"{k} {100 * v:.2f}" for k, v in result["before"].items())
+        after = ", ".join(f"{k} {100 * v:.2f}" for k, v in result["attempts"][-1]["metrics"].items())
+        verdict = "back above its gate" if result["recovered"] else "still below its gate"
+        nodes = ", ".join(f"`{n}`" for n in result["float_nodes"])
+        out.append(f"Quantization triage, {label.replace(':', ' ')}: {before} missed the gate; "
+                   f"leaving {len(result['float_nodes'])} of {result['candidates']} quantized nodes "
+                   f"in float ({nodes}) gave {after}, {verdict}.")
+    return [*out, ""] if out else []
 
 
 def _breakdown_table(rows: list[dict[str, Any]]) -> list[str]:

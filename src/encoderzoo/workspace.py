@@ -78,6 +78,10 @@ class Workspace:
         return self.root / "predictions" / f"{backend}-{precision}{suffix}"
 
     @property
+    def triage_json(self) -> Path:
+        return self.root / "triage.json"
+
+    @property
     def accuracy_json(self) -> Path:
         return self.root / "accuracy.json"
 

@@ -1,0 +1,101 @@
+"""Quantization triage: which quantized nodes add the most error, measured on a calibration
+slice, so that re-quantizing without them can bring an int8 model back above its gate.
+
+Both graphs are run with every intermediate tensor of the float graph exposed (the quantizers
+keep those names). A node's own drift is the relative error of its output minus the largest
+relative error among its inputs: the error it adds, not the error it inherits."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NodeDrift:
+    name: str
+    op_type: str
+    own: float  # relative error the node adds
+    total: float  # relative error of its output
+    exclude_as: str  # the name the quantizer knows it by (a Gemm it split is "<name>_MatMul")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _session_with_outputs(path: Path, names: list[str], threads: int) -> Any:
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    present = {o.name for o in model.graph.output}
+    model.graph.output.extend(onnx.helper.ValueInfoProto(name=n) for n in names if n not in present)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _relative_errors(reference: Any, candidate: Any, feeds: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    names = [o.name for o in reference.get_outputs()]
+    squared_error = dict.fromkeys(names, 0.0)
+    squared_norm = dict.fromkeys(names, 0.0)
+    for batch in feeds:
+        want = dict(zip(names, reference.run(names, batch), strict=True))
+        got = dict(zip(names, candidate.run(names, batch), strict=True))
+        for name in names:
+            a, b = want[name], got[name]
+            if a.dtype.kind != "f" or a.shape != b.shape:
+                continue
+            a64, b64 = a.astype(np.float64), b.astype(np.float64)
+            finite = np.isfinite(a64) & np.isfinite(b64) & (np.abs(a64) < 1e30)  # masks hold -inf/min
+            squared_error[name] += float(((a64 - b64)[finite] ** 2).sum())
+            squared_norm[name] += float((a64[finite] ** 2).sum())
+    return {n: (squared_error[n] / squared_norm[n]) ** 0.5 if squared_norm[n] > 0 else 0.0 for n in names}
+
+
+def rank_nodes(float_graph: Path, quantized_graph: Path, feeds: list[dict[str, np.ndarray]], *,
+               op_types: tuple[str, ...] | None = None, threads: int = 1) -> list[NodeDrift]:
+    """Quantized nodes of `float_graph`, the worst first. Candidates are the operators the
+    quantizer covers (`op_types`; default: ONNX Runtime's dynamic-quantization operators); one
+    counts as quantized when the quantized graph replaced it (dynamic quantization), feeds it
+    dequantized inputs (QDQ), or dequantizes its output (a quantized embedding table)."""
+    import onnx
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
+
+    op_types = op_types or (*IntegerOpsRegistry, "Gemm")  # Gemm is quantized as a MatMul
+
+    float_model, quantized_model = onnx.load(str(float_graph)), onnx.load(str(quantized_graph))
+    tensors = [o for node in float_model.graph.node for o in node.output if o]
+    errors = _relative_errors(_session_with_outputs(float_graph, tensors, threads),
+                              _session_with_outputs(quantized_graph, tensors, threads), feeds)
+    dequantizers = [n for n in quantized_model.graph.node if n.op_type == "DequantizeLinear"]
+    dequantized = {o for n in dequantizers for o in n.output}
+    to_dequantize = {i for n in dequantizers for i in n.input}
+    kept = {n.name: n for n in quantized_model.graph.node}
+    drifts = []
+    for node in float_model.graph.node:
+        counterpart = kept.get(node.name)
+        if node.op_type not in op_types or (counterpart is not None and not (
+                any(i in dequantized for i in counterpart.input)
+                or any(o in to_dequantize for o in counterpart.output))):
+            continue  # not quantized
+        total = errors.get(node.output[0], 0.0)
+        inherited = max((errors.get(i, 0.0) for i in node.input), default=0.0)
+        split = f"{node.name}_MatMul"  # dynamic quantization turns a Gemm into MatMul + Add first
+        exclude_as = split if counterpart is None and any(n.startswith(split) for n in kept) else node.name
+        drifts.append(NodeDrift(node.name, node.op_type, total - inherited, total, exclude_as))
+    return sorted(drifts, key=lambda d: d.own, reverse=True)
+
+
+def exclusion_steps(candidates: int, fraction: float = 0.25) -> list[int]:
+    """How many of the worst nodes to leave in float, attempt after attempt: 1, 2, 4, ... up to
+    `fraction` of the quantized nodes."""
+    limit = max(1, int(candidates * fraction))
+    steps, k = [], 1
+    while k < limit:
+        steps.append(k)
+        k *= 2
+    return [*steps, limit]
