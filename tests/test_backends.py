@@ -78,3 +78,39 @@ def test_bf16_stays_close_to_fp32(name: str, context: BackendContext) -> None:
     backend = create_backend(name, "bf16", context)
     np.testing.assert_allclose(backend.run(feeds)["logits"], reference, atol=0.05)
     assert backend.settings()["threads"] == 1
+
+
+def test_session_options_change_nothing_but_speed(context: BackendContext) -> None:
+    from dataclasses import replace
+
+    rng = np.random.default_rng(2)
+    ids = rng.integers(1000, 28996, size=(3, 10))
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    plain = create_backend("onnxruntime", "fp32", context).run(feeds)["logits"]
+    tuned = create_backend("onnxruntime", "fp32", replace(
+        context, options={"io_binding": "true", "spinning": "false"}))
+    np.testing.assert_array_equal(tuned.run(feeds)["logits"], plain)
+    assert tuned.settings()["io_binding"] is True and tuned.settings()["spinning"] is False
+    options = {"hint": "throughput", "streams": "1"}
+    throughput = create_backend("openvino", "fp32", replace(context, options=options))
+    np.testing.assert_allclose(throughput.run(feeds)["logits"], plain, atol=1e-4)
+    assert throughput.settings()["performance_hint"] == "THROUGHPUT" and throughput.settings()["streams"] == 1
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    (("onnxruntime.fast=1",), "backend 'onnxruntime' has no option 'fast'; its options: io_binding"),
+    (("io_binding=true",), "--backend-option takes BACKEND.KEY=VALUE"),
+    (("tensorrt.fp16=true",), "unknown backend 'tensorrt'"),
+])
+def test_backend_options_are_checked(values: tuple[str, ...], message: str) -> None:
+    from encoderzoo.backends import parse_backend_options
+
+    with pytest.raises(ConfigError, match=message):
+        parse_backend_options(values)
+
+
+def test_flag_values(context: BackendContext) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="use true or false"):
+        create_backend("onnxruntime", "fp32", replace(context, options={"io_binding": "maybe"}))

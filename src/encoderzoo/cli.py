@@ -61,6 +61,9 @@ ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", help="Intra-op threads [default: available cores].")]
 ProvidersOpt = Annotated[str, typer.Option(
     "--providers", help="ONNX Runtime execution providers, comma-separated, in order.")]
+BackendOptionOpt = Annotated[list[str] | None, typer.Option(
+    "--backend-option", help="BACKEND.KEY=VALUE session setting (repeatable): onnxruntime.io_binding, "
+                             "onnxruntime.spinning, openvino.hint, openvino.streams.")]
 GateOpt = Annotated[float | None, typer.Option(
     "--gate", help="Fraction of the reference metric to keep [default: the recipe's, 0.99].")]
 OptimizeOpt = Annotated[bool, typer.Option(
@@ -100,6 +103,7 @@ def _config(recipe: str, out: Path | None, **options: Any) -> Any:
         if options.get(key) is not None:
             options[key] = _names(options[key])
     options["data"] = tuple(options.get("data") or ())
+    options["backend_options"] = tuple(options.get("backend_options") or ())
     for key in ("threads", "buckets"):  # None: the RunConfig default
         if options.get(key) is None:
             options.pop(key, None)
@@ -151,7 +155,8 @@ def run(
     batch_sizes: BatchSizesOpt = None, seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None,
     limit: LimitOpt = None, padding: PaddingOpt = "dynamic", order: OrderOpt = "length",
     buckets: BucketsOpt = None, threads: ThreadsOpt = None,
-    providers: ProvidersOpt = "CPUExecutionProvider", gate: GateOpt = None,
+    providers: ProvidersOpt = "CPUExecutionProvider", backend_option: BackendOptionOpt = None,
+    gate: GateOpt = None,
     optimize: OptimizeOpt = True, optimize_timeout: OptimizeTimeoutOpt = 300.0,
     calibration_size: CalibrationOpt = 100, triage: TriageOpt = True,
     bench: BenchOpt = True, warmup: WarmupOpt = 2, min_runs: MinRunsOpt = 5,
@@ -163,7 +168,7 @@ def run(
         tokenizer=tokenizer, label_names=label_names, backends=backends, batch_size=batch_size,
         batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens, limit=limit,
         padding=padding, order=order, buckets=buckets, threads=threads, providers=providers,
-        gate=gate, optimize=optimize,
+        backend_options=backend_option, gate=gate, optimize=optimize,
         optimize_timeout=optimize_timeout, calibration_size=calibration_size, triage=triage,
         bench=bench, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
     )
@@ -240,13 +245,13 @@ def infer(
     backends: BackendsOpt = ALL_BACKENDS, batch_size: BatchSizeOpt = 32,
     padding: PaddingOpt = "dynamic", order: OrderOpt = "length", buckets: BucketsOpt = None,
     threads: ThreadsOpt = None,
-    providers: ProvidersOpt = "CPUExecutionProvider",
+    providers: ProvidersOpt = "CPUExecutionProvider", backend_option: BackendOptionOpt = None,
 ) -> None:
     """Run every prepared example through each backend; save outputs and predictions."""
     _pipeline(_config(recipe, out, checkpoint=checkpoint, backends=backends,
                       batch_size=batch_size, padding=padding, order=order, buckets=buckets,
-                      threads=threads,
-                      providers=providers)).infer()
+                      threads=threads, providers=providers,
+                      backend_options=backend_option)).infer()
 
 
 @app.command()
@@ -295,8 +300,8 @@ def bench(
     random_weights: RandomOpt = None, tokenizer: TokenizerOpt = None,
     backends: BackendsOpt = ALL_BACKENDS, batch_sizes: BatchSizesOpt = None,
     seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None, threads: ThreadsOpt = None,
-    providers: ProvidersOpt = "CPUExecutionProvider", optimize: OptimizeOpt = True,
-    optimize_timeout: OptimizeTimeoutOpt = 300.0, warmup: WarmupOpt = 2,
+    providers: ProvidersOpt = "CPUExecutionProvider", backend_option: BackendOptionOpt = None,
+    optimize: OptimizeOpt = True, optimize_timeout: OptimizeTimeoutOpt = 300.0, warmup: WarmupOpt = 2,
     min_runs: MinRunsOpt = 5, min_seconds: MinSecondsOpt = 1.0,
 ) -> None:
     """Sweep batch sizes x sequence lengths; latency percentiles and throughput. Exports (and
@@ -304,7 +309,8 @@ def bench(
     pipeline = _pipeline(_config(
         recipe, out, checkpoint=checkpoint, random_weights=random_weights, tokenizer=tokenizer,
         backends=backends, batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens,
-        threads=threads, providers=providers, optimize=optimize, optimize_timeout=optimize_timeout,
+        threads=threads, providers=providers, backend_options=backend_option, optimize=optimize,
+        optimize_timeout=optimize_timeout,
         warmup=warmup, min_runs=min_runs, min_seconds=min_seconds))
     pipeline.bench()
     pipeline.report()

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from encoderzoo.backends import parse_backends
+from encoderzoo.backends import parse_backend_options, parse_backends
 from encoderzoo.bench import BenchSettings
 from encoderzoo.environment import available_cores
 from encoderzoo.errors import ConfigError
@@ -38,6 +38,7 @@ class RunConfig:
     seq_lens: tuple[int, ...] | None = None  # benchmark sweep; default: (seq_len,)
     threads: int = field(default_factory=available_cores)  # intra-op threads for every backend
     providers: tuple[str, ...] = ("CPUExecutionProvider",)  # ONNX Runtime providers, in order
+    backend_options: tuple[str, ...] = ()  # BACKEND.KEY=VALUE session settings, e.g. openvino.hint=throughput
     optimize: bool = True  # fuse the ONNX graph with ONNX Runtime's transformer optimizer
     optimize_timeout: float = DEFAULT_TIMEOUT_S  # seconds before the optimizer is given up
     calibration_size: int = 100  # examples (spread over the data) that calibrate int8 models
@@ -53,6 +54,7 @@ class RunConfig:
         get_recipe(self.recipe)
         for name in self.backends:
             parse_backends(name)
+        parse_backend_options(self.backend_options)
         if not self.backends:
             raise ConfigError("--backends is empty; name at least one backend")
         _positive("--batch-size", [self.batch_size])

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 
 from encoderzoo import __version__, quantize, triage
-from encoderzoo.backends import Backend, BackendContext, create_backend, get_backend
+from encoderzoo.backends import (
+    Backend,
+    BackendContext,
+    create_backend,
+    get_backend,
+    parse_backend_options,
+)
 from encoderzoo.bench import sweep, synthetic_features
 from encoderzoo.checkpoints import (
     Checkpoint,
@@ -238,6 +244,7 @@ class Pipeline:
                 checkpoint=self.checkpoint, task=self.task,
                 graph=self.artifact(get_backend(name).artifacts[precision]),
                 threads=self.config.threads, providers=self.config.providers,
+                options=parse_backend_options(self.config.backend_options).get(name, {}),
             )
             self._backends[key] = create_backend(name, precision, context)
         return self._backends[key]

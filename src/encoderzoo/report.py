@@ -29,6 +29,7 @@ def collect(ws: Workspace) -> dict[str, Any]:
         "gate_passed": accuracy["gate_passed"] if accuracy else None,
         "benchmark": benchmark["rows"] if benchmark else [],
         "benchmark_settings": benchmark["settings"] if benchmark else None,
+        "benchmark_backends": benchmark["backends"] if benchmark else None,
         "environment": benchmark["environment"] if benchmark else None,
     }
 
@@ -83,6 +84,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines += _accuracy_section(report)
     lines += _export_section(report)
     lines += _performance_section(report)
+    lines += _backends_section(report)
     packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
     lines += ["## Environment", "", f"- Python {env['python']} on {env['platform']}",
               f"- {packages}", f"- ONNX Runtime providers: {', '.join(env['onnxruntime_providers'])}",
@@ -241,6 +243,20 @@ def _performance_section(report: dict[str, Any]) -> list[str]:
     if report.get("plot"):
         out += [f"![throughput]({report['plot']})", ""]
     return out
+
+
+def _backends_section(report: dict[str, Any]) -> list[str]:
+    """What each backend and precision ran with (threads, providers, graph, hints)."""
+    runs = (report.get("inference") or {}).get("runs") or []
+    settings = {f"{r['backend']} {r['precision']}": r["settings"] for r in runs}
+    settings |= {k.replace(":", " "): v for k, v in (report.get("benchmark_backends") or {}).items()}
+    if not settings:
+        return []
+    out = ["## Backend settings", ""]
+    for label, values in settings.items():
+        shown = ", ".join(f"{k} {v}" for k, v in values.items() if v is not None)
+        out.append(f"- {label}: {shown}")
+    return [*out, ""]
 
 
 def plot_throughput(rows: list[dict[str, Any]], path: Path, *, title: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from encoderzoo.backends.base import Backend, BackendContext
 from encoderzoo.errors import ConfigError
@@ -13,7 +13,7 @@ from encoderzoo.registry import Registry
 
 __all__ = [
     "ARTIFACTS", "BACKENDS", "Backend", "BackendContext", "BackendSpec", "create_backend",
-    "get_backend", "parse_backends",
+    "get_backend", "parse_backend_options", "parse_backends",
 ]
 
 # What a backend runs, built by the pipeline on demand (see Pipeline.artifact):
@@ -34,6 +34,7 @@ class BackendSpec:
     artifacts: Mapping[str, str]  # precision -> the artifact it runs (a key of ARTIFACTS)
     defaults: tuple[str, ...]  # the precisions a bare `--backends NAME` runs
     module: str  # implementation module, imported only when used; has `create(context, precision)`
+    options: Mapping[str, str] = field(default_factory=dict)  # --backend-option NAME.KEY=VALUE keys
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -67,6 +68,24 @@ def parse_backends(text: str) -> list[tuple[str, str]]:
     return [(name, precision)]
 
 
+def parse_backend_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """'onnxruntime.io_binding=true' -> {"onnxruntime": {"io_binding": "true"}}, checked against
+    each backend's declared options."""
+    options: dict[str, dict[str, str]] = {}
+    for value in values:
+        target, sep, setting = value.partition("=")
+        name, dot, key = target.strip().partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"--backend-option takes BACKEND.KEY=VALUE, e.g. onnxruntime.io_binding=true; "
+                              f"got {value!r}")
+        spec = get_backend(name)
+        if key not in spec.options:
+            known = ", ".join(f"{k} ({d})" for k, d in spec.options.items()) or "none"
+            raise ConfigError(f"backend {name!r} has no option {key!r}; its options: {known}")
+        options.setdefault(name, {})[key] = setting.strip()
+    return options
+
+
 def create_backend(name: str, precision: str, context: BackendContext) -> Backend:
     spec = get_backend(name)
     if spec.artifacts[precision] != "checkpoint" and context.graph is None:
@@ -86,9 +105,13 @@ register_backend(BackendSpec(
     description="ONNX Runtime (providers configurable): fused fp32, int8 dynamic, int8 static QDQ",
     artifacts={"fp32": "onnx-fused", "int8": "onnx-int8", "int8-static": "onnx-int8-static"},
     defaults=("fp32", "int8"), module="encoderzoo.backends.ort_backend",
+    options={"io_binding": "true|false: bind inputs and outputs once per batch (default false)",
+             "spinning": "true|false: worker threads spin between runs (default true)"},
 ))
 register_backend(BackendSpec(
     name="openvino", description="OpenVINO on the CPU: fp32, bf16 inference precision, NNCF int8",
     artifacts={"fp32": "onnx", "bf16": "onnx", "int8": "openvino-int8"},
     defaults=("fp32", "bf16", "int8"), module="encoderzoo.backends.openvino_backend",
+    options={"hint": "latency|throughput: OpenVINO's performance hint (default latency)",
+             "streams": "parallel inference streams (default: the hint's choice)"},
 ))

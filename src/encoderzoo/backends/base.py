@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ class BackendContext:
     graph: Path | None  # the artifact this backend and precision run (None: the checkpoint)
     threads: int  # intra-op threads
     providers: tuple[str, ...] = DEFAULT_PROVIDERS  # ONNX Runtime execution providers, in order
+    options: Mapping[str, str] = field(default_factory=dict)  # this backend's --backend-option values
 
 
 class Backend(Protocol):
@@ -34,3 +36,15 @@ class Backend(Protocol):
     def settings(self) -> dict[str, Any]:
         """What the numbers depend on (threads, providers, graph), recorded in reports."""
         ...
+
+
+def flag(options: Mapping[str, str], key: str, default: bool) -> bool:
+    """A true/false backend option."""
+    value = options.get(key)
+    if value is None:
+        return default
+    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        from encoderzoo.errors import ConfigError
+
+        raise ConfigError(f"option {key}={value!r}: use true or false")
+    return value.lower() in ("true", "1", "yes")

@@ -27,8 +27,13 @@ class OpenVinoBackend:
                               f"{', '.join(capabilities)}); use openvino:fp32 or openvino:int8")
         assert context.graph is not None  # checked by create_backend
         self.precision = precision
+        hint = context.options.get("hint", "latency").upper()
+        if hint not in ("LATENCY", "THROUGHPUT"):
+            raise ConfigError(f"openvino.hint={hint.lower()!r}: use latency or throughput")
         self._config = {"INFERENCE_PRECISION_HINT": HINTS[precision],
-                        "INFERENCE_NUM_THREADS": context.threads, "PERFORMANCE_HINT": "LATENCY"}
+                        "INFERENCE_NUM_THREADS": context.threads, "PERFORMANCE_HINT": hint}
+        if "streams" in context.options:
+            self._config["NUM_STREAMS"] = int(context.options["streams"])
         self._compiled = core.compile_model(core.read_model(str(context.graph)), "CPU", self._config)
         self._request = self._compiled.create_infer_request()
         self._outputs = [(port, port.get_any_name()) for port in self._compiled.outputs]
@@ -42,7 +47,8 @@ class OpenVinoBackend:
     def settings(self) -> dict[str, Any]:
         return {"threads": self._config["INFERENCE_NUM_THREADS"], "graph": self._graph,
                 "inference_precision": self._config["INFERENCE_PRECISION_HINT"],
-                "performance_hint": self._config["PERFORMANCE_HINT"], "openvino": self._version}
+                "performance_hint": self._config["PERFORMANCE_HINT"],
+                "streams": self._compiled.get_property("NUM_STREAMS"), "openvino": self._version}
 
 
 def create(context: BackendContext, precision: str) -> OpenVinoBackend:

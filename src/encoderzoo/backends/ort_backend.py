@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from encoderzoo.backends.base import BackendContext
+from encoderzoo.backends.base import BackendContext, flag
 from encoderzoo.errors import ConfigError
 
 
@@ -29,6 +29,10 @@ class OrtBackend:
         options.intra_op_num_threads = context.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._spinning = flag(context.options, "spinning", True)
+        if not self._spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._io_binding = flag(context.options, "io_binding", False)
         self.precision = precision
         self._path = context.graph
         self._threads = context.threads
@@ -39,12 +43,21 @@ class OrtBackend:
         self._version = ort.__version__
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self._session.run(self._outputs, feeds)
+        if self._io_binding:
+            binding = self._session.io_binding()
+            for name, array in feeds.items():
+                binding.bind_cpu_input(name, array)
+            for name in self._outputs:
+                binding.bind_output(name)
+            self._session.run_with_iobinding(binding)
+            results = binding.copy_outputs_to_cpu()
+        else:
+            results = self._session.run(self._outputs, feeds)
         return dict(zip(self._outputs, results, strict=True))
 
     def settings(self) -> dict[str, Any]:
         return {
-            "threads": self._threads,
+            "threads": self._threads, "spinning": self._spinning, "io_binding": self._io_binding,
             "providers": self._session.get_providers(),
             "graph": self._path.name,
             "onnxruntime": self._version,
