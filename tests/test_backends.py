@@ -114,3 +114,26 @@ def test_flag_values(context: BackendContext) -> None:
 
     with pytest.raises(ConfigError, match="use true or false"):
         create_backend("onnxruntime", "fp32", replace(context, options={"io_binding": "maybe"}))
+
+
+def test_openvino_async_dataset_path_matches_single_batches(context: BackendContext) -> None:
+    from dataclasses import replace
+
+    from encoderzoo.features import Batching, Features
+    from encoderzoo.infer import run_inference
+
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(3, 20, size=40)
+    ids = np.zeros((40, 20), dtype=np.int64)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = rng.integers(1000, 28996, size=length)
+    mask = (ids > 0).astype(np.int64)
+    arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    features = Features(np.array([str(i) for i in range(40)]), arrays, lengths.astype(np.int32))
+    queued = create_backend("openvino", "fp32", context)
+    single = create_backend("openvino", "fp32", replace(context, options={"async": "false"}))
+    got = run_inference(queued, features, Batching(8), progress=False)["logits"]
+    want = run_inference(single, features, Batching(8), progress=False)["logits"]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert queued.settings()["async_dataset_streams"] >= 1
+    assert single.settings()["async_dataset_streams"] is None

@@ -91,3 +91,25 @@ def test_load_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ArtifactError, match="unreadable features file"):
         Features.load(tmp_path / "bad.npz")
+
+
+@given(lengths=st.lists(st.integers(1, 16), min_size=1, max_size=40), batch=st.integers(1, 9))
+@settings(max_examples=40, deadline=None)
+def test_batches_finishing_out_of_order_still_fill_dataset_order(lengths: list[int], batch: int) -> None:
+    from encoderzoo.infer import run_inference
+
+    class Shuffled:
+        """Keeps every batch in flight and finishes them last first, like an async queue may."""
+
+        name, precision = "shuffled", "fp32"
+
+        def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {"logits": feeds["input_ids"][:, :1].astype(np.float32)}
+
+        def run_all(self, batches, sink):  # type: ignore[no-untyped-def]
+            for rows, feeds in reversed(list(batches)):
+                sink(rows, self.run(feeds))
+
+    features = make_features(lengths)
+    outputs = run_inference(Shuffled(), features, Batching(batch, "length"))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(outputs["logits"][:, 0], features.arrays["input_ids"][:, 0])

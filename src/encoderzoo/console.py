@@ -15,10 +15,10 @@ from rich.progress import (
 console = Console(stderr=True)
 
 
-def progress_bar() -> Progress:
+def progress_bar(disable: bool = False) -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False, disable=disable,
     )
 
 

@@ -17,16 +17,17 @@ SEQUENCE_FILL = np.finfo(np.float32).min  # value of sequence positions beyond a
 
 def run_inference(
     backend: Backend, features: Features, batching: Batching, *,
-    sequence_outputs: frozenset[str] = frozenset(), label: str = "",
+    sequence_outputs: frozenset[str] = frozenset(), label: str = "", progress: bool = True,
 ) -> dict[str, np.ndarray]:
     """Outputs for every feature row, back in feature order whatever order the batches ran in.
     Outputs named in `sequence_outputs` (axis 1 = tokens) are padded to the full sequence
     length with a very negative value."""
     outputs: dict[str, np.ndarray] = {}
-    with progress_bar() as progress:
-        task = progress.add_task(label or f"{backend.name} {backend.precision}", total=len(features))
-        for rows, feeds in features.batches(batching):
-            for name, array in backend.run(feeds).items():
+    with progress_bar(disable=not progress) as bar:
+        task = bar.add_task(label or f"{backend.name} {backend.precision}", total=len(features))
+
+        def sink(rows: np.ndarray, results: dict[str, np.ndarray]) -> None:
+            for name, array in results.items():
                 if name in sequence_outputs and array.shape[1] < features.seq_len:
                     pad = [(0, 0)] * array.ndim
                     pad[1] = (0, features.seq_len - array.shape[1])
@@ -34,7 +35,14 @@ def run_inference(
                 if name not in outputs:
                     outputs[name] = np.empty((len(features), *array.shape[1:]), dtype=array.dtype)
                 outputs[name][rows] = array
-            progress.advance(task, len(rows))
+            bar.advance(task, len(rows))
+
+        batches = features.batches(batching)
+        if hasattr(backend, "run_all"):  # backends that keep several batches in flight
+            backend.run_all(batches, sink)
+        else:
+            for rows, feeds in batches:
+                sink(rows, backend.run(feeds))
     return outputs
 
 

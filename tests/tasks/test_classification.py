@@ -208,3 +208,25 @@ def test_head_config_names_the_labels() -> None:
     assert MNLI.head_config() == {
         "num_labels": 3, "id2label": {0: "entailment", 1: "neutral", 2: "contradiction"},
         "label2id": {"entailment": 0, "neutral": 1, "contradiction": 2}}
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_fast_encoding_equals_transformers_padding(family: str, family_tokenizers) -> None:  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer, RobertaTokenizer
+
+    from encoderzoo.tasks.tokenize import encode_fixed
+
+    folder = family_tokenizers[family]
+    tokenizer = (RobertaTokenizer.from_pretrained(folder) if family == "roberta"
+                 else AutoTokenizer.from_pretrained(folder, do_lower_case=False))
+    sst2 = SST2.read(SST2_DEV, limit=300).examples
+    mnli = MNLI.read(MNLI_MATCHED, limit=300).examples
+    for columns in ([[e.texts[0] for e in sst2]], [[e.texts[0] for e in mnli], [e.texts[1] for e in mnli]]):
+        want = tokenizer(*columns, truncation=True, max_length=24, padding="max_length",
+                         return_token_type_ids=True, return_tensors="np")
+        got = encode_fixed(tokenizer, columns, 24)
+        for name in ("input_ids", "token_type_ids", "attention_mask"):
+            np.testing.assert_array_equal(got[name], want[name])
+    # the tokenizer's own settings are left as they were
+    assert tokenizer("a b c")["input_ids"] == tokenizer.backend_tokenizer.encode("a b c").ids
+    assert tokenizer.backend_tokenizer.truncation is None

@@ -112,6 +112,8 @@ register_backend(BackendSpec(
     name="openvino", description="OpenVINO on the CPU: fp32, bf16 inference precision, NNCF int8",
     artifacts={"fp32": "onnx", "bf16": "onnx", "int8": "openvino-int8"},
     defaults=("fp32", "bf16", "int8"), module="encoderzoo.backends.openvino_backend",
-    options={"hint": "latency|throughput: OpenVINO's performance hint (default latency)",
-             "streams": "parallel inference streams (default: the hint's choice)"},
+    options={"hint": "latency|throughput: the performance hint for single batches (default latency)",
+             "streams": "parallel inference streams (default: the hint's choice)",
+             "async": "true|false: whole datasets through an async queue of throughput streams "
+                      "(default true)"},
 ))

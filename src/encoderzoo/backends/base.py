@@ -37,6 +37,9 @@ class Backend(Protocol):
         """What the numbers depend on (threads, providers, graph), recorded in reports."""
         ...
 
+    # Optional: run_all(batches, sink) keeps several batches in flight and calls
+    # sink(rows, outputs) as each finishes; run_inference uses it when a backend has it.
+
 
 def flag(options: Mapping[str, str], key: str, default: bool) -> bool:
     """A true/false backend option."""

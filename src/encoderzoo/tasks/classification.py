@@ -16,6 +16,7 @@ from encoderzoo.errors import CheckpointError, DataError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
 from encoderzoo.tasks.base import ReadResult, Score, load_jsonl, save_jsonl, split_key, splits_of
+from encoderzoo.tasks.tokenize import encode_fixed
 from encoderzoo.tasks.tsv import read_tsv
 
 
@@ -136,15 +137,9 @@ class SequenceClassification:
         input_names: tuple[str, ...],
     ) -> Features:
         columns = [[e.texts[c] for e in examples] for c in range(len(self.text_columns))]
-        encoded = tokenizer(
-            *columns, truncation=True, max_length=seq_len, padding="max_length",
-            return_attention_mask=True, return_token_type_ids=True, return_tensors="np",
-        )
-        mask = encoded["attention_mask"].astype(np.int64)
-        arrays = {}
-        for name in input_names:
-            array = encoded.get(name)
-            arrays[name] = np.zeros_like(mask) if array is None else array.astype(np.int64)
+        encoded = encode_fixed(tokenizer, columns, seq_len)
+        mask = encoded["attention_mask"]
+        arrays = {name: encoded[name] for name in input_names}
         return Features(
             example_ids=np.array([e.id for e in examples], dtype=str),
             arrays=arrays,
