@@ -147,10 +147,12 @@ def prepare_encoderzoo(model: Path, data: Path, work: Path, threads: int, batch_
 
 def peak_memory(work: Path, variant: str) -> tuple[float, float]:
     """(peak RSS MiB of `encoderzoo infer` with this variant alone, its target MiB)."""
-    code = ("import resource, sys\nfrom encoderzoo.cli import main\n"
+    # VmHWM, not ru_maxrss: the latter survives fork+exec and would report this process's peak
+    code = ("import sys\nfrom encoderzoo.cli import main\n"
             f"sys.argv = ['encoderzoo', 'infer', 'demo', '--out', {str(work)!r}, '--backends', {variant!r}]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('peak_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+            "peak = next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+            "print('peak_kib', peak, file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     peak = int(next(line.split()[1] for line in result.stderr.splitlines() if line.startswith("peak_kib")))
     infer = json.loads((work / "outputs" / "infer.json").read_text())

@@ -4,8 +4,10 @@ examples. Heavy libraries are imported inside the functions."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -89,11 +91,12 @@ def openvino_int8(src: Path, dst: Path, calibration: list[dict[str, np.ndarray]]
     import nncf
     import openvino as ov
 
-    logging.getLogger("nncf").setLevel(logging.ERROR)
+    nncf.set_log_level(logging.ERROR)
     start = time.perf_counter()
     model = ov.Core().read_model(str(src))
-    quantized = nncf.quantize(model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
-                              subset_size=len(calibration))  # items are batches
+    with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars, beside ours on stderr
+        quantized = nncf.quantize(model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
+                                  subset_size=len(calibration))  # items are batches
     folder = Path(tempfile.mkdtemp(prefix=".openvino-int8.", dir=dst.parent))
     try:
         ov.save_model(quantized, str(folder / dst.name))
