@@ -6,6 +6,7 @@ that the stages can run one at a time from the CLI or all together with `run`.""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -219,19 +220,22 @@ class Pipeline:
             self._quantize(kind, path)
         return path
 
-    def _quantize(self, kind: str, path: Path) -> None:
+    def _quantize(self, kind: str, path: Path, exclude: Sequence[str] = ()) -> None:
+        """Build (or rebuild, leaving the `exclude` nodes in float) an int8 artifact."""
         if kind == "onnx-int8":  # dynamic: no calibration; from the fused graph
             source = self.ws.graph() or self.ws.onnx
             step(f"quantize: {kind} from {source.name}")
-            info = quantize.ort_dynamic(source, path)
+            info = quantize.ort_dynamic(source, path, exclude=exclude)
         else:  # calibrated, from the unfused export
             prepared = self.ws.features.is_file()
             features = Features.load(self.ws.features) if prepared else synthetic_features(
                 self.family.input_names, int(self.checkpoint.config.vocab_size), 128)
             feeds = quantize.calibration_feeds(features, self.config.calibration_size)
             step(f"quantize: {kind} from {self.ws.onnx.name}, calibrated on {len(feeds)} batches")
-            build = quantize.ort_static if kind == "onnx-int8-static" else quantize.openvino_int8
-            info = build(self.ws.onnx, path, feeds)
+            if kind == "onnx-int8-static":
+                info = quantize.ort_static(self.ws.onnx, path, feeds, exclude=exclude)
+            else:
+                info = quantize.openvino_int8(self.ws.onnx, path, feeds)
             info["calibration"] = "prepared examples spread over the data" if prepared else "synthetic inputs"
         info["bytes"] = sum(f.stat().st_size for f in (path, path.with_suffix(".bin")) if f.is_file())
         recorded = read_json(self.ws.quantize_json) if self.ws.quantize_json.is_file() else {}
@@ -300,7 +304,7 @@ class Pipeline:
             attempts = []
             for count in triage.exclusion_steps(len(ranking)):
                 excluded = [d.exclude_as for d in ranking[:count]]
-                self._requantize(kind, source, path, feeds, excluded)
+                self._quantize(kind, path, excluded)
                 self._backends.pop((name, precision), None)
                 run = self._infer_one(name, precision)
                 infer["runs"] = [run if (r["backend"], r["precision"]) == (name, precision) else r
@@ -328,15 +332,6 @@ class Pipeline:
         if kind == "onnx-int8":  # dynamic quantization of the fused graph
             return self.ws.graph() or self.ws.onnx, self.ws.onnx_int8, None
         return self.ws.onnx, self.ws.onnx_int8_static, quantize.STATIC_OPS
-
-    def _requantize(self, kind: str, source: Path, path: Path, feeds: list[dict[str, Any]],
-                    excluded: list[str]) -> None:
-        info = (quantize.ort_dynamic(source, path, exclude=excluded) if kind == "onnx-int8"
-                else quantize.ort_static(source, path, feeds, exclude=excluded))
-        info["bytes"] = path.stat().st_size
-        info["calibration"] = "prepared examples spread over the data"
-        recorded = read_json(self.ws.quantize_json) if self.ws.quantize_json.is_file() else {}
-        write_json(self.ws.quantize_json, recorded | {kind: info})
 
     def score(self) -> dict[str, Any]:
         if not self.ws.infer_json.is_file():
