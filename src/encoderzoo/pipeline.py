@@ -67,6 +67,7 @@ class Pipeline:
         self.config = config
         self.ws = workspace or Workspace(config.out)
         self._backends: dict[tuple[str, str], Backend] = {}
+        self._loaded: dict[str, Any] = {}  # prepared features and examples, read once
 
     @cached_property
     def recipe(self) -> Recipe:
@@ -109,7 +110,9 @@ class Pipeline:
             self.checkpoint.config, self.checkpoint.location, self.config.label_names)
 
     def _features(self) -> Features:
-        return Features.load(self.ws.features)
+        if "features" not in self._loaded:
+            self._loaded["features"] = Features.load(self.ws.features)
+        return self._loaded["features"]  # type: ignore[no-any-return]
 
     def _check_seq_lens(self, option: str, seq_lens: tuple[int, ...]) -> None:
         limit = getattr(self.checkpoint.config, "max_position_embeddings", None)
@@ -118,9 +121,12 @@ class Pipeline:
             raise ConfigError(f"{option} {too_long[0]} is above the model's maximum of {limit} tokens")
 
     def _examples(self) -> list[Any]:
-        if not self.ws.examples.is_file():
-            raise ArtifactError(f"{self.ws.examples}: no prepared examples; run `encoderzoo prepare` first")
-        return self.task.load_examples(self.ws.examples)
+        if "examples" not in self._loaded:
+            if not self.ws.examples.is_file():
+                raise ArtifactError(
+                    f"{self.ws.examples}: no prepared examples; run `encoderzoo prepare` first")
+            self._loaded["examples"] = self.task.load_examples(self.ws.examples)
+        return self._loaded["examples"]  # type: ignore[no-any-return]
 
     # -- stages ---------------------------------------------------------------------------------
 
@@ -141,6 +147,7 @@ class Pipeline:
         features = self.task.encode(examples, tokenizer, seq_len=seq_len, input_names=self.family.input_names)
         self.task.save_examples(examples, self.ws.examples)
         features.save(self.ws.features)
+        self._loaded = {"features": features, "examples": examples}
         location = Path(self.checkpoint.location)
         in_run = self.checkpoint.is_local and location.is_relative_to(self.ws.root.resolve())
         info = {
@@ -214,8 +221,7 @@ class Pipeline:
         raw = self.ws.onnx if self.ws.onnx.is_file() else None
         if kind == "onnx" or raw is None:
             return raw
-        path = {"onnx-int8": self.ws.onnx_int8, "onnx-int8-static": self.ws.onnx_int8_static,
-                "openvino-int8": self.ws.openvino_int8}[kind]
+        path = self.ws.quantized(kind)
         if not path.is_file():
             self._quantize(kind, path)
         return path
@@ -228,7 +234,7 @@ class Pipeline:
             info = quantize.ort_dynamic(source, path, exclude=exclude)
         else:  # calibrated, from the unfused export
             prepared = self.ws.features.is_file()
-            features = Features.load(self.ws.features) if prepared else synthetic_features(
+            features = self._features() if prepared else synthetic_features(
                 self.family.input_names, int(self.checkpoint.config.vocab_size), 128)
             feeds = quantize.calibration_feeds(features, self.config.calibration_size)
             step(f"quantize: {kind} from {self.ws.onnx.name}, calibrated on {len(feeds)} batches")
@@ -254,13 +260,14 @@ class Pipeline:
         return self._backends[key]
 
     def infer(self) -> dict[str, Any]:
-        runs = [self._infer_one(name, precision) for name, precision in self.config.backend_runs]
+        runs = [self._infer_one(name, precision)[0] for name, precision in self.config.backend_runs]
         info = {"examples": len(self._examples()), "runs": runs}
         write_json(self.ws.infer_json, info)
         return info
 
-    def _infer_one(self, name: str, precision: str) -> dict[str, Any]:
-        """Every example through one backend and precision; outputs and predictions saved."""
+    def _infer_one(self, name: str, precision: str) -> tuple[dict[str, Any], list[Any]]:
+        """Every example through one backend and precision; outputs and predictions saved.
+        Returns what infer.json records of the run, and the predictions."""
         features, examples = self._features(), self._examples()
         sequence_outputs = frozenset(n for n, axes in self.task.output_axes.items() if 1 in axes)
         backend = self.backend(name, precision)
@@ -277,7 +284,7 @@ class Pipeline:
             "batching": self.config.batching.__dict__, "settings": backend.settings(),
             "outputs": str(self.ws.outputs(name, precision).relative_to(self.ws.root)),
             "predictions": str(predictions_file.relative_to(self.ws.root)),
-        }
+        }, predictions
 
     def triage(self) -> dict[str, Any]:
         """For each int8 ONNX Runtime model below its gate: rank its quantized nodes by the
@@ -306,11 +313,10 @@ class Pipeline:
                 excluded = [d.exclude_as for d in ranking[:count]]
                 self._quantize(kind, path, excluded)
                 self._backends.pop((name, precision), None)
-                run = self._infer_one(name, precision)
+                run, predictions = self._infer_one(name, precision)
                 infer["runs"] = [run if (r["backend"], r["precision"]) == (name, precision) else r
                                  for r in infer["runs"]]
-                _, outputs = load_outputs(self.ws.root / run["outputs"])
-                metrics = self.task.score(examples, self.task.predict(examples, features, outputs)).metrics
+                metrics = self.task.score(examples, predictions).metrics
                 passed = all(gate_passes(metrics[k], v, self.config.effective_gate)
                              for k, v in torch_metrics.items() if k in metrics)
                 attempts.append({"float_nodes": count, "metrics": metrics, "gate_passed": passed})
@@ -329,9 +335,10 @@ class Pipeline:
         return results
 
     def _triage_source(self, kind: str) -> tuple[Path, Path, tuple[str, ...] | None]:
+        """(the float graph it was quantized from, the int8 graph, the operators covered)."""
         if kind == "onnx-int8":  # dynamic quantization of the fused graph
-            return self.ws.graph() or self.ws.onnx, self.ws.onnx_int8, None
-        return self.ws.onnx, self.ws.onnx_int8_static, quantize.STATIC_OPS
+            return self.ws.graph() or self.ws.onnx, self.ws.quantized(kind), None
+        return self.ws.onnx, self.ws.quantized(kind), quantize.STATIC_OPS
 
     def score(self) -> dict[str, Any]:
         if not self.ws.infer_json.is_file():

@@ -46,6 +46,11 @@ class Workspace:
     def openvino_int8(self) -> Path:
         return self.root / "model" / "openvino-int8.xml"
 
+    def quantized(self, kind: str) -> Path:
+        """The int8 artifact of a kind named in backends.ARTIFACTS."""
+        return {"onnx-int8": self.onnx_int8, "onnx-int8-static": self.onnx_int8_static,
+                "openvino-int8": self.openvino_int8}[kind]
+
     @property
     def quantize_json(self) -> Path:
         return self.root / "model" / "quantize.json"
