@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,7 @@ from encoderzoo.report import write_report
 from encoderzoo.scoring import REFERENCE_BACKEND, accuracy_rows, gate_passes, output_drift
 from encoderzoo.sources import resolve_data
 from encoderzoo.tasks import get_task
-from encoderzoo.tasks.base import Task
+from encoderzoo.tasks.base import Task, read_splits
 from encoderzoo.workspace import Workspace
 
 TRIAGED = ("onnx-int8", "onnx-int8-static")  # the artifacts triage can re-quantize
@@ -133,14 +132,10 @@ class Pipeline:
     def prepare(self) -> dict[str, Any]:
         cfg = self.config
         files = resolve_data(self.recipe, cfg.data, cfg.cache_dir)
-        examples, splits = [], {}
-        for split, path in files.items():
-            step(f"prepare: reading {split}: {path}")
-            result = get_task(self.recipe.task).read(path, split=split, limit=cfg.limit)
-            prefix = f"{split}/" if len(files) > 1 else ""
-            examples += [replace(e, id=prefix + e.id) for e in result.examples]
-            splits[split] = {"data": str(path), "examples": len(result.examples),
-                             "skipped_unlabeled": result.skipped}
+        step(f"prepare: reading {', '.join(f'{split}: {path}' for split, path in files.items())}")
+        examples, results = read_splits(get_task(self.recipe.task), files, limit=cfg.limit)
+        splits = {split: {"data": str(files[split]), "examples": len(result.examples),
+                          "skipped_unlabeled": result.skipped} for split, result in results.items()}
         seq_len = cfg.effective_seq_len
         self._check_seq_lens("--seq-len", (seq_len,))
         tokenizer = load_tokenizer(self.checkpoint)
@@ -476,10 +471,7 @@ def score_predictions(name: str, predictions: Path, data: tuple[str, ...],
         recipe = RECIPES[name]
         task = get_task(recipe.task)
         files = resolve_data(recipe, data, cache_dir or default_cache_dir())
-    examples = []
-    for split, path in files.items():
-        found = task.read(path, split=split).examples
-        examples += found if len(files) == 1 else [replace(e, id=f"{split}/{e.id}") for e in found]
+    examples, _ = read_splits(task, files)
     answers = task.read_predictions(predictions, examples)
     score = task.score(examples, answers)
     result: dict[str, Any] = {k: round(100 * v, 4) for k, v in score.metrics.items()}

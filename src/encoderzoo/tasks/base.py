@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -88,6 +89,19 @@ def split_key(split: str, metric: str, splits: list[str]) -> str:
 
 def splits_of(examples: list[Any]) -> list[str]:
     return list(dict.fromkeys(e.split for e in examples))
+
+
+def read_splits(task: Task, files: Mapping[str, Path], *, limit: int | None = None
+                ) -> tuple[list[Any], dict[str, ReadResult]]:
+    """Every split's examples, in order; with several splits, ids become "split/id" so that
+    they stay unique."""
+    examples: list[Any] = []
+    results = {}
+    for split, path in files.items():
+        results[split] = task.read(path, split=split, limit=limit)
+        prefix = f"{split}/" if len(files) > 1 else ""
+        examples += [replace(e, id=prefix + e.id) for e in results[split].examples]
+    return examples, results
 
 
 def save_jsonl(examples: list[Any], path: Path) -> None:
