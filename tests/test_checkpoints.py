@@ -142,9 +142,24 @@ def test_code_in_the_checkpoint_folder_never_runs(tiny_bert: Path, tmp_path: Pat
     config = json.loads((folder / "config.json").read_text())
     config |= {"model_type": "custom-bert", "auto_map": {"AutoConfig": "custom.CustomConfig"}}
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="cannot load the config"):
+    with pytest.raises(CheckpointError, match=r"auto_map.*pass --trust-remote-code if you trust it"):
         resolve(folder)
     assert not marker.exists()
+
+
+def test_code_runs_only_when_the_user_asks(tiny_bert: Path, tmp_path: Path) -> None:
+    folder = copy_without(tiny_bert, tmp_path / "remote")
+    marker = tmp_path / "code-ran"
+    (folder / "custom.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        "from transformers import BertConfig\n"
+        "class CustomConfig(BertConfig):\n    model_type = 'bert'\n")
+    config = json.loads((folder / "config.json").read_text())
+    config |= {"auto_map": {"AutoConfig": "custom.CustomConfig"}}
+    (folder / "config.json").write_text(json.dumps(config))
+    recipe = get_recipe("bert-base-cased-sst2")
+    resolve_checkpoint(str(folder), recipe, get_family(recipe.family), trust_remote_code=True)
+    assert marker.exists()
 
 
 def test_fingerprint_follows_the_weights(tiny_bert: Path, tmp_path: Path) -> None:

@@ -76,3 +76,52 @@ def test_batching_options(options: dict[str, object], message: str) -> None:
 
 def test_batching_defaults_sort_by_length() -> None:
     assert config().batching.order == "length" and config(buckets=(128, 32)).batching.buckets == (32, 128)
+
+
+def test_every_option_can_be_set_in_a_config_file() -> None:
+    from dataclasses import fields
+
+    from encoderzoo.config import FIELDS
+
+    assert {f.name for f in fields(RunConfig)} == FIELDS
+
+
+def test_toml_and_yaml_files(tmp_path: Path) -> None:
+    from encoderzoo.config import read_config_file
+
+    toml = tmp_path / "run.toml"
+    toml.write_text('recipe = "demo"\nbatch-size = 16\nbackends = ["torch:fp32", "onnxruntime:int8"]\n'
+                    'seq-lens = "64,128"\ngate = 1\nbench = false\nout = "runs/x"\n')
+    values = read_config_file(toml)
+    assert values == {"recipe": "demo", "batch_size": 16, "backends": ("torch:fp32", "onnxruntime:int8"),
+                      "seq_lens": (64, 128), "gate": 1.0, "bench": False, "out": Path("runs/x")}
+    yaml = tmp_path / "run.yaml"
+    yaml.write_text("batch_size: 16\nbackends: [torch:fp32, onnxruntime:int8]\nbench: false\n")
+    assert read_config_file(yaml) == {"batch_size": 16, "backends": ("torch:fp32", "onnxruntime:int8"),
+                                      "bench": False}
+
+
+def test_a_written_configuration_reads_back(tmp_path: Path) -> None:
+    from encoderzoo.config import read_config_file, to_toml
+
+    config = RunConfig(recipe="demo", out=tmp_path / "r", batch_size=7, seq_lens=(32, 64), gate=0.95,
+                       backends=("torch:fp32",), backend_options=("openvino.hint=latency",))
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(config.to_json()))
+    assert RunConfig(**read_config_file(path)) == config
+
+
+def test_command_line_wins_over_the_file_which_wins_over_defaults(tmp_path: Path) -> None:
+    from tests.conftest import cli
+
+    path = tmp_path / "run.toml"
+    path.write_text('recipe = "demo"\nbatch-size = 16\nbackends = "torch:fp32,onnxruntime:int8"\n'
+                    f'out = "{tmp_path / "from-file"}"\nlimit = 50\n')
+    result = cli("run", "--config", str(path), "--batch-size", "8", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "batch-size = 8\n" in text and "limit = 50\n" in text and "padding = \"dynamic\"" in text
+    assert 'backends = ["torch:fp32", "onnxruntime:int8"]' in text
+    assert "infer     [build] onnxruntime int8: batch 8" in text and "torch bf16" not in text
+    assert "quantize  [build] onnx-int8" in text and "report" in text
+    assert not (tmp_path / "from-file").exists()  # a dry run builds nothing

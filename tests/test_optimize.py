@@ -42,7 +42,7 @@ def test_the_pipeline_runs_the_unfused_graph_and_reports_why(exported: Pipeline)
     pipeline = Pipeline(replace(exported.config, optimize_timeout=0.05), exported.ws)
     info = pipeline.optimize()
     assert info["fused"] is False and info["file"] == "model.onnx"
-    assert pipeline.ws.graph() == pipeline.ws.onnx
+    assert pipeline.graph() == pipeline.ws.onnx
     pipeline.infer()
     pipeline.score()
     report = pipeline.report()

@@ -8,7 +8,7 @@ import pytest
 from encoderzoo.config import RunConfig
 from encoderzoo.pipeline import Pipeline, run
 from encoderzoo.recipes import RECIPES
-from tests.conftest import MNLI_MATCHED, SQUAD_DEV, SST2_DEV
+from tests.conftest import MNLI_MATCHED, SQUAD_DEV, SST2_DEV, build_tiny_bert
 
 # each task's dev data in ../shared
 LOCAL_DATA = {"sst2": SST2_DEV, "mnli": MNLI_MATCHED.parent, "squad": SQUAD_DEV}
@@ -43,13 +43,38 @@ def test_recipe_runs_end_to_end_on_a_tiny_model(
     assert "Random weights (tiny)" in report_md.read_text()
 
 
-def test_a_new_export_drops_the_graph_optimized_from_the_old_one(tiny_bert: Path, tmp_path: Path) -> None:
-    config = RunConfig(recipe="bert-base-cased-sst2", out=tmp_path, checkpoint=str(tiny_bert),
-                       data=(str(SST2_DEV),), limit=8)
+def test_artifacts_are_reused_for_the_same_weights_and_rebuilt_for_others(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    config = RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run", checkpoint=str(tiny_bert),
+                       data=(str(SST2_DEV),), limit=8, calibration_size=8)
     pipeline = Pipeline(config)
     pipeline.prepare()
-    pipeline.export()
+    first = pipeline.export()
     pipeline.optimize()
-    assert pipeline.ws.graph() == pipeline.ws.onnx_optimized
-    pipeline.export()
-    assert pipeline.ws.graph() == pipeline.ws.onnx and not pipeline.ws.optimize_json.exists()
+    int8 = pipeline.artifact("onnx-int8")
+    assert pipeline.graph() == pipeline.ws.onnx_optimized and int8 is not None
+    stamp = pipeline.ws.onnx.stat().st_mtime_ns, int8.stat().st_mtime_ns
+
+    again = Pipeline(config)  # same bytes, same options: nothing is rebuilt
+    assert again.export() == first
+    assert again.optimize()["key"] == again.optimize_key
+    assert again.artifact("onnx-int8") == int8
+    assert (again.ws.onnx.stat().st_mtime_ns, int8.stat().st_mtime_ns) == stamp
+
+    # the same folder name with other weights (one value changed): every artifact is rebuilt
+    other = build_tiny_bert(tmp_path / "other", seed=1)
+    changed = Pipeline(RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run",
+                                 checkpoint=str(other), data=(str(SST2_DEV),), limit=8, calibration_size=8))
+    assert changed.export_key != again.export_key
+    changed.export()
+    assert changed.ws.onnx.stat().st_mtime_ns != stamp[0]
+    assert changed.graph() == changed.ws.onnx  # the fused graph of the old export is gone
+    changed.optimize()
+    assert changed.artifact("onnx-int8") is not None
+    assert int8.stat().st_mtime_ns != stamp[1]
+
+    # an option that shapes the artifact (the optimizer's time limit) rebuilds only that one
+    slower = Pipeline(RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run", checkpoint=str(other),
+                                data=(str(SST2_DEV),), limit=8, optimize_timeout=600))
+    assert slower.export_key == changed.export_key and slower.optimize_key != changed.optimize_key

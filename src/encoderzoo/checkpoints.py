@@ -3,7 +3,6 @@ never an unrestricted unpickle, weights upcast to float32."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from encoderzoo.assets import asset_path
+from encoderzoo.cache import files_hash
 from encoderzoo.errors import CheckpointError
 from encoderzoo.families import Family
 from encoderzoo.recipes import Recipe
@@ -32,6 +32,7 @@ class Checkpoint:
     location: str  # a local folder or a hub id
     is_local: bool
     config: Any  # transformers.PretrainedConfig
+    trust_remote_code: bool = False  # run code from the folder (only when the user asks)
 
     @property
     def model_type(self) -> str:
@@ -62,8 +63,10 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family) -> Checkpoint:
-    """Find and check the checkpoint: `spec` (a folder or hub id) or the recipe's default."""
+def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family, *,
+                       trust_remote_code: bool = False) -> Checkpoint:
+    """Find and check the checkpoint: `spec` (a folder or hub id) or the recipe's default.
+    Code shipped in the folder (config `auto_map`) runs only with `trust_remote_code`."""
     quiet_transformers()
     from transformers import AutoConfig
 
@@ -82,10 +85,16 @@ def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family) -> Chec
     elif spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise CheckpointError(f"{spec}: no such checkpoint folder")
     try:
-        config = AutoConfig.from_pretrained(spec, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         where = "folder" if is_local else "hub id"
         hint = "" if is_local else "; offline, pass --checkpoint PATH to a local Hugging Face folder"
+        if is_local and _asks_for_code(path) and not trust_remote_code:
+            raise CheckpointError(
+                f"{spec}: config.json asks to run Python code shipped in the folder (auto_map), which "
+                "encoderzoo never runs unless told; read that code, then pass --trust-remote-code "
+                "if you trust it"
+            ) from None
         raise CheckpointError(
             f"{spec}: cannot load the config of this {where}: {_first_line(err)}{hint}"
         ) from None
@@ -94,7 +103,14 @@ def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family) -> Chec
             f"{spec}: a '{config.model_type}' model, but recipe '{recipe.name}' expects "
             f"{' or '.join(repr(t) for t in family.model_types)}; pick the recipe for this model"
         )
-    return Checkpoint(location=spec, is_local=is_local, config=config)
+    return Checkpoint(location=spec, is_local=is_local, config=config, trust_remote_code=trust_remote_code)
+
+
+def _asks_for_code(folder: Path) -> bool:
+    try:
+        return "auto_map" in json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
 
 
 def _check_folder(path: Path) -> None:
@@ -117,7 +133,8 @@ def load_tokenizer(checkpoint: Checkpoint) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint.location, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint.location,
+                                                  trust_remote_code=checkpoint.trust_remote_code)
     except (OSError, ValueError, TypeError) as err:
         raise CheckpointError(
             f"{checkpoint.location}: cannot load its tokenizer: {_first_line(err)}; "
@@ -158,7 +175,7 @@ def load_model(checkpoint: Checkpoint, task: Task, *, attn_implementation: str |
     try:
         model, info = auto_class.from_pretrained(
             checkpoint.location, dtype=torch.float32, attn_implementation=attn_implementation,
-            trust_remote_code=False, weights_only=True, output_loading_info=True,
+            trust_remote_code=checkpoint.trust_remote_code, weights_only=True, output_loading_info=True,
         )
     except pickle.UnpicklingError:
         raise CheckpointError(
@@ -180,16 +197,17 @@ def load_model(checkpoint: Checkpoint, task: Task, *, attn_implementation: str |
 
 def fingerprint(checkpoint: Checkpoint) -> str | None:
     """SHA-256 over a local checkpoint's config and weight files; the hub revision otherwise."""
+    return content_hashes(checkpoint)["model"]
+
+
+def content_hashes(checkpoint: Checkpoint) -> dict[str, str | None]:
+    """What artifacts are keyed on: "model" (config.json and the weights) and "tokenizer"
+    (every other file of the folder). A hub checkpoint's revision stands for both."""
     if not checkpoint.is_local:
-        return getattr(checkpoint.config, "_commit_hash", None)
-    digest = hashlib.sha256()
+        revision = getattr(checkpoint.config, "_commit_hash", None)
+        return {"model": revision, "tokenizer": revision}
     folder = Path(checkpoint.location)
-    weights = sorted(p.name for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
-    for name in ("config.json", *weights):
-        file = folder / name
-        if file.is_file():
-            digest.update(name.encode())
-            with file.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    model = [p for p in files if p.name == "config.json" or p.suffix in (".safetensors", ".bin")]
+    rest = [p for p in files if p not in model and p.name != RANDOM_WEIGHTS_MARKER]
+    return {"model": files_hash(model), "tokenizer": files_hash(rest)}

@@ -21,7 +21,18 @@ _state = {"debug": False}
 GATE_FAILED_EXIT = 3
 ALL_BACKENDS = "torch,onnxruntime,openvino"  # = config.DEFAULT_BACKENDS (kept here: --help stays light)
 
-RecipeArg = Annotated[str, typer.Argument(help="Recipe name (see `encoderzoo recipes`).")]
+RecipeArg = Annotated[str | None, typer.Argument(
+    help="Recipe name (see `encoderzoo recipes`) [default: the --config file's `recipe`].")]
+ConfigFileOpt = Annotated[Path | None, typer.Option(
+    "--config", help="A TOML (or YAML) file of options, e.g. `batch-size = 16`; options given on "
+                     "the command line win.")]
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", help="Continue an interrupted run: finished stages and output shards are kept.")]
+ShardSizeOpt = Annotated[int, typer.Option(
+    "--shard-size", help="Inference outputs are saved every this many rows (for --resume).")]
+TrustCodeOpt = Annotated[bool, typer.Option(
+    "--trust-remote-code", help="Let transformers run Python code shipped in the checkpoint "
+                                "folder (auto_map). Off by default: read that code first.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Run folder [default: runs/RECIPE].")]
 CheckpointOpt = Annotated[str | None, typer.Option(
     "--checkpoint",
@@ -93,8 +104,14 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-def _config(recipe: str, out: Path | None, **options: Any) -> Any:
-    from encoderzoo.config import RunConfig
+# RunConfig fields whose CLI parameter has another name
+CLI_NAMES = {"backend_options": "backend_option", "config_file": "config"}
+
+
+def _config(ctx: typer.Context | None, recipe: str | None, out: Path | None,
+            config_file: Path | None = None, **options: Any) -> Any:
+    """A RunConfig from the command line, over the --config file's values, over the defaults."""
+    from encoderzoo.config import RunConfig, read_config_file
 
     for key in ("batch_sizes", "seq_lens", "buckets"):
         if key in options:
@@ -104,10 +121,21 @@ def _config(recipe: str, out: Path | None, **options: Any) -> Any:
             options[key] = _names(options[key])
     options["data"] = tuple(options.get("data") or ())
     options["backend_options"] = tuple(options.get("backend_options") or ())
+    from_file = read_config_file(config_file) if config_file else {}
+    for key, value in from_file.items():
+        param = CLI_NAMES.get(key, key)
+        source = ctx.get_parameter_source(param) if ctx is not None else None
+        given = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")  # typer vendors click
+        if key not in ("recipe", "out") and not given:
+            options[key] = value
+    recipe = recipe or from_file.get("recipe")
+    if not recipe:
+        raise ConfigError("name a recipe (see `encoderzoo recipes`), or set `recipe` in the --config file")
+    out = out or from_file.get("out") or Path("runs") / recipe
     for key in ("threads", "buckets"):  # None: the RunConfig default
         if options.get(key) is None:
             options.pop(key, None)
-    return RunConfig(recipe=recipe, out=out or Path("runs") / recipe, **options)
+    return RunConfig(recipe=recipe, out=out, **options)
 
 
 def _pipeline(config: Any) -> Any:
@@ -149,7 +177,8 @@ def backends() -> None:
 
 @app.command()
 def run(
-    recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None, data: DataOpt = None,
+    ctx: typer.Context, recipe: RecipeArg = None, out: OutOpt = None, config_file: ConfigFileOpt = None,
+    checkpoint: CheckpointOpt = None, data: DataOpt = None,
     random_weights: RandomOpt = None, tokenizer: TokenizerOpt = None, label_names: LabelNamesOpt = None,
     backends: BackendsOpt = ALL_BACKENDS, batch_size: BatchSizeOpt = 32,
     batch_sizes: BatchSizesOpt = None, seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None,
@@ -160,18 +189,25 @@ def run(
     optimize: OptimizeOpt = True, optimize_timeout: OptimizeTimeoutOpt = 300.0,
     calibration_size: CalibrationOpt = 100, triage: TriageOpt = True,
     bench: BenchOpt = True, warmup: WarmupOpt = 2, min_runs: MinRunsOpt = 5,
-    min_seconds: MinSecondsOpt = 1.0,
+    min_seconds: MinSecondsOpt = 1.0, resume: ResumeOpt = False, shard_size: ShardSizeOpt = 1024,
+    trust_remote_code: TrustCodeOpt = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the resolved configuration and the stages it would run.")] = False,
 ) -> None:
     """The whole chain: prepare → export → optimize → infer → score (→ triage) → bench → report."""
     config = _config(
-        recipe, out, checkpoint=checkpoint, data=data, random_weights=random_weights,
+        ctx, recipe, out, config_file, checkpoint=checkpoint, data=data, random_weights=random_weights,
         tokenizer=tokenizer, label_names=label_names, backends=backends, batch_size=batch_size,
         batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens, limit=limit,
         padding=padding, order=order, buckets=buckets, threads=threads, providers=providers,
         backend_options=backend_option, gate=gate, optimize=optimize,
         optimize_timeout=optimize_timeout, calibration_size=calibration_size, triage=triage,
-        bench=bench, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
+        bench=bench, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds, resume=resume,
+        shard_size=shard_size, trust_remote_code=trust_remote_code,
     )
+    if dry_run:
+        _print_plan(config)
+        return
     from encoderzoo.pipeline import run as run_pipeline
 
     passed, report = run_pipeline(config)
@@ -180,6 +216,20 @@ def run(
     if not passed:
         typer.echo(f"accuracy gate failed; see {report}", err=True)
         raise typer.Exit(GATE_FAILED_EXIT)
+
+
+def _print_plan(config: Any) -> None:
+    from encoderzoo.config import to_toml
+    from encoderzoo.pipeline import Pipeline, partial_folder
+    from encoderzoo.workspace import Workspace
+
+    partial = partial_folder(config.out)
+    folder = partial if config.resume and partial.is_dir() else config.out
+    typer.echo("# encoderzoo run --dry-run: the resolved configuration (a --config file)\n")
+    typer.echo(to_toml(config.to_json()))
+    typer.echo(f"# stages, in order (run folder {config.out}; artifacts checked in {folder}):")
+    for stage, what, status in Pipeline(config, Workspace(folder)).plan():
+        typer.echo(f"#   {stage:<9} [{status}] {what}")
 
 
 @app.command()
@@ -214,78 +264,119 @@ def convert(
 
 @app.command()
 def prepare(
-    recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None, data: DataOpt = None,
+    ctx: typer.Context, recipe: RecipeArg = None, out: OutOpt = None, config_file: ConfigFileOpt = None,
+    checkpoint: CheckpointOpt = None, data: DataOpt = None,
     random_weights: RandomOpt = None, tokenizer: TokenizerOpt = None, label_names: LabelNamesOpt = None,
-    seq_len: SeqLenOpt = None, limit: LimitOpt = None,
+    seq_len: SeqLenOpt = None, limit: LimitOpt = None, trust_remote_code: TrustCodeOpt = False,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="npz: the run folder's own files; bin: also one raw file per sample and "
+                         "input (input_ids/0.bin ...), as ais_bench and msame read them.")] = "npz",
+    bin_dtype: Annotated[str, typer.Option(
+        "--bin-dtype", help="With --format bin: int64 (as the ONNX export) or int32.")] = "int64",
 ) -> None:
     """Read the dataset and tokenize it with the checkpoint's tokenizer."""
-    _pipeline(_config(recipe, out, checkpoint=checkpoint, data=data, random_weights=random_weights,
-                      tokenizer=tokenizer, label_names=label_names, seq_len=seq_len,
-                      limit=limit)).prepare()
+    if fmt not in ("npz", "bin"):
+        raise ConfigError(f"--format is npz or bin, not {fmt!r}")
+    pipeline = _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint, data=data,
+                                 random_weights=random_weights, tokenizer=tokenizer,
+                                 label_names=label_names, seq_len=seq_len, limit=limit,
+                                 trust_remote_code=trust_remote_code))
+    pipeline.prepare()
+    if fmt == "bin":
+        from encoderzoo.interop import write_bin
+
+        info = write_bin(pipeline.features(), pipeline.ws.bin_dir, bin_dtype)
+        typer.echo(f"wrote {info['samples']} samples x {len(info['inputs'])} inputs "
+                   f"({', '.join(info['inputs'])}, {info['dtype']}, {info['seq_len']} tokens) to "
+                   f"{pipeline.ws.bin_dir}")
 
 
 @app.command()
-def export(recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None) -> None:
-    """Export to ONNX and check it against PyTorch on prepared inputs."""
-    _pipeline(_config(recipe, out, checkpoint=checkpoint)).export()
+def export(
+    ctx: typer.Context, recipe: RecipeArg = None, out: OutOpt = None, config_file: ConfigFileOpt = None,
+    checkpoint: CheckpointOpt = None, trust_remote_code: TrustCodeOpt = False,
+) -> None:
+    """Export to ONNX and check it against PyTorch on prepared inputs (reused when the run
+    folder holds the export of these exact weights)."""
+    _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint,
+                      trust_remote_code=trust_remote_code)).export()
 
 
 @app.command()
 def optimize(
-    recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None,
-    optimize_timeout: OptimizeTimeoutOpt = 300.0,
+    ctx: typer.Context, recipe: RecipeArg = None, out: OutOpt = None, config_file: ConfigFileOpt = None,
+    checkpoint: CheckpointOpt = None, optimize_timeout: OptimizeTimeoutOpt = 300.0,
+    trust_remote_code: TrustCodeOpt = False,
 ) -> None:
     """Fuse the exported graph (attention, LayerNorm, GELU) and check it again."""
-    _pipeline(_config(recipe, out, checkpoint=checkpoint, optimize_timeout=optimize_timeout)).optimize()
+    _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint, optimize_timeout=optimize_timeout,
+                      trust_remote_code=trust_remote_code)).optimize()
 
 
 @app.command()
 def infer(
-    recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None,
+    ctx: typer.Context, recipe: RecipeArg = None, out: OutOpt = None, config_file: ConfigFileOpt = None,
+    checkpoint: CheckpointOpt = None,
     backends: BackendsOpt = ALL_BACKENDS, batch_size: BatchSizeOpt = 32,
     padding: PaddingOpt = "dynamic", order: OrderOpt = "length", buckets: BucketsOpt = None,
     threads: ThreadsOpt = None,
     providers: ProvidersOpt = "CPUExecutionProvider", backend_option: BackendOptionOpt = None,
+    resume: ResumeOpt = False, shard_size: ShardSizeOpt = 1024, trust_remote_code: TrustCodeOpt = False,
 ) -> None:
-    """Run every prepared example through each backend; save outputs and predictions."""
-    _pipeline(_config(recipe, out, checkpoint=checkpoint, backends=backends,
+    """Run every prepared example through each backend; save outputs and predictions (finished
+    runs with the same model, data and batching are reused)."""
+    _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint, backends=backends,
                       batch_size=batch_size, padding=padding, order=order, buckets=buckets,
-                      threads=threads, providers=providers,
-                      backend_options=backend_option)).infer()
+                      threads=threads, providers=providers, backend_options=backend_option,
+                      resume=resume, shard_size=shard_size, trust_remote_code=trust_remote_code)).infer()
 
 
 @app.command()
 def score(
-    recipe: Annotated[str, typer.Argument(
-        help="Recipe name; with --predictions also a task name (sst2, mnli, squad).")],
-    out: OutOpt = None, gate: GateOpt = None, label_names: LabelNamesOpt = None,
+    ctx: typer.Context,
+    recipe: Annotated[str | None, typer.Argument(
+        help="Recipe name; with --predictions also a task name (sst2, mnli, squad).")] = None,
+    out: OutOpt = None, config_file: ConfigFileOpt = None, gate: GateOpt = None,
+    label_names: LabelNamesOpt = None,
     predictions: Annotated[Path | None, typer.Option(
         "--predictions", help="Score this predictions file (made anywhere) instead of a run "
                               "folder: squad {id: answer} JSON, or a TSV with id and prediction.")] = None,
     data: DataOpt = None,
+    outputs: Annotated[Path | None, typer.Option(
+        "--outputs", help="Score a device runner's output folder (ais_bench <i>_<k>.bin|.npy or msame "
+                          "<i>_output_<k>.bin) for the samples `prepare --format bin` wrote.")] = None,
+    layout: Annotated[str, typer.Option("--layout", help="auto | ais_bench | msame")] = "auto",
+    output_dtype: Annotated[str, typer.Option(
+        "--output-dtype", help="Element type of raw .bin outputs.")] = "float32",
 ) -> None:
-    """Score a run folder's outputs (exit 3 when a gate fails), or a predictions file against
-    the gold data, as the official evaluation scripts do."""
-    if predictions is not None:
-        import json
+    """Score a run folder's outputs (exit 3 when a gate fails), a device runner's outputs, or a
+    predictions file against the gold data, as the official evaluation scripts do."""
+    import json
 
+    if predictions is not None:
         from encoderzoo.pipeline import score_predictions
 
+        if recipe is None:
+            raise ConfigError("name the recipe or task whose gold data --predictions is scored against")
         result = score_predictions(recipe, predictions, tuple(data or ()))
         typer.echo(json.dumps(result, indent=2))
         return
-    info = _pipeline(_config(recipe, out, gate=gate, label_names=label_names)).score()
-    if not info["gate_passed"]:
+    pipeline = _pipeline(_config(ctx, recipe, out, config_file, gate=gate, label_names=label_names))
+    if outputs is not None:
+        typer.echo(json.dumps(pipeline.score_device_outputs(outputs, layout=layout, dtype=output_dtype),
+                              indent=2))
+        return
+    if not pipeline.score()["gate_passed"]:
         raise typer.Exit(GATE_FAILED_EXIT)
 
 
 @app.command("triage")
 def triage_command(
-    recipe: RecipeArg, out: OutOpt = None, gate: GateOpt = None,
-    calibration_size: CalibrationOpt = 100, threads: ThreadsOpt = None,
+    ctx: typer.Context, recipe: RecipeArg = None, out: OutOpt = None, config_file: ConfigFileOpt = None,
+    gate: GateOpt = None, calibration_size: CalibrationOpt = 100, threads: ThreadsOpt = None,
 ) -> None:
     """Re-quantize the scored int8 models that missed their gate; exit 3 if one still does."""
-    pipeline = _pipeline(_config(recipe, out, gate=gate, calibration_size=calibration_size,
+    pipeline = _pipeline(_config(ctx, recipe, out, config_file, gate=gate, calibration_size=calibration_size,
                                  threads=threads))
     pipeline.triage()
     from encoderzoo.fileio import read_json
@@ -296,31 +387,35 @@ def triage_command(
 
 @app.command()
 def bench(
-    recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None,
+    ctx: typer.Context, recipe: RecipeArg = None, out: OutOpt = None, config_file: ConfigFileOpt = None,
+    checkpoint: CheckpointOpt = None,
     random_weights: RandomOpt = None, tokenizer: TokenizerOpt = None,
     backends: BackendsOpt = ALL_BACKENDS, batch_sizes: BatchSizesOpt = None,
     seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None, threads: ThreadsOpt = None,
     providers: ProvidersOpt = "CPUExecutionProvider", backend_option: BackendOptionOpt = None,
     optimize: OptimizeOpt = True, optimize_timeout: OptimizeTimeoutOpt = 300.0, warmup: WarmupOpt = 2,
-    min_runs: MinRunsOpt = 5, min_seconds: MinSecondsOpt = 1.0,
+    min_runs: MinRunsOpt = 5, min_seconds: MinSecondsOpt = 1.0, trust_remote_code: TrustCodeOpt = False,
 ) -> None:
     """Sweep batch sizes x sequence lengths; latency percentiles and throughput. Exports (and
-    optimizes) first when the run folder has no ONNX graph yet."""
+    optimizes) first when the run folder has no ONNX graph of this checkpoint yet."""
     pipeline = _pipeline(_config(
-        recipe, out, checkpoint=checkpoint, random_weights=random_weights, tokenizer=tokenizer,
-        backends=backends, batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens,
-        threads=threads, providers=providers, backend_options=backend_option, optimize=optimize,
-        optimize_timeout=optimize_timeout,
-        warmup=warmup, min_runs=min_runs, min_seconds=min_seconds))
+        ctx, recipe, out, config_file, checkpoint=checkpoint, random_weights=random_weights,
+        tokenizer=tokenizer, backends=backends, batch_sizes=batch_sizes, seq_len=seq_len,
+        seq_lens=seq_lens, threads=threads, providers=providers, backend_options=backend_option,
+        optimize=optimize, optimize_timeout=optimize_timeout, warmup=warmup, min_runs=min_runs,
+        min_seconds=min_seconds, trust_remote_code=trust_remote_code))
     pipeline.bench()
     pipeline.report()
     typer.echo(pipeline.ws.report_md.read_text(encoding="utf-8"))
 
 
 @app.command()
-def report(recipe: RecipeArg, out: OutOpt = None, checkpoint: CheckpointOpt = None) -> None:
+def report(
+    ctx: typer.Context, recipe: RecipeArg = None, out: OutOpt = None, config_file: ConfigFileOpt = None,
+    checkpoint: CheckpointOpt = None,
+) -> None:
     """Write report.json, report.md and the throughput plot from the stages' results."""
-    pipeline = _pipeline(_config(recipe, out, checkpoint=checkpoint))
+    pipeline = _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint))
     pipeline.report()
     typer.echo(pipeline.ws.report_md.read_text(encoding="utf-8"))
 

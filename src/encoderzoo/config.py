@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from encoderzoo.bench import BenchSettings
 from encoderzoo.environment import available_cores
 from encoderzoo.errors import ConfigError
 from encoderzoo.features import Batching, Order, Padding
+from encoderzoo.infer import DEFAULT_SHARD_ROWS
 from encoderzoo.optimize import DEFAULT_TIMEOUT_S
 from encoderzoo.recipes import Recipe, get_recipe
 from encoderzoo.sources import default_cache_dir
@@ -49,6 +51,9 @@ class RunConfig:
     min_runs: int = 5  # benchmark: timed runs per point, at least
     min_seconds: float = 1.0  # benchmark: timed seconds per point, at least
     cache_dir: Path = field(default_factory=default_cache_dir)  # downloads
+    resume: bool = False  # continue an interrupted run from its partial folder and output shards
+    shard_size: int = DEFAULT_SHARD_ROWS  # rows per output shard (the most an interruption loses)
+    trust_remote_code: bool = False  # let transformers run Python code shipped in the checkpoint folder
 
     def __post_init__(self) -> None:
         get_recipe(self.recipe)
@@ -65,6 +70,7 @@ class RunConfig:
         _positive("--threads", [self.threads])
         _positive("--min-runs", [self.min_runs])
         _positive("--calibration-size", [self.calibration_size])
+        _positive("--shard-size", [self.shard_size])
         if self.batch_sizes == () or self.seq_lens == ():
             raise ConfigError("--batch-sizes and --seq-lens need at least one value")
         if self.warmup < 0 or self.min_seconds < 0:
@@ -126,3 +132,117 @@ def _positive(option: str, values: Any) -> None:
     bad = [v for v in values or () if v is not None and v < 1]
     if bad:
         raise ConfigError(f"{option} must be >= 1, got {bad[0]}")
+
+
+# -- run configuration files -----------------------------------------------------------------------
+
+INTS = {"batch_size", "seq_len", "limit", "threads", "calibration_size", "warmup", "min_runs", "shard_size"}
+FLOATS = {"optimize_timeout", "gate", "min_seconds"}
+BOOLS = {"optimize", "triage", "bench", "resume", "trust_remote_code"}
+INT_LISTS = {"batch_sizes", "seq_lens", "buckets"}
+STR_LISTS = {"backends", "providers", "label_names", "data", "backend_options"}
+PATHS = {"out", "cache_dir"}
+STRS = {"recipe", "checkpoint", "random_weights", "tokenizer", "padding", "order"}
+FIELDS = INTS | FLOATS | BOOLS | INT_LISTS | STR_LISTS | PATHS | STRS
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """RunConfig values from a TOML (or YAML) file whose keys are the options' names, e.g.
+    `batch-size = 16`, `backends = ["torch", "onnxruntime:int8"]`; checked and converted."""
+    import difflib
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the configuration file ({err})") from None
+    data = _parse_config_text(path, text)
+    values: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in FIELDS:
+            close = difflib.get_close_matches(key, sorted(FIELDS), n=1)
+            hint = f"; did you mean '{close[0].replace('_', '-')}'?" if close else ""
+            raise ConfigError(f"{path}: unknown option '{raw_key}'{hint}")
+        values[key] = _convert(path, key, value)
+    return values
+
+
+def _parse_config_text(path: Path, text: str) -> dict[str, Any]:
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f", line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    else:
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML ({err}); see https://toml.io") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected option = value pairs at the top level")
+    return data
+
+
+def _convert(path: Path, key: str, value: Any) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{path}: {key.replace('_', '-')} = {value!r}: expected {expected}")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if key in INTS:
+        if not is_int(value):
+            raise bad("an integer")
+        return value
+    if key in FLOATS:
+        if not (is_int(value) or isinstance(value, float)):
+            raise bad("a number")
+        return float(value)
+    if key in BOOLS:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if key in PATHS or key in STRS:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return Path(value) if key in PATHS else value
+    items = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise bad("a list")
+    if key in INT_LISTS:
+        if isinstance(value, str):  # "1,8,32", as on the command line
+            items = [int(v) if v.isdigit() else v for v in items]
+        if not all(is_int(v) for v in items):
+            raise bad("a list of integers")
+        return tuple(items)
+    if not all(isinstance(v, str) for v in items):
+        raise bad("a list of strings")
+    return tuple(items)
+
+
+def to_toml(values: dict[str, Any]) -> str:
+    """A RunConfig's values as a configuration file (unset options as comments)."""
+    lines = []
+    for key, value in values.items():
+        name = key.replace("_", "-")
+        if value is None:
+            lines.append(f"# {name} =  (default)")
+        elif isinstance(value, bool):
+            lines.append(f"{name} = {'true' if value else 'false'}")
+        elif isinstance(value, int | float):
+            lines.append(f"{name} = {value}")
+        elif isinstance(value, list | tuple):
+            lines.append(f"{name} = [{', '.join(json.dumps(v) for v in value)}]")
+        else:
+            lines.append(f"{name} = {json.dumps(str(value))}")
+    return "\n".join(lines) + "\n"

@@ -78,6 +78,43 @@ def _positional(model: Any, input_names: tuple[str, ...], output_names: tuple[st
     return Positional().eval()
 
 
+def check_onnx_file(path: Path) -> None:
+    """Refuse an ONNX file that is missing, truncated or corrupt, or whose external data
+    (weights stored beside the graph) would be read from outside the model's folder."""
+    import onnx
+
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such ONNX file; run `encoderzoo export` first")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # protobuf DecodeError, ...
+        raise _invalid(path, err) from None
+    folder = path.parent.resolve()
+    tensors = list(model.graph.initializer) + [
+        a.t for node in model.graph.node for a in node.attribute if a.HasField("t")]
+    for tensor in tensors:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+        target = (folder / location).resolve()
+        if not target.is_relative_to(folder):
+            raise ArtifactError(f"{path}: tensor '{tensor.name}' keeps its data at {location!r}, outside "
+                                "the model's folder; refusing to read it (move the data beside the model)")
+        if not target.is_file():
+            raise ArtifactError(f"{path}: tensor '{tensor.name}' needs the external data file {location!r}, "
+                                "which is missing; copy it beside the model")
+    try:
+        onnx.checker.check_model(str(path))  # by path: external data are looked up beside the model
+    except Exception as err:  # onnx ValidationError
+        raise _invalid(path, err) from None
+
+
+def _invalid(path: Path, err: Exception) -> ArtifactError:
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+    return ArtifactError(f"{path}: not a valid ONNX model ({reason}); the file is truncated or corrupt: "
+                         "export it again (`encoderzoo export`, or delete it and rerun)")
+
+
 def torch_outputs(
     model: Any, feeds: dict[str, np.ndarray], output_names: tuple[str, ...]
 ) -> dict[str, np.ndarray]:

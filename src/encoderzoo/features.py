@@ -71,23 +71,26 @@ class Features:
             width = max(int(self.lengths[index].max(initial=1)), 1)
         return {name: np.ascontiguousarray(a[index, :width]) for name, a in self.arrays.items()}
 
-    def plan(self, batching: Batching) -> list[tuple[np.ndarray, int]]:
-        """(rows, width) per batch: every row exactly once; with order "length" the rows are
-        sorted by token count (stable), so a batch pads only up to similar lengths."""
+    def plan(self, batching: Batching, rows: np.ndarray | None = None) -> list[tuple[np.ndarray, int]]:
+        """(rows, width) per batch: every row (of `rows`, default all) exactly once; with order
+        "length" the rows are sorted by token count (stable), so a batch pads only up to
+        similar lengths."""
         if batching.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        order = (np.argsort(self.lengths, kind="stable") if batching.order == "length"
-                 else np.arange(len(self)))
+        subset = np.arange(len(self)) if rows is None else np.sort(np.asarray(rows, dtype=np.int64))
+        order = (subset[np.argsort(self.lengths[subset], kind="stable")] if batching.order == "length"
+                 else subset)
         plan = []
         for start in range(0, len(order), batching.batch_size):
             rows = order[start:start + batching.batch_size]
             plan.append((rows, batching.width(int(self.lengths[rows].max()), self.seq_len)))
         return plan
 
-    def batches(self, batching: Batching) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    def batches(self, batching: Batching, rows: np.ndarray | None = None
+                ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """(rows, inputs) per batch, as planned."""
-        for rows, width in self.plan(batching):
-            yield rows, self.take(rows, width)
+        for batch, width in self.plan(batching, rows):
+            yield batch, self.take(batch, width)
 
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp, tmp.open("wb") as f:

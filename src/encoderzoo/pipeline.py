@@ -5,8 +5,12 @@ that the stages can run one at a time from the CLI or all together with `run`.""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,8 +26,10 @@ from encoderzoo.backends import (
     parse_backend_options,
 )
 from encoderzoo.bench import sweep, synthetic_features
+from encoderzoo.cache import file_hash, make_key, recorded_key, versions
 from encoderzoo.checkpoints import (
     Checkpoint,
+    content_hashes,
     fingerprint,
     load_model,
     load_tokenizer,
@@ -33,10 +39,11 @@ from encoderzoo.checkpoints import (
 from encoderzoo.config import RunConfig
 from encoderzoo.console import step
 from encoderzoo.environment import environment
-from encoderzoo.errors import ArtifactError, ConfigError
+from encoderzoo.errors import ArtifactError, ConfigError, EncoderzooError
 from encoderzoo.export import (
     OPSET,
     ParityResult,
+    check_onnx_file,
     check_parity,
     export_onnx,
     load_parity_cases,
@@ -46,14 +53,14 @@ from encoderzoo.export import (
 )
 from encoderzoo.families import Family, get_family
 from encoderzoo.features import Features
-from encoderzoo.fileio import atomic_dir, read_json, write_json
-from encoderzoo.infer import load_outputs, run_inference, save_outputs
+from encoderzoo.fileio import read_json, write_json
+from encoderzoo.infer import Shards, load_outputs, run_inference, save_outputs
 from encoderzoo.optimize import optimize_onnx
 from encoderzoo.random_weights import build_random_checkpoint
 from encoderzoo.recipes import Recipe
 from encoderzoo.report import write_report
 from encoderzoo.scoring import REFERENCE_BACKEND, accuracy_rows, gate_passes, output_drift
-from encoderzoo.sources import resolve_data
+from encoderzoo.sources import describe_data, resolve_data
 from encoderzoo.tasks import get_task
 from encoderzoo.tasks.base import Task, read_splits
 from encoderzoo.workspace import Workspace
@@ -91,7 +98,8 @@ class Pipeline:
         elif spec is None and self.prepared.get("checkpoint"):
             recorded = self.prepared["checkpoint"]
             spec = str(self.ws.root / recorded) if self.prepared.get("checkpoint_in_run") else recorded
-        return resolve_checkpoint(spec, self.recipe, self.family)
+        return resolve_checkpoint(spec, self.recipe, self.family,
+                                  trust_remote_code=self.config.trust_remote_code)
 
     def _random_checkpoint(self, size: str) -> Path:
         folder = self.ws.random_checkpoint
@@ -107,6 +115,66 @@ class Pipeline:
         """The recipe's task, bound to the checkpoint's labels."""
         return get_task(self.recipe.task).for_model(
             self.checkpoint.config, self.checkpoint.location, self.config.label_names)
+
+    # -- keys of the artifact cache (see encoderzoo.cache) ---------------------------------------
+
+    @cached_property
+    def hashes(self) -> dict[str, str | None]:
+        return content_hashes(self.checkpoint)
+
+    def prepare_key(self, files: dict[str, Path]) -> str:
+        return make_key("prepare", task=self.recipe.task, data={s: file_hash(p) for s, p in files.items()},
+                        seq_len=self.config.effective_seq_len, limit=self.config.limit,
+                        label_names=self.config.label_names, inputs=self.family.input_names,
+                        **self.hashes, libraries=versions("tokenizers", "transformers"))
+
+    @cached_property
+    def export_key(self) -> str:
+        return make_key("export", model=self.hashes["model"], kind=self.task.model_kind, opset=OPSET,
+                        outputs=self.task.output_axes, inputs=self.family.input_names,
+                        libraries=versions("torch", "transformers", "onnx"))
+
+    @cached_property
+    def optimize_key(self) -> str:
+        return make_key("optimize", export=self.export_key, model_type=self.family.ort_model_type,
+                        timeout=self.config.optimize_timeout, libraries=versions("onnxruntime"))
+
+    def quantize_key(self, kind: str) -> str:
+        """Triage's float nodes are not part of the key: a triaged model replaces the plain one."""
+        calibrated = kind != "onnx-int8"
+        source = (self.optimize_key if self.graph() == self.ws.onnx_optimized else self.export_key) \
+            if kind == "onnx-int8" else self.export_key
+        calibration = (self.prepared.get("key", "synthetic") if self.ws.features.is_file() else "synthetic") \
+            if calibrated else None
+        return make_key("quantize", kind=kind, source=source, calibration=calibration,
+                        size=self.config.calibration_size if calibrated else None,
+                        libraries=versions("onnxruntime", "onnx", "openvino", "nncf"))
+
+    def artifact_key(self, kind: str) -> str | None:
+        if kind == "checkpoint":
+            return self.hashes["model"]
+        if kind == "onnx":
+            return self.export_key
+        if kind == "onnx-fused":
+            return self.optimize_key if self.graph() == self.ws.onnx_optimized else self.export_key
+        recorded = read_json(self.ws.quantize_json).get(kind, {}) if self.ws.quantize_json.is_file() else {}
+        return make_key("quantized", key=self.quantize_key(kind), excluded=recorded.get("excluded_nodes", []))
+
+    def infer_key(self, name: str, precision: str) -> str:
+        return make_key("infer", backend=name, precision=precision,
+                        artifact=self.artifact_key(get_backend(name).artifacts[precision]),
+                        prepared=self.prepared.get("key"), batching=self.config.batching.__dict__,
+                        options=parse_backend_options(self.config.backend_options).get(name, {}),
+                        providers=self.config.providers if name == "onnxruntime" else None)
+
+    @staticmethod
+    def _current(record: Path, key: str, *files: Path, entry: str | None = None) -> bool:
+        """Whether a stage's outputs exist and were built from exactly these inputs."""
+        return recorded_key(record, entry=entry) == key and all(f.is_file() for f in files)
+
+    def features(self) -> Features:
+        """The prepared features (read once)."""
+        return self._features()
 
     def _features(self) -> Features:
         if "features" not in self._loaded:
@@ -134,6 +202,11 @@ class Pipeline:
         files = resolve_data(self.recipe, cfg.data, cfg.cache_dir)
         step(f"prepare: reading {', '.join(f'{split}: {path}' for split, path in files.items())}")
         examples, results = read_splits(get_task(self.recipe.task), files, limit=cfg.limit)
+        key = self.prepare_key(files)  # after reading: bad data fails before a model is built
+        if self._current(self.ws.prepare_json, key, self.ws.features, self.ws.examples):
+            step(f"prepare: reusing {self.ws.features.parent.name}/ (same data, tokenizer and options)")
+            return self.prepared
+        self._invalidate(self.ws.infer_json, *self.ws.results())
         splits = {split: {"data": str(files[split]), "examples": len(result.examples),
                           "skipped_unlabeled": result.skipped} for split, result in results.items()}
         seq_len = cfg.effective_seq_len
@@ -146,7 +219,7 @@ class Pipeline:
         location = Path(self.checkpoint.location)
         in_run = self.checkpoint.is_local and location.is_relative_to(self.ws.root.resolve())
         info = {
-            "recipe": self.recipe.name, "task": self.recipe.task, "splits": splits,
+            "key": key, "recipe": self.recipe.name, "task": self.recipe.task, "splits": splits,
             "data": ", ".join(s["data"] for s in splits.values()),
             "examples": len(examples), "features": len(features), "seq_len": seq_len,
             "mean_tokens": round(float(features.lengths.mean()), 2),
@@ -163,7 +236,11 @@ class Pipeline:
         return info
 
     def export(self, features: Features | None = None) -> dict[str, Any]:
-        """Export and check parity on the prepared features (or on `features`)."""
+        """Export and check parity on the prepared features (or on `features`), unless the run
+        folder holds the export of these exact weights and options."""
+        if self._current(self.ws.export_json, self.export_key, self.ws.onnx, self.ws.parity_inputs):
+            step(f"export: reusing {self.ws.onnx.name} (same checkpoint content and options)")
+            return read_json(self.ws.export_json)  # type: ignore[no-any-return]
         inputs = "the prepared examples" if features is None else "synthetic inputs"
         features = features or self._features()
         step("export: tracing to ONNX (TorchScript exporter, eager attention)")
@@ -176,7 +253,7 @@ class Pipeline:
         save_parity_cases(self.ws.parity_inputs, cases, expected)
         parity = check_parity(self.ws.onnx, cases, expected, self.recipe.export_atol)
         info = {
-            "opset": OPSET, "seconds": round(seconds, 2), "file": self.ws.onnx.name,
+            "key": self.export_key, "opset": OPSET, "seconds": round(seconds, 2), "file": self.ws.onnx.name,
             "bytes": self.ws.onnx.stat().st_size, "parity_inputs": inputs, **_parity_summary(parity),
         }
         write_json(self.ws.export_json, info)
@@ -186,11 +263,18 @@ class Pipeline:
     def optimize(self) -> dict[str, Any]:
         if not self.ws.onnx.is_file():
             raise ArtifactError(f"{self.ws.onnx}: no exported model; run `encoderzoo export` first")
+        if self._current(self.ws.optimize_json, self.optimize_key):
+            step("optimize: reusing the result for this export")
+            return read_json(self.ws.optimize_json)  # type: ignore[no-any-return]
+        check_onnx_file(self.ws.onnx)
+        for derived in (self.ws.onnx_optimized, self.ws.onnx_int8):  # built from the old fused graph
+            derived.unlink(missing_ok=True)
         step(f"optimize: ONNX Runtime transformer optimizer (at most {self.config.optimize_timeout:g} s)")
         result = optimize_onnx(self.ws.onnx, self.ws.onnx_optimized, model_type=self.family.ort_model_type,
                                config=self.checkpoint.config, timeout_s=self.config.optimize_timeout)
         info: dict[str, Any] = {
-            "optimizer": "onnxruntime.transformers", "model_type": self.family.ort_model_type,
+            "key": self.optimize_key, "optimizer": "onnxruntime.transformers",
+            "model_type": self.family.ort_model_type,
             "fused": result.fused, "fused_ops": result.fused_ops,
             "seconds": round(result.seconds, 2), "reason": result.reason,
         }
@@ -212,19 +296,26 @@ class Pipeline:
         if kind == "checkpoint":
             return None
         if kind == "onnx-fused":
-            return self.ws.graph()
+            return self.graph()
         raw = self.ws.onnx if self.ws.onnx.is_file() else None
         if kind == "onnx" or raw is None:
             return raw
         path = self.ws.quantized(kind)
-        if not path.is_file():
+        if not self._current(self.ws.quantize_json, self.quantize_key(kind), path, entry=kind):
             self._quantize(kind, path)
         return path
+
+    def graph(self) -> Path | None:
+        """The ONNX graph ONNX Runtime runs: the fused one when this export was optimized."""
+        if (self.config.optimize and self.ws.onnx_optimized.is_file()
+                and self._current(self.ws.optimize_json, self.optimize_key)):
+            return self.ws.onnx_optimized
+        return self.ws.onnx if self.ws.onnx.is_file() else None
 
     def _quantize(self, kind: str, path: Path, exclude: Sequence[str] = ()) -> None:
         """Build (or rebuild, leaving the `exclude` nodes in float) an int8 artifact."""
         if kind == "onnx-int8":  # dynamic: no calibration; from the fused graph
-            source = self.ws.graph() or self.ws.onnx
+            source = self.graph() or self.ws.onnx
             step(f"quantize: {kind} from {source.name}")
             info = quantize.ort_dynamic(source, path, exclude=exclude)
         else:  # calibrated, from the unfused export
@@ -239,15 +330,18 @@ class Pipeline:
                 info = quantize.openvino_int8(self.ws.onnx, path, feeds)
             info["calibration"] = "prepared examples spread over the data" if prepared else "synthetic inputs"
         info["bytes"] = sum(f.stat().st_size for f in (path, path.with_suffix(".bin")) if f.is_file())
+        info["key"] = self.quantize_key(kind)
         recorded = read_json(self.ws.quantize_json) if self.ws.quantize_json.is_file() else {}
         write_json(self.ws.quantize_json, recorded | {kind: info})
 
     def backend(self, name: str, precision: str) -> Backend:
         key = (name, precision)
         if key not in self._backends:
+            graph = self.artifact(get_backend(name).artifacts[precision])
+            if graph is not None and graph.suffix == ".onnx":
+                check_onnx_file(graph)
             context = BackendContext(
-                checkpoint=self.checkpoint, task=self.task,
-                graph=self.artifact(get_backend(name).artifacts[precision]),
+                checkpoint=self.checkpoint, task=self.task, graph=graph,
                 threads=self.config.threads, providers=self.config.providers,
                 options=parse_backend_options(self.config.backend_options).get(name, {}),
             )
@@ -255,6 +349,7 @@ class Pipeline:
         return self._backends[key]
 
     def infer(self) -> dict[str, Any]:
+        self.ensure_graph()
         runs = [self._infer_one(name, precision)[0] for name, precision in self.config.backend_runs]
         info = {"examples": len(self._examples()), "runs": runs}
         write_json(self.ws.infer_json, info)
@@ -262,24 +357,49 @@ class Pipeline:
 
     def _infer_one(self, name: str, precision: str) -> tuple[dict[str, Any], list[Any]]:
         """Every example through one backend and precision; outputs and predictions saved.
-        Returns what infer.json records of the run, and the predictions."""
+        A finished run with the same key is reused; an unfinished one resumes from its shards
+        with --resume. Returns what infer.json records of the run, and the predictions."""
         features, examples = self._features(), self._examples()
+        key = self.infer_key(name, precision)
+        record, final = self.ws.run_record(name, precision), self.ws.outputs(name, precision)
+        if self._current(record, key, final) and (run := read_json(record))["predictions"]:
+            step(f"infer: reusing {final.name} (same model, data and batching)")
+            _, outputs = load_outputs(final)
+            return run, self.task.predict(examples, features, outputs)
+        self._invalidate(record, self.ws.infer_json, *self.ws.results())
         sequence_outputs = frozenset(n for n, axes in self.task.output_axes.items() if 1 in axes)
         backend = self.backend(name, precision)
+        shards = Shards(self.ws.output_shards(name, precision), key, len(features), self.config.shard_size)
+        done = shards.start(resume=self.config.resume)
+        if len(done):
+            step(f"infer: resuming {name} {precision}: {len(done)} of {len(features)} rows already done")
+        remaining = np.setdiff1d(np.arange(len(features)), done)
         start = time.perf_counter()
-        outputs = run_inference(backend, features, self.config.batching, sequence_outputs=sequence_outputs)
+        run_inference(backend, features, self.config.batching, sequence_outputs=sequence_outputs,
+                      rows=remaining, on_batch=shards.add, done=len(done))
         seconds = time.perf_counter() - start
-        save_outputs(self.ws.outputs(name, precision), features.example_ids, outputs)
+        outputs = shards.collect()
+        save_outputs(final, features.example_ids, outputs)
         predictions_file = self.ws.predictions(name, precision, self.task.predictions_suffix)
         predictions = self.task.predict(examples, features, outputs)
         self.task.write_predictions(examples, predictions, outputs, predictions_file)
-        return {
-            "backend": name, "precision": precision, "seconds": round(seconds, 3),
-            "examples_per_s": round(len(examples) / seconds, 2), "windows": len(features),
+        run = {
+            "key": key, "backend": name, "precision": precision, "seconds": round(seconds, 3),
+            "examples_per_s": round(len(examples) / seconds, 2) if not len(done) else None,
+            "resumed_rows": len(done), "windows": len(features),
             "batching": self.config.batching.__dict__, "settings": backend.settings(),
-            "outputs": str(self.ws.outputs(name, precision).relative_to(self.ws.root)),
+            "outputs": str(final.relative_to(self.ws.root)),
             "predictions": str(predictions_file.relative_to(self.ws.root)),
-        }, predictions
+        }
+        write_json(record, run)
+        shards.remove()
+        return run, predictions
+
+    @staticmethod
+    def _invalidate(*paths: Path) -> None:
+        """Remove results that a stage about to run makes stale, so none looks current."""
+        for path in paths:
+            path.unlink(missing_ok=True)
 
     def triage(self) -> dict[str, Any]:
         """For each int8 ONNX Runtime model below its gate: rank its quantized nodes by the
@@ -332,7 +452,7 @@ class Pipeline:
     def _triage_source(self, kind: str) -> tuple[Path, Path, tuple[str, ...] | None]:
         """(the float graph it was quantized from, the int8 graph, the operators covered)."""
         if kind == "onnx-int8":  # dynamic quantization of the fused graph
-            return self.ws.graph() or self.ws.onnx, self.ws.quantized(kind), None
+            return self.graph() or self.ws.onnx, self.ws.quantized(kind), None
         return self.ws.onnx, self.ws.quantized(kind), quantize.STATIC_OPS
 
     def score(self) -> dict[str, Any]:
@@ -367,12 +487,40 @@ class Pipeline:
             step(f"score: {r.backend} {r.precision} {values} (gate {'pass' if r.gate_passed else 'FAIL'})")
         return info
 
+    def score_device_outputs(self, folder: Path, *, layout: str = "auto", dtype: str = "float32"
+                             ) -> dict[str, Any]:
+        """Score outputs a device runner wrote for the samples of `prepare --format bin`
+        (ais_bench or msame layout); metrics in percent, beside torch fp32's when this run
+        folder has them."""
+        from encoderzoo.interop import detect_layout, read_outputs
+
+        features, examples = self._features(), self._examples()
+        labels = int(getattr(self.checkpoint.config, "num_labels", 0) or 0)
+        shapes = {name: (features.seq_len,) if 1 in axes else (labels,)
+                  for name, axes in self.task.output_axes.items()}
+        layout = detect_layout(folder) if layout == "auto" else layout
+        outputs = read_outputs(folder, len(features), shapes, layout=layout, dtype=dtype)
+        predictions = self.task.predict(examples, features, outputs)
+        path = self.ws.predictions("device", layout, self.task.predictions_suffix)
+        self.task.write_predictions(examples, predictions, outputs, path)
+        metrics = self.task.score(examples, predictions).metrics
+        result: dict[str, Any] = {"layout": layout, "samples": len(features), "examples": len(examples),
+                                  **{k: round(100 * v, 4) for k, v in metrics.items()},
+                                  "predictions": str(path)}
+        if self.ws.accuracy_json.is_file():
+            for row in read_json(self.ws.accuracy_json)["rows"]:
+                if (row["backend"], row["precision"]) == REFERENCE_BACKEND:
+                    result["torch_fp32"] = {k: round(100 * v, 4) for k, v in row["metrics"].items()}
+        return result
+
     def ensure_graph(self) -> None:
         """Export (and optimize) when an ONNX backend is asked for and the run folder has no
         graph yet, on the prepared features or, without them, on synthetic padded inputs."""
         needs_onnx = any(get_backend(name).artifacts[precision] != "checkpoint"
                          for name, precision in self.config.backend_runs)
-        if not needs_onnx or self.ws.graph() is not None:
+        exported = self._current(self.ws.export_json, self.export_key, self.ws.onnx)
+        optimized = not self.config.optimize or self._current(self.ws.optimize_json, self.optimize_key)
+        if not needs_onnx or (exported and optimized):
             return
         features = None
         if not self.ws.features.is_file():
@@ -429,6 +577,53 @@ class Pipeline:
 
     # -- the whole chain --------------------------------------------------------------------------
 
+    def plan(self) -> list[tuple[str, str, str]]:
+        """(stage, what it would do, build/reuse) for `run --dry-run`: nothing is built, loaded
+        or downloaded."""
+        cfg = self.config
+        data = describe_data(self.recipe, cfg.data, cfg.cache_dir)
+        files = {split: Path(p) for split, p in data.items() if Path(p).is_file()}
+        prepared = len(files) == len(data) and self._current(
+            self.ws.prepare_json, self.prepare_key(files), self.ws.features, self.ws.examples)
+        limit = f", first {cfg.limit}" if cfg.limit else ""
+        read = "; ".join(f"{s}: {p}" for s, p in data.items())
+        stages = [("prepare", f"read {read}; tokenize to {cfg.effective_seq_len} tokens{limit}",
+                   "reuse" if prepared and cfg.resume else "build")]
+        needs_onnx = [(n, p) for n, p in cfg.backend_runs if get_backend(n).artifacts[p] != "checkpoint"]
+        exported = self._current(self.ws.export_json, self.export_key, self.ws.onnx)
+        stages.append(("export", f"{self.ws.onnx.name}, opset {OPSET}, parity against PyTorch",
+                       "reuse" if exported else "build"))
+        if cfg.optimize:
+            optimized = exported and self._current(self.ws.optimize_json, self.optimize_key)
+            what = (f"ONNX Runtime optimizer ({self.family.ort_model_type}), "
+                    f"at most {cfg.optimize_timeout:g} s")
+            stages.append(("optimize", what, "reuse" if optimized else "build"))
+        kinds = dict.fromkeys(get_backend(n).artifacts[p] for n, p in needs_onnx)
+        for kind in (k for k in kinds if k in ("onnx-int8", "onnx-int8-static", "openvino-int8")):
+            current = exported and self._current(self.ws.quantize_json, self.quantize_key(kind),
+                                                 self.ws.quantized(kind), entry=kind)
+            stages.append(("quantize", f"{kind} ({self.ws.quantized(kind).name})",
+                           "reuse" if current else "build"))
+        batching = cfg.batching
+        for name, precision in cfg.backend_runs:
+            shards = self.ws.output_shards(name, precision)
+            status = "resume from shards" if cfg.resume and shards.is_dir() else "build"
+            what = (f"{name} {precision}: batch {batching.batch_size}, {batching.padding} padding, "
+                    f"{batching.order} order, shards of {cfg.shard_size} rows")
+            stages.append(("infer", what, status))
+        stages.append(("score", f"metrics per backend; gate {cfg.effective_gate:.0%} of torch fp32", "build"))
+        if cfg.triage and any(get_backend(n).artifacts[p] in TRIAGED for n, p in cfg.backend_runs):
+            stages.append(("triage", "only for an int8 model below its gate", "if needed"))
+        if cfg.bench:
+            settings = cfg.bench_settings()
+            what = (f"batch sizes {','.join(map(str, settings.batch_sizes))} x seq "
+                    f"{','.join(map(str, settings.seq_lens))}, {settings.warmup} warm-up, "
+                    f">= {settings.min_runs} runs and {settings.min_seconds:g} s per point")
+            stages.append(("bench", what, "build"))
+        stages.append(("report", f"{self.ws.report_md.name}, {self.ws.report_json.name}, "
+                                 f"{self.ws.plot_png.name}", "build"))
+        return stages
+
     def run_all(self) -> bool:
         """Every stage in order; returns whether all accuracy gates passed."""
         self.prepare()
@@ -445,12 +640,83 @@ class Pipeline:
         return passed
 
 
+def partial_folder(out: Path) -> Path:
+    """Where `run` builds `out` until it is complete (kept when a run is interrupted)."""
+    return out.with_name(f".{out.name}.partial")
+
+
 def run(config: RunConfig) -> tuple[bool, Path]:
-    """The whole chain into `config.out`, built under a temporary name and renamed into place
-    only when complete. Returns (all gates passed, report path)."""
-    with atomic_dir(config.out) as tmp:
-        passed = Pipeline(config, Workspace(tmp)).run_all()
-    return passed, Workspace(config.out).report_md
+    """The whole chain into `config.out`, built in a hidden partial folder and renamed into
+    place only when complete. An interrupted run leaves the partial folder for `--resume`; bad
+    input removes it. Artifacts of an earlier run in `config.out` are reused where their keys
+    match. Returns (all gates passed, report path)."""
+    out, partial = config.out, partial_folder(config.out)
+    unfinished = partial.is_dir() and _has_work(partial)
+    with _locked(partial):
+        if unfinished and not config.resume:
+            step(f"run: discarding the unfinished run in {partial} (pass --resume to continue it)")
+            _clear(partial)
+        elif config.resume:
+            step(f"run: resuming the unfinished run in {partial}" if unfinished
+                 else "run: nothing to resume; starting afresh")
+        if out.is_dir():
+            _seed_from(out, partial)
+        try:
+            passed = Pipeline(config, Workspace(partial)).run_all()
+        except EncoderzooError:  # bad input or options: nothing worth resuming
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if out.exists():
+            os.replace(out, old)
+        (partial / LOCK_NAME).unlink(missing_ok=True)
+        os.replace(partial, out)
+        shutil.rmtree(old, ignore_errors=True)
+    return passed, Workspace(out).report_md
+
+
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def _locked(partial: Path) -> Iterator[None]:
+    """One run at a time per output folder."""
+    partial.mkdir(parents=True, exist_ok=True)
+    with (partial / LOCK_NAME).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{partial}: another encoderzoo run is writing this folder; wait for it "
+                              "or pass another --out") from None
+        yield
+
+
+def _clear(partial: Path) -> None:
+    """Empty the partial folder (its lock stays: this process holds it)."""
+    for child in partial.iterdir():
+        if child.name != LOCK_NAME:
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+
+
+def _has_work(partial: Path) -> bool:
+    return any(p.name != LOCK_NAME for p in partial.iterdir())
+
+
+def _seed_from(out: Path, partial: Path) -> None:
+    """Hard-link an earlier run's model artifacts (and random checkpoint) into the new run;
+    their recorded keys decide whether they are reused. Every write replaces a file whole, so
+    the earlier run's files are never changed through the links."""
+    for folder in (Workspace(out).onnx.parent, Workspace(out).random_checkpoint):
+        if not folder.is_dir():
+            continue
+        for source in folder.rglob("*"):
+            target = partial / source.relative_to(out)
+            if source.is_file() and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copy2(source, target)
 
 
 def score_predictions(name: str, predictions: Path, data: tuple[str, ...],

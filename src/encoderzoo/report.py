@@ -133,10 +133,16 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
     inference = report.get("inference") or {}
     if inference:
         out += [f"End-to-end inference over the dataset (tokenized inputs; {_batching(inference)}):", ""]
-        out += [f"- {r['backend']} {r['precision']}: {r['examples_per_s']:.1f} examples/s "
-                f"({r['seconds']:.1f} s)" for r in inference["runs"]]
+        out += [f"- {r['backend']} {r['precision']}: {_speed(r)}" for r in inference["runs"]]
         out.append("")
     return out
+
+
+def _speed(run: dict[str, Any]) -> str:
+    if run.get("resumed_rows"):  # part of the rows ran in an earlier, interrupted process
+        return (f"resumed ({run['resumed_rows']} of {run['windows']} rows done before), "
+                f"{run['seconds']:.1f} s for the rest")
+    return f"{run['examples_per_s']:.1f} examples/s ({run['seconds']:.1f} s)"
 
 
 def _batching(inference: dict[str, Any]) -> str:

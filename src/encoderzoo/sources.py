@@ -30,6 +30,28 @@ def resolve_data(recipe: Recipe, overrides: Sequence[str], cache_dir: Path) -> d
             for split, source in recipe.data.items()}
 
 
+def describe_data(recipe: Recipe, overrides: Sequence[str], cache_dir: Path) -> dict[str, str]:
+    """{split: file, or what would be downloaded}, without downloading."""
+    given = _parse_overrides(recipe, overrides)
+    found = {}
+    for split, source in recipe.data.items():
+        if split in given:
+            found[split] = str(given[split])
+        elif source.packaged:
+            found[split] = str(asset_path(source.packaged))
+        elif source.url:
+            cached = _cached_target(source.url, source.member, cache_dir)
+            found[split] = str(cached) if cached.is_file() else f"download {source.url}"
+        else:
+            found[split] = f"(none: pass --data; {source.hint})"
+    return found
+
+
+def _cached_target(url: str, member: str | None, cache_dir: Path) -> Path:
+    folder = cache_dir / "data" / hashlib.sha256(url.encode()).hexdigest()[:16]
+    return folder / (Path(member).name if member else Path(url).name)
+
+
 def _parse_overrides(recipe: Recipe, overrides: Sequence[str]) -> dict[str, Path]:
     splits = list(recipe.data)
     given: dict[str, Path] = {}
@@ -66,8 +88,8 @@ def _default(source: DataSource, cache_dir: Path) -> Path:
 
 def download(url: str, member: str | None, cache_dir: Path, *, hint: str) -> Path:
     """Fetch `url` once into the cache; if `member` is set, extract that file from the zip."""
-    folder = cache_dir / "data" / hashlib.sha256(url.encode()).hexdigest()[:16]
-    target = folder / (Path(member).name if member else Path(url).name)
+    target = _cached_target(url, member, cache_dir)
+    folder = target.parent
     if target.is_file():
         return target
     archive = folder / Path(url).name

@@ -79,6 +79,14 @@ class Workspace:
     def outputs(self, backend: str, precision: str) -> Path:
         return self.root / "outputs" / f"{backend}-{precision}.npz"
 
+    def output_shards(self, backend: str, precision: str) -> Path:
+        """Outputs of an unfinished inference run, in shards (see infer.Shards)."""
+        return self.root / "outputs" / f"{backend}-{precision}.shards"
+
+    def run_record(self, backend: str, precision: str) -> Path:
+        """What infer recorded of one finished run (its key among it)."""
+        return self.root / "outputs" / f"{backend}-{precision}.json"
+
     def predictions(self, backend: str, precision: str, suffix: str) -> Path:
         return self.root / "predictions" / f"{backend}-{precision}{suffix}"
 
@@ -106,9 +114,11 @@ class Workspace:
     def plot_png(self) -> Path:
         return self.root / "throughput.png"
 
-    def graph(self) -> Path | None:
-        """The ONNX graph backends run: the optimized one when it exists."""
-        for path in (self.onnx_optimized, self.onnx):
-            if path.is_file():
-                return path
-        return None
+    def results(self) -> list[Path]:
+        """What score, triage, bench and report wrote: stale once inference runs again."""
+        return [self.accuracy_json, self.triage_json, self.report_json, self.report_md, self.plot_png]
+
+    @property
+    def bin_dir(self) -> Path:
+        """`prepare --format bin`: one file per sample and input, as the reference tools read."""
+        return self.root / "bin"

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from encoderzoo.errors import DataError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
 
@@ -99,6 +100,13 @@ def read_splits(task: Task, files: Mapping[str, Path], *, limit: int | None = No
     results = {}
     for split, path in files.items():
         results[split] = task.read(path, split=split, limit=limit)
+        seen: dict[str, Any] = {}
+        for example in results[split].examples:
+            if example.id in seen:
+                where = f", line {example.line}" if hasattr(example, "line") else ""
+                raise DataError(f"{path}{where}: example id {example.id!r} appears twice; ids must be "
+                                "unique (fix the index column or the question ids)")
+            seen[example.id] = example
         prefix = f"{split}/" if len(files) > 1 else ""
         examples += [replace(e, id=prefix + e.id) for e in results[split].examples]
     return examples, results
