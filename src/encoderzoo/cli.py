@@ -70,8 +70,11 @@ BucketsOpt = Annotated[str | None, typer.Option(
                       "e.g. 32,64,128.")]
 ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", help="Intra-op threads [default: available cores].")]
-ProvidersOpt = Annotated[str, typer.Option(
-    "--providers", help="ONNX Runtime execution providers, comma-separated, in order.")]
+ProvidersOpt = Annotated[str | None, typer.Option(
+    "--providers", help="ONNX Runtime execution providers in order, e.g. tensorrt,cuda,cpu "
+                        "[default: by --device].")]
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", help="auto: a CUDA GPU when one is present (never required), else the CPU; cpu; cuda.")]
 BackendOptionOpt = Annotated[list[str] | None, typer.Option(
     "--backend-option", help="BACKEND.KEY=VALUE session setting (repeatable): onnxruntime.io_binding, "
                              "onnxruntime.spinning, openvino.hint, openvino.streams.")]
@@ -132,7 +135,7 @@ def _config(ctx: typer.Context | None, recipe: str | None, out: Path | None,
     if not recipe:
         raise ConfigError("name a recipe (see `encoderzoo recipes`), or set `recipe` in the --config file")
     out = out or from_file.get("out") or Path("runs") / recipe
-    for key in ("threads", "buckets"):  # None: the RunConfig default
+    for key in ("threads", "buckets", "providers"):  # None: the RunConfig default
         if options.get(key) is None:
             options.pop(key, None)
     return RunConfig(recipe=recipe, out=out, **options)
@@ -184,7 +187,7 @@ def run(
     batch_sizes: BatchSizesOpt = None, seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None,
     limit: LimitOpt = None, padding: PaddingOpt = "dynamic", order: OrderOpt = "length",
     buckets: BucketsOpt = None, threads: ThreadsOpt = None,
-    providers: ProvidersOpt = "CPUExecutionProvider", backend_option: BackendOptionOpt = None,
+    device: DeviceOpt = "auto", providers: ProvidersOpt = None, backend_option: BackendOptionOpt = None,
     gate: GateOpt = None,
     optimize: OptimizeOpt = True, optimize_timeout: OptimizeTimeoutOpt = 300.0,
     calibration_size: CalibrationOpt = 100, triage: TriageOpt = True,
@@ -199,7 +202,7 @@ def run(
         ctx, recipe, out, config_file, checkpoint=checkpoint, data=data, random_weights=random_weights,
         tokenizer=tokenizer, label_names=label_names, backends=backends, batch_size=batch_size,
         batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens, limit=limit,
-        padding=padding, order=order, buckets=buckets, threads=threads, providers=providers,
+        padding=padding, order=order, buckets=buckets, threads=threads, device=device, providers=providers,
         backend_options=backend_option, gate=gate, optimize=optimize,
         optimize_timeout=optimize_timeout, calibration_size=calibration_size, triage=triage,
         bench=bench, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds, resume=resume,
@@ -320,14 +323,14 @@ def infer(
     backends: BackendsOpt = ALL_BACKENDS, batch_size: BatchSizeOpt = 32,
     padding: PaddingOpt = "dynamic", order: OrderOpt = "length", buckets: BucketsOpt = None,
     threads: ThreadsOpt = None,
-    providers: ProvidersOpt = "CPUExecutionProvider", backend_option: BackendOptionOpt = None,
+    device: DeviceOpt = "auto", providers: ProvidersOpt = None, backend_option: BackendOptionOpt = None,
     resume: ResumeOpt = False, shard_size: ShardSizeOpt = 1024, trust_remote_code: TrustCodeOpt = False,
 ) -> None:
     """Run every prepared example through each backend; save outputs and predictions (finished
     runs with the same model, data and batching are reused)."""
     _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint, backends=backends,
                       batch_size=batch_size, padding=padding, order=order, buckets=buckets,
-                      threads=threads, providers=providers, backend_options=backend_option,
+                      threads=threads, device=device, providers=providers, backend_options=backend_option,
                       resume=resume, shard_size=shard_size, trust_remote_code=trust_remote_code)).infer()
 
 
@@ -392,7 +395,7 @@ def bench(
     random_weights: RandomOpt = None, tokenizer: TokenizerOpt = None,
     backends: BackendsOpt = ALL_BACKENDS, batch_sizes: BatchSizesOpt = None,
     seq_len: SeqLenOpt = None, seq_lens: SeqLensOpt = None, threads: ThreadsOpt = None,
-    providers: ProvidersOpt = "CPUExecutionProvider", backend_option: BackendOptionOpt = None,
+    device: DeviceOpt = "auto", providers: ProvidersOpt = None, backend_option: BackendOptionOpt = None,
     optimize: OptimizeOpt = True, optimize_timeout: OptimizeTimeoutOpt = 300.0, warmup: WarmupOpt = 2,
     min_runs: MinRunsOpt = 5, min_seconds: MinSecondsOpt = 1.0, trust_remote_code: TrustCodeOpt = False,
 ) -> None:
@@ -401,7 +404,8 @@ def bench(
     pipeline = _pipeline(_config(
         ctx, recipe, out, config_file, checkpoint=checkpoint, random_weights=random_weights,
         tokenizer=tokenizer, backends=backends, batch_sizes=batch_sizes, seq_len=seq_len,
-        seq_lens=seq_lens, threads=threads, providers=providers, backend_options=backend_option,
+        seq_lens=seq_lens, threads=threads, device=device, providers=providers,
+        backend_options=backend_option,
         optimize=optimize, optimize_timeout=optimize_timeout, warmup=warmup, min_runs=min_runs,
         min_seconds=min_seconds, trust_remote_code=trust_remote_code))
     pipeline.bench()

@@ -39,7 +39,8 @@ class RunConfig:
     batch_sizes: tuple[int, ...] | None = None  # benchmark sweep; default: the recipe's
     seq_lens: tuple[int, ...] | None = None  # benchmark sweep; default: (seq_len,)
     threads: int = field(default_factory=available_cores)  # intra-op threads for every backend
-    providers: tuple[str, ...] = ("CPUExecutionProvider",)  # ONNX Runtime providers, in order
+    device: str = "auto"  # "auto" (a CUDA GPU when one is present, else the CPU), "cpu" or "cuda"
+    providers: tuple[str, ...] = ()  # ONNX Runtime providers in order (cpu, cuda, tensorrt); () = by device
     backend_options: tuple[str, ...] = ()  # BACKEND.KEY=VALUE session settings, e.g. openvino.hint=throughput
     optimize: bool = True  # fuse the ONNX graph with ONNX Runtime's transformer optimizer
     optimize_timeout: float = DEFAULT_TIMEOUT_S  # seconds before the optimizer is given up
@@ -75,6 +76,8 @@ class RunConfig:
             raise ConfigError("--batch-sizes and --seq-lens need at least one value")
         if self.warmup < 0 or self.min_seconds < 0:
             raise ConfigError("--warmup and --min-seconds must be >= 0")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"--device is auto, cpu or cuda, not {self.device!r}")
         if self.padding not in ("dynamic", "fixed"):
             raise ConfigError(f"--padding must be 'dynamic' or 'fixed', not {self.padding!r}")
         if self.order not in ("length", "dataset"):
@@ -142,7 +145,7 @@ BOOLS = {"optimize", "triage", "bench", "resume", "trust_remote_code"}
 INT_LISTS = {"batch_sizes", "seq_lens", "buckets"}
 STR_LISTS = {"backends", "providers", "label_names", "data", "backend_options"}
 PATHS = {"out", "cache_dir"}
-STRS = {"recipe", "checkpoint", "random_weights", "tokenizer", "padding", "order"}
+STRS = {"recipe", "checkpoint", "random_weights", "tokenizer", "padding", "order", "device"}
 FIELDS = INTS | FLOATS | BOOLS | INT_LISTS | STR_LISTS | PATHS | STRS
 
 

@@ -116,6 +116,13 @@ class Pipeline:
         return get_task(self.recipe.task).for_model(
             self.checkpoint.config, self.checkpoint.location, self.config.label_names)
 
+    @cached_property
+    def device(self) -> str:
+        """"cpu" or "cuda": --device, with auto resolved by looking for a GPU."""
+        from encoderzoo.devices import resolve_device
+
+        return resolve_device(self.config.device)
+
     # -- keys of the artifact cache (see encoderzoo.cache) ---------------------------------------
 
     @cached_property
@@ -141,9 +148,10 @@ class Pipeline:
 
     def quantize_key(self, kind: str) -> str:
         """Triage's float nodes are not part of the key: a triaged model replaces the plain one."""
-        calibrated = kind != "onnx-int8"
+        from_fused = kind in ("onnx-int8", "onnx-fp16")
+        calibrated = not from_fused
         source = (self.optimize_key if self.graph() == self.ws.onnx_optimized else self.export_key) \
-            if kind == "onnx-int8" else self.export_key
+            if from_fused else self.export_key
         calibration = (self.prepared.get("key", "synthetic") if self.ws.features.is_file() else "synthetic") \
             if calibrated else None
         return make_key("quantize", kind=kind, source=source, calibration=calibration,
@@ -267,7 +275,7 @@ class Pipeline:
             step("optimize: reusing the result for this export")
             return read_json(self.ws.optimize_json)  # type: ignore[no-any-return]
         check_onnx_file(self.ws.onnx)
-        for derived in (self.ws.onnx_optimized, self.ws.onnx_int8):  # built from the old fused graph
+        for derived in (self.ws.onnx_optimized, self.ws.onnx_int8, self.ws.onnx_fp16):  # from the old fusion
             derived.unlink(missing_ok=True)
         step(f"optimize: ONNX Runtime transformer optimizer (at most {self.config.optimize_timeout:g} s)")
         result = optimize_onnx(self.ws.onnx, self.ws.onnx_optimized, model_type=self.family.ort_model_type,
@@ -314,10 +322,11 @@ class Pipeline:
 
     def _quantize(self, kind: str, path: Path, exclude: Sequence[str] = ()) -> None:
         """Build (or rebuild, leaving the `exclude` nodes in float) an int8 artifact."""
-        if kind == "onnx-int8":  # dynamic: no calibration; from the fused graph
+        if kind in ("onnx-int8", "onnx-fp16"):  # no calibration; from the fused graph
             source = self.graph() or self.ws.onnx
             step(f"quantize: {kind} from {source.name}")
-            info = quantize.ort_dynamic(source, path, exclude=exclude)
+            info = quantize.ort_dynamic(source, path, exclude=exclude) if kind == "onnx-int8" \
+                else quantize.ort_fp16(source, path)
         else:  # calibrated, from the unfused export
             prepared = self.ws.features.is_file()
             features = self._features() if prepared else synthetic_features(
@@ -340,10 +349,17 @@ class Pipeline:
             graph = self.artifact(get_backend(name).artifacts[precision])
             if graph is not None and graph.suffix == ".onnx":
                 check_onnx_file(graph)
+            cfg = self.config
             context = BackendContext(
                 checkpoint=self.checkpoint, task=self.task, graph=graph,
-                threads=self.config.threads, providers=self.config.providers,
-                options=parse_backend_options(self.config.backend_options).get(name, {}),
+                threads=cfg.threads, providers=cfg.providers,
+                options=parse_backend_options(cfg.backend_options).get(name, {}),
+                device=self.device, explicit_device=cfg.device == "cuda",
+                batch_size=max(cfg.batch_size, *cfg.bench_settings().batch_sizes),
+                seq_len=max(self.prepared.get("seq_len", cfg.effective_seq_len),
+                            *cfg.bench_settings().seq_lens),
+                buckets=tuple(sorted(cfg.buckets)), cache_dir=cfg.cache_dir,
+                input_names=self.family.input_names,
             )
             self._backends[key] = create_backend(name, precision, context)
         return self._backends[key]
@@ -599,7 +615,7 @@ class Pipeline:
                     f"at most {cfg.optimize_timeout:g} s")
             stages.append(("optimize", what, "reuse" if optimized else "build"))
         kinds = dict.fromkeys(get_backend(n).artifacts[p] for n, p in needs_onnx)
-        for kind in (k for k in kinds if k in ("onnx-int8", "onnx-int8-static", "openvino-int8")):
+        for kind in (k for k in kinds if k not in ("onnx", "onnx-fused")):
             current = exported and self._current(self.ws.quantize_json, self.quantize_key(kind),
                                                  self.ws.quantized(kind), entry=kind)
             stages.append(("quantize", f"{kind} ({self.ws.quantized(kind).name})",

@@ -1,6 +1,6 @@
-"""int8 artifacts: ONNX Runtime dynamic and static (QDQ) quantization, and OpenVINO int8 through
-NNCF post-training quantization. Calibration data are model inputs taken from the task's
-examples. Heavy libraries are imported inside the functions."""
+"""Reduced-precision artifacts: ONNX Runtime dynamic and static (QDQ) int8 quantization, OpenVINO
+int8 through NNCF post-training quantization, and float16 graphs for GPUs. Calibration data are
+model inputs taken from the task's examples. Heavy libraries are imported inside the functions."""
 
 from __future__ import annotations
 
@@ -83,6 +83,21 @@ def ort_static(src: Path, dst: Path, calibration: list[dict[str, np.ndarray]], *
                       "QUInt8 activations",
             "source": src.name, "calibration_rows": rows, "excluded_nodes": list(exclude),
             "seconds": round(time.perf_counter() - start, 2)}
+
+
+def ort_fp16(src: Path, dst: Path) -> dict[str, Any]:
+    """Float16 weights and compute for GPU providers, inputs and outputs kept float32 (the
+    fused operators are typed by ONNX Runtime's symbolic shape inference)."""
+    import onnx
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    start = time.perf_counter()
+    model = OnnxModel(onnx.load(str(src)))
+    model.convert_float_to_float16(use_symbolic_shape_infer=True, keep_io_types=True)
+    with atomic_path(dst) as tmp:
+        model.save_model_to_file(str(tmp))
+    return {"method": "onnxruntime.transformers float16 conversion (float32 inputs/outputs)",
+            "source": src.name, "seconds": round(time.perf_counter() - start, 2)}
 
 
 def openvino_int8(src: Path, dst: Path, calibration: list[dict[str, np.ndarray]]) -> dict[str, Any]:

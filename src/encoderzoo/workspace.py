@@ -43,13 +43,17 @@ class Workspace:
         return self.root / "model" / "model.int8-static.onnx"
 
     @property
+    def onnx_fp16(self) -> Path:
+        return self.root / "model" / "model.fp16.onnx"
+
+    @property
     def openvino_int8(self) -> Path:
         return self.root / "model" / "openvino-int8.xml"
 
     def quantized(self, kind: str) -> Path:
         """The int8 artifact of a kind named in backends.ARTIFACTS."""
         return {"onnx-int8": self.onnx_int8, "onnx-int8-static": self.onnx_int8_static,
-                "openvino-int8": self.openvino_int8}[kind]
+                "openvino-int8": self.openvino_int8, "onnx-fp16": self.onnx_fp16}[kind]
 
     @property
     def quantize_json(self) -> Path:
@@ -58,7 +62,8 @@ class Workspace:
     def derived_graphs(self) -> list[Path]:
         """Everything built from the export, stale once it is redone."""
         return [self.onnx_optimized, self.optimize_json, self.onnx_int8, self.onnx_int8_static,
-                self.openvino_int8, self.openvino_int8.with_suffix(".bin"), self.quantize_json]
+                self.onnx_fp16, self.openvino_int8, self.openvino_int8.with_suffix(".bin"),
+                self.quantize_json]
 
     @property
     def parity_inputs(self) -> Path:

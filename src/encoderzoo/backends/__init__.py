@@ -23,6 +23,7 @@ ARTIFACTS = {
     "onnx-fused": "the graph fused by ONNX Runtime's transformer optimizer",
     "onnx-int8": "the fused graph, int8 by ONNX Runtime dynamic quantization",
     "onnx-int8-static": "the exported graph, int8 QDQ by ONNX Runtime static quantization",
+    "onnx-fp16": "the fused graph with float16 weights and compute (float32 inputs and outputs), for GPUs",
     "openvino-int8": "an OpenVINO IR quantized by NNCF",
 }
 
@@ -87,7 +88,10 @@ def parse_backend_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
 
 
 def create_backend(name: str, precision: str, context: BackendContext) -> Backend:
+    from encoderzoo.devices import check_precision
+
     spec = get_backend(name)
+    check_precision(precision, context.device, name)
     if spec.artifacts[precision] != "checkpoint" and context.graph is None:
         raise ConfigError(f"backend {name!r} needs an exported graph; run `encoderzoo export` first")
     module = importlib.import_module(spec.module)
@@ -96,16 +100,18 @@ def create_backend(name: str, precision: str, context: BackendContext) -> Backen
 
 
 register_backend(BackendSpec(
-    name="torch", description="PyTorch eager: fp32 (the reference), bf16 autocast",
-    artifacts={"fp32": "checkpoint", "bf16": "checkpoint"}, defaults=("fp32", "bf16"),
+    name="torch", description="PyTorch eager: fp32 (the reference), bf16 autocast; fp16 on CUDA",
+    artifacts={"fp32": "checkpoint", "bf16": "checkpoint", "fp16": "checkpoint"}, defaults=("fp32", "bf16"),
     module="encoderzoo.backends.torch_backend",
 ))
 register_backend(BackendSpec(
     name="onnxruntime",
-    description="ONNX Runtime (providers configurable): fused fp32, int8 dynamic, int8 static QDQ",
-    artifacts={"fp32": "onnx-fused", "int8": "onnx-int8", "int8-static": "onnx-int8-static"},
+    description="ONNX Runtime (CPU, CUDA, TensorRT): fused fp32, int8 dynamic, int8 static QDQ, fp16 on GPU",
+    artifacts={"fp32": "onnx-fused", "int8": "onnx-int8", "int8-static": "onnx-int8-static",
+               "fp16": "onnx-fp16"},
     defaults=("fp32", "int8"), module="encoderzoo.backends.ort_backend",
-    options={"io_binding": "true|false: bind inputs and outputs once per batch (default false)",
+    options={"io_binding": "true|false: bind inputs and outputs once per batch (default: true on "
+                           "CUDA, outputs stay on the device until copied; false on CPU)",
              "spinning": "true|false: worker threads spin between runs (default true)"},
 ))
 register_backend(BackendSpec(

@@ -12,7 +12,7 @@ import numpy as np
 from encoderzoo.checkpoints import Checkpoint
 from encoderzoo.tasks.base import Task
 
-DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+DEFAULT_PROVIDERS: tuple[str, ...] = ()  # empty: chosen by the device (see encoderzoo.devices)
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,13 @@ class BackendContext:
     threads: int  # intra-op threads
     providers: tuple[str, ...] = DEFAULT_PROVIDERS  # ONNX Runtime execution providers, in order
     options: Mapping[str, str] = field(default_factory=dict)  # this backend's --backend-option values
+    device: str = "cpu"  # "cpu" or "cuda", resolved from --device
+    explicit_device: bool = False  # the user asked for this device (no silent fallback)
+    batch_size: int = 32  # the largest batch it will see (TensorRT profiles)
+    seq_len: int = 128  # the longest sequence it will see
+    buckets: tuple[int, ...] = ()  # the sequence buckets, if any
+    cache_dir: Path = Path(".")  # where engines (TensorRT) are cached
+    input_names: tuple[str, ...] = ()  # the model's inputs (TensorRT profiles name them)
 
 
 class Backend(Protocol):

@@ -1,0 +1,127 @@
+"""Where models run: the CPU or a CUDA GPU, chosen automatically (`--device auto`) and never
+required. ONNX Runtime's execution providers follow the device unless `--providers` names them;
+TensorRT gets fp16, an engine cache and optimization profiles that match the sequence buckets.
+Everything here is plain logic, testable without a GPU; the backends call it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from encoderzoo.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
+CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+ALIASES = {"cpu": CPU, "cuda": CUDA, "tensorrt": TENSORRT, "trt": TENSORRT}
+GPU_PROVIDERS = (TENSORRT, CUDA)
+GPU_PRECISIONS = ("fp16",)  # run only on a GPU
+
+
+def gpu_present() -> bool:
+    """An NVIDIA GPU with a working driver, asked of PyTorch (imported anyway by the backends)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return Path("/proc/driver/nvidia/version").exists()
+    return bool(torch.cuda.is_available())
+
+
+def resolve_device(requested: str, *, gpu: bool | None = None) -> str:
+    """"cpu" or "cuda" for `--device auto|cpu|cuda` (`gpu`: whether one is present, probed
+    when None)."""
+    if requested not in DEVICES:
+        raise ConfigError(f"--device is {', '.join(DEVICES)}, not {requested!r}")
+    if requested == "cpu":
+        return "cpu"
+    present = gpu_present() if gpu is None else gpu
+    if requested == "cuda" and not present:
+        raise ConfigError("--device cuda: no CUDA GPU is visible (torch.cuda.is_available() is false); "
+                          "use --device auto to fall back to the CPU")
+    return "cuda" if present else "cpu"
+
+
+def provider_names(names: Sequence[str]) -> tuple[str, ...]:
+    """Full provider names; `cpu`, `cuda`, `tensorrt` are accepted as short names."""
+    return tuple(ALIASES.get(n.strip().lower(), n.strip()) for n in names if n.strip())
+
+
+def choose_providers(device: str, requested: Sequence[str], available: Sequence[str], *,
+                     explicit_device: bool = False) -> tuple[list[str], str | None]:
+    """(providers in order, a note when a GPU provider was wanted but is not in this build).
+
+    `requested` (from --providers) wins when given and must all be available. Otherwise the
+    device decides: cuda → CUDA then CPU (TensorRT only when named, its engine builds take
+    minutes); cpu → CPU. When the onnxruntime build has no CUDA provider, `--device cuda` is an
+    error and `--device auto` falls back to the CPU with a note."""
+    if requested:
+        wanted = list(provider_names(requested))
+        missing = [p for p in wanted if p not in available]
+        if missing:
+            raise ConfigError(
+                f"ONNX Runtime provider {', '.join(missing)} is not in this onnxruntime build (available: "
+                f"{', '.join(available)}); install onnxruntime-gpu for CUDA and TensorRT")
+        if CPU not in wanted:
+            wanted.append(CPU)  # for the operators a GPU provider does not take
+        return wanted, None
+    if device == "cuda":
+        if CUDA in available:
+            return [CUDA, CPU], None
+        if explicit_device:
+            raise ConfigError("--device cuda: this onnxruntime build has no CUDAExecutionProvider; "
+                              "`pip uninstall onnxruntime && pip install onnxruntime-gpu`")
+        return [CPU], "a GPU is present but onnxruntime has no CUDA provider (install onnxruntime-gpu): CPU"
+    return [CPU], None
+
+
+def trt_profiles(input_names: Sequence[str], batch_size: int, seq_len: int,
+                 buckets: Sequence[int] = ()) -> dict[str, str]:
+    """TensorRT optimization profiles as ONNX Runtime's provider options take them: one profile
+    per sequence bucket (each from the previous bucket + 1 up to the bucket, optimized for a
+    full batch at the bucket's length), or one from 1 to `seq_len`. Several profiles list each
+    input once per profile."""
+    edges = sorted(b for b in set(buckets) if b <= seq_len) or [seq_len]
+    if edges[-1] != seq_len:
+        edges.append(seq_len)  # rows longer than the last bucket pad to seq_len
+    mins, opts, maxs = [], [], []
+    low = 1
+    for high in edges:
+        for name in input_names:
+            mins.append(f"{name}:1x{low}")
+            opts.append(f"{name}:{batch_size}x{high}")
+            maxs.append(f"{name}:{batch_size}x{high}")
+        low = high + 1
+    return {"trt_profile_min_shapes": ",".join(mins), "trt_profile_opt_shapes": ",".join(opts),
+            "trt_profile_max_shapes": ",".join(maxs)}
+
+
+def provider_options(provider: str, *, precision: str, input_names: Sequence[str], batch_size: int,
+                     seq_len: int, buckets: Sequence[int], cache_dir: Path, device_id: int = 0
+                     ) -> dict[str, Any]:
+    """The options ONNX Runtime gets with each provider."""
+    if provider == CUDA:
+        return {"device_id": device_id, "arena_extend_strategy": "kSameAsRequested",
+                "cudnn_conv_algo_search": "HEURISTIC"}
+    if provider == TENSORRT:
+        engines = cache_dir / "tensorrt"
+        return {"device_id": device_id, "trt_fp16_enable": precision == "fp16",
+                "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines),
+                "trt_timing_cache_enable": True, "trt_timing_cache_path": str(engines),
+                "trt_max_workspace_size": 4 << 30,
+                **trt_profiles(input_names, batch_size, seq_len, buckets)}
+    return {}
+
+
+def fallen_back(wanted: Sequence[str], active: Sequence[str]) -> list[str]:
+    """GPU providers asked for that the session did not take (ONNX Runtime drops a provider
+    whose libraries fail to load, with only a warning)."""
+    return [p for p in wanted if p in GPU_PROVIDERS and p not in active]
+
+
+def check_precision(precision: str, device: str, backend: str) -> None:
+    if precision in GPU_PRECISIONS and device != "cuda":
+        raise ConfigError(f"{backend}:{precision} runs on a CUDA GPU and none is in use here "
+                          f"(--device {device}); on the CPU use bf16 or int8")

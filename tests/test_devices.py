@@ -1,0 +1,140 @@
+"""GPU selection, TensorRT profiles and fallbacks, tested without a GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from encoderzoo.config import RunConfig
+from encoderzoo.devices import (
+    CPU,
+    CUDA,
+    TENSORRT,
+    check_precision,
+    choose_providers,
+    fallen_back,
+    provider_options,
+    resolve_device,
+    trt_profiles,
+)
+from encoderzoo.errors import ConfigError
+
+CPU_BUILD = ["AzureExecutionProvider", CPU]
+GPU_BUILD = [TENSORRT, CUDA, CPU]
+
+
+def test_auto_uses_a_gpu_only_when_one_is_present() -> None:
+    assert resolve_device("auto", gpu=True) == "cuda"
+    assert resolve_device("auto", gpu=False) == "cpu"
+    assert resolve_device("cpu", gpu=True) == "cpu"
+    assert resolve_device("cuda", gpu=True) == "cuda"
+    with pytest.raises(ConfigError, match="--device cuda: no CUDA GPU is visible"):
+        resolve_device("cuda", gpu=False)
+    with pytest.raises(ConfigError, match="--device is auto, cpu, cuda"):
+        resolve_device("tpu", gpu=False)
+
+
+def test_this_machine_resolves_to_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert resolve_device("auto") == "cpu"
+
+
+def test_providers_follow_the_device() -> None:
+    assert choose_providers("cuda", (), GPU_BUILD) == ([CUDA, CPU], None)
+    assert choose_providers("cpu", (), GPU_BUILD) == ([CPU], None)
+    providers, note = choose_providers("cuda", (), CPU_BUILD)  # auto found a GPU, the build has no CUDA
+    assert providers == [CPU] and note is not None and "onnxruntime-gpu" in note
+    with pytest.raises(ConfigError, match="this onnxruntime build has no CUDAExecutionProvider"):
+        choose_providers("cuda", (), CPU_BUILD, explicit_device=True)
+
+
+def test_named_providers_win_and_keep_the_cpu_last() -> None:
+    assert choose_providers("cpu", ("tensorrt", "cuda"), GPU_BUILD) == ([TENSORRT, CUDA, CPU], None)
+    assert choose_providers("cuda", ("cpu",), GPU_BUILD) == ([CPU], None)
+    with pytest.raises(ConfigError, match="TensorrtExecutionProvider is not in this onnxruntime build"):
+        choose_providers("cpu", ("tensorrt",), CPU_BUILD)
+
+
+def test_tensorrt_profiles_match_the_buckets() -> None:
+    profiles = trt_profiles(("input_ids", "attention_mask"), 32, 128, (32, 64))
+    assert profiles["trt_profile_min_shapes"] == (
+        "input_ids:1x1,attention_mask:1x1,input_ids:1x33,attention_mask:1x33,"
+        "input_ids:1x65,attention_mask:1x65")
+    assert profiles["trt_profile_opt_shapes"] == profiles["trt_profile_max_shapes"] == (
+        "input_ids:32x32,attention_mask:32x32,input_ids:32x64,attention_mask:32x64,"
+        "input_ids:32x128,attention_mask:32x128")
+    single = trt_profiles(("input_ids",), 8, 256)
+    assert single == {"trt_profile_min_shapes": "input_ids:1x1", "trt_profile_opt_shapes": "input_ids:8x256",
+                      "trt_profile_max_shapes": "input_ids:8x256"}
+    assert trt_profiles(("x",), 4, 64, (64,))["trt_profile_min_shapes"] == "x:1x1"  # bucket = seq_len
+
+
+def test_tensorrt_options_cache_engines_and_enable_fp16(tmp_path: Path) -> None:
+    options = provider_options(TENSORRT, precision="fp16", input_names=("input_ids",), batch_size=16,
+                               seq_len=128, buckets=(), cache_dir=tmp_path)
+    assert options["trt_fp16_enable"] is True and options["trt_engine_cache_enable"] is True
+    assert options["trt_engine_cache_path"] == str(tmp_path / "tensorrt")
+    assert options["trt_profile_max_shapes"] == "input_ids:16x128"
+    fp32 = provider_options(TENSORRT, precision="fp32", input_names=("input_ids",), batch_size=16,
+                            seq_len=128, buckets=(), cache_dir=tmp_path)
+    assert fp32["trt_fp16_enable"] is False
+    assert provider_options(CUDA, precision="fp16", input_names=(), batch_size=1, seq_len=8, buckets=(),
+                            cache_dir=tmp_path)["device_id"] == 0
+    assert provider_options(CPU, precision="fp32", input_names=(), batch_size=1, seq_len=8, buckets=(),
+                            cache_dir=tmp_path) == {}
+
+
+def test_a_provider_that_failed_to_load_is_noticed() -> None:
+    assert fallen_back([TENSORRT, CUDA, CPU], [CUDA, CPU]) == [TENSORRT]
+    assert fallen_back([CUDA, CPU], [CUDA, CPU]) == []
+    assert fallen_back([CPU], [CPU]) == []
+
+
+def test_fp16_needs_a_gpu() -> None:
+    check_precision("fp16", "cuda", "onnxruntime")
+    check_precision("bf16", "cpu", "torch")
+    with pytest.raises(ConfigError, match="onnxruntime:fp16 runs on a CUDA GPU"):
+        check_precision("fp16", "cpu", "onnxruntime")
+
+
+def test_fp16_on_this_cpu_is_a_one_line_error(tmp_path: Path) -> None:
+    from tests.conftest import cli
+
+    result = cli("run", "demo", "--backends", "torch:fp32,onnxruntime:fp16", "--limit", "4",
+                 "--no-bench", "--out", str(tmp_path / "run"), "--device", "auto")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith("error: onnxruntime:fp16 runs on a CUDA GPU")
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_fp16_graph_builds_on_the_cpu(tmp_path: Path) -> None:
+    """Only its run needs a GPU: the conversion is checked here."""
+    import numpy as np
+    import onnx
+
+    from encoderzoo.pipeline import Pipeline
+
+    pipeline = Pipeline(RunConfig(recipe="demo", out=tmp_path / "run", limit=8))
+    pipeline.prepare()
+    pipeline.export()
+    pipeline.optimize()
+    path = pipeline.artifact("onnx-fp16")
+    assert path is not None and path.name == "model.fp16.onnx"
+    model = onnx.load(str(path))
+    weights = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer]
+    assert sum(w.size for w in weights if w.dtype == np.float16) > 0.9 * sum(w.size for w in weights
+                                                                               if w.dtype.kind == "f")
+    assert {i.type.tensor_type.elem_type for i in model.graph.output} == {onnx.TensorProto.FLOAT}
+    assert pipeline.artifact("onnx-fp16") == path  # reused: same key
+
+
+def test_a_cuda_request_without_a_gpu_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from encoderzoo.pipeline import Pipeline
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="--device cuda: no CUDA GPU"):
+        _ = Pipeline(RunConfig(recipe="demo", out=Path("unused"), device="cuda")).device
+    assert Pipeline(RunConfig(recipe="demo", out=Path("unused"))).device == "cpu"
