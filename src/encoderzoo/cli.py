@@ -30,6 +30,13 @@ ResumeOpt = Annotated[bool, typer.Option(
     "--resume", help="Continue an interrupted run: finished stages and output shards are kept.")]
 ShardSizeOpt = Annotated[int, typer.Option(
     "--shard-size", help="Inference outputs are saved every this many rows (for --resume).")]
+EngineOpt = Annotated[str, typer.Option(
+    "--engine", help="local: this process; ray: a Ray cluster's actors through Ray Data.")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="With --engine ray: the cluster, e.g. ray://head:10001 [default: RAY_ADDRESS, "
+                          "else a local cluster on this machine].")]
+RayActorsOpt = Annotated[int, typer.Option(
+    "--ray-actors", help="With --engine ray: actors, each loading the model once.")]
 TrustCodeOpt = Annotated[bool, typer.Option(
     "--trust-remote-code", help="Let transformers run Python code shipped in the checkpoint "
                                 "folder (auto_map). Off by default: read that code first.")]
@@ -193,6 +200,7 @@ def run(
     calibration_size: CalibrationOpt = 100, triage: TriageOpt = True,
     bench: BenchOpt = True, warmup: WarmupOpt = 2, min_runs: MinRunsOpt = 5,
     min_seconds: MinSecondsOpt = 1.0, resume: ResumeOpt = False, shard_size: ShardSizeOpt = 1024,
+    engine: EngineOpt = "local", ray_address: RayAddressOpt = None, ray_actors: RayActorsOpt = 2,
     trust_remote_code: TrustCodeOpt = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the resolved configuration and the stages it would run.")] = False,
@@ -206,7 +214,8 @@ def run(
         backend_options=backend_option, gate=gate, optimize=optimize,
         optimize_timeout=optimize_timeout, calibration_size=calibration_size, triage=triage,
         bench=bench, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds, resume=resume,
-        shard_size=shard_size, trust_remote_code=trust_remote_code,
+        shard_size=shard_size, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
+        trust_remote_code=trust_remote_code,
     )
     if dry_run:
         _print_plan(config)
@@ -324,14 +333,16 @@ def infer(
     padding: PaddingOpt = "dynamic", order: OrderOpt = "length", buckets: BucketsOpt = None,
     threads: ThreadsOpt = None,
     device: DeviceOpt = "auto", providers: ProvidersOpt = None, backend_option: BackendOptionOpt = None,
-    resume: ResumeOpt = False, shard_size: ShardSizeOpt = 1024, trust_remote_code: TrustCodeOpt = False,
+    resume: ResumeOpt = False, shard_size: ShardSizeOpt = 1024, engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None, ray_actors: RayActorsOpt = 2, trust_remote_code: TrustCodeOpt = False,
 ) -> None:
     """Run every prepared example through each backend; save outputs and predictions (finished
     runs with the same model, data and batching are reused)."""
     _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint, backends=backends,
                       batch_size=batch_size, padding=padding, order=order, buckets=buckets,
                       threads=threads, device=device, providers=providers, backend_options=backend_option,
-                      resume=resume, shard_size=shard_size, trust_remote_code=trust_remote_code)).infer()
+                      resume=resume, shard_size=shard_size, engine=engine, ray_address=ray_address,
+                      ray_actors=ray_actors, trust_remote_code=trust_remote_code)).infer()
 
 
 @app.command()

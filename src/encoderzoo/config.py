@@ -52,6 +52,9 @@ class RunConfig:
     min_runs: int = 5  # benchmark: timed runs per point, at least
     min_seconds: float = 1.0  # benchmark: timed seconds per point, at least
     cache_dir: Path = field(default_factory=default_cache_dir)  # downloads
+    engine: str = "local"  # "local": this process; "ray": a Ray cluster's actors (Ray Data)
+    ray_address: str | None = None  # with engine "ray": the cluster (default: RAY_ADDRESS, else a local one)
+    ray_actors: int = 2  # with engine "ray": actors, each with its own copy of the model
     resume: bool = False  # continue an interrupted run from its partial folder and output shards
     shard_size: int = DEFAULT_SHARD_ROWS  # rows per output shard (the most an interruption loses)
     trust_remote_code: bool = False  # let transformers run Python code shipped in the checkpoint folder
@@ -72,6 +75,9 @@ class RunConfig:
         _positive("--min-runs", [self.min_runs])
         _positive("--calibration-size", [self.calibration_size])
         _positive("--shard-size", [self.shard_size])
+        _positive("--ray-actors", [self.ray_actors])
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(f"--engine is local or ray, not {self.engine!r}")
         if self.batch_sizes == () or self.seq_lens == ():
             raise ConfigError("--batch-sizes and --seq-lens need at least one value")
         if self.warmup < 0 or self.min_seconds < 0:
@@ -139,13 +145,15 @@ def _positive(option: str, values: Any) -> None:
 
 # -- run configuration files -----------------------------------------------------------------------
 
-INTS = {"batch_size", "seq_len", "limit", "threads", "calibration_size", "warmup", "min_runs", "shard_size"}
+INTS = {"batch_size", "seq_len", "limit", "threads", "calibration_size", "warmup", "min_runs", "shard_size",
+        "ray_actors"}
 FLOATS = {"optimize_timeout", "gate", "min_seconds"}
 BOOLS = {"optimize", "triage", "bench", "resume", "trust_remote_code"}
 INT_LISTS = {"batch_sizes", "seq_lens", "buckets"}
 STR_LISTS = {"backends", "providers", "label_names", "data", "backend_options"}
 PATHS = {"out", "cache_dir"}
-STRS = {"recipe", "checkpoint", "random_weights", "tokenizer", "padding", "order", "device"}
+STRS = {"recipe", "checkpoint", "random_weights", "tokenizer", "padding", "order", "device", "engine",
+        "ray_address"}
 FIELDS = INTS | FLOATS | BOOLS | INT_LISTS | STR_LISTS | PATHS | STRS
 
 

@@ -172,6 +172,7 @@ class Pipeline:
         return make_key("infer", backend=name, precision=precision,
                         artifact=self.artifact_key(get_backend(name).artifacts[precision]),
                         prepared=self.prepared.get("key"), batching=self.config.batching.__dict__,
+                        engine=self.config.engine,
                         options=parse_backend_options(self.config.backend_options).get(name, {}),
                         providers=self.config.providers if name == "onnxruntime" else None)
 
@@ -384,15 +385,20 @@ class Pipeline:
             return run, self.task.predict(examples, features, outputs)
         self._invalidate(record, self.ws.infer_json, *self.ws.results())
         sequence_outputs = frozenset(n for n, axes in self.task.output_axes.items() if 1 in axes)
-        backend = self.backend(name, precision)
         shards = Shards(self.ws.output_shards(name, precision), key, len(features), self.config.shard_size)
         done = shards.start(resume=self.config.resume)
         if len(done):
             step(f"infer: resuming {name} {precision}: {len(done)} of {len(features)} rows already done")
         remaining = np.setdiff1d(np.arange(len(features)), done)
         start = time.perf_counter()
-        run_inference(backend, features, self.config.batching, sequence_outputs=sequence_outputs,
-                      rows=remaining, on_batch=shards.add, done=len(done))
+        if self.config.engine == "ray":
+            settings = self._infer_on_ray(name, precision, features, remaining, shards, len(done),
+                                          sequence_outputs)
+        else:
+            backend = self.backend(name, precision)
+            run_inference(backend, features, self.config.batching, sequence_outputs=sequence_outputs,
+                          rows=remaining, on_batch=shards.add, done=len(done))
+            settings = backend.settings()
         seconds = time.perf_counter() - start
         outputs = shards.collect()
         save_outputs(final, features.example_ids, outputs)
@@ -403,13 +409,37 @@ class Pipeline:
             "key": key, "backend": name, "precision": precision, "seconds": round(seconds, 3),
             "examples_per_s": round(len(examples) / seconds, 2) if not len(done) else None,
             "resumed_rows": len(done), "windows": len(features),
-            "batching": self.config.batching.__dict__, "settings": backend.settings(),
+            "batching": self.config.batching.__dict__, "settings": settings,
             "outputs": str(final.relative_to(self.ws.root)),
             "predictions": str(predictions_file.relative_to(self.ws.root)),
         }
         write_json(record, run)
         shards.remove()
         return run, predictions
+
+    def _infer_on_ray(self, name: str, precision: str, features: Features, rows: np.ndarray, shards: Shards,
+                      done: int, sequence_outputs: frozenset[str]) -> dict[str, Any]:
+        """One backend over a Ray cluster's actors (see encoderzoo.ray_engine)."""
+        from encoderzoo.console import progress_bar
+        from encoderzoo.ray_engine import ActorSpec, run_ray
+
+        cfg = self.config
+        graph = self.artifact(get_backend(name).artifacts[precision])
+        if graph is not None and graph.suffix == ".onnx":
+            check_onnx_file(graph)
+        spec = ActorSpec(
+            backend=name, precision=precision, recipe=self.recipe.name, checkpoint=self.checkpoint.location,
+            label_names=cfg.label_names, graph=str(graph.resolve()) if graph else None,
+            threads=max(cfg.threads // cfg.ray_actors, 1), device=self.device, providers=cfg.providers,
+            options=parse_backend_options(cfg.backend_options).get(name, {}), batching=cfg.batching,
+            seq_len=features.seq_len, input_names=features.input_names,
+            sequence_outputs=tuple(sorted(sequence_outputs)), trust_remote_code=cfg.trust_remote_code)
+        step(f"infer: {name} {precision} on Ray, {cfg.ray_actors} actors"
+             + (f" at {cfg.ray_address}" if cfg.ray_address else ""))
+        with progress_bar() as bar:
+            task = bar.add_task(f"{name} {precision} (ray)", total=len(features), completed=done)
+            return run_ray(spec, features, rows, actors=cfg.ray_actors, address=cfg.ray_address,
+                           on_batch=shards.add, progress=lambda n: bar.advance(task, n))
 
     @staticmethod
     def _invalidate(*paths: Path) -> None:

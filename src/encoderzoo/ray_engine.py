@@ -1,0 +1,128 @@
+"""`--engine ray`: offline inference spread over a Ray cluster with Ray Data.
+
+The prepared rows become a Ray dataset (in length order, so that a batch holds similar lengths);
+`map_batches` runs them through a pool of actors, each of which builds the backend once (one
+model load per actor) and pads each batch as the local engine does; the driver streams the
+results into the same output shards as the local engine, so `--resume` and the scorer work
+unchanged. Without `--ray-address` (or RAY_ADDRESS) a local cluster is started on this machine.
+
+Every node must see the run folder and the checkpoint at the same paths (a shared filesystem)
+and have encoderzoo installed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from encoderzoo.errors import ConfigError
+from encoderzoo.features import Batching, Features
+from encoderzoo.infer import pad_sequence
+
+
+@dataclass(frozen=True)
+class ActorSpec:
+    """What an actor needs to build its backend (plain values: it travels to other machines)."""
+
+    backend: str
+    precision: str
+    recipe: str
+    checkpoint: str  # the resolved checkpoint folder (or hub id)
+    label_names: tuple[str, ...] | None
+    graph: str | None  # the artifact the backend runs
+    threads: int
+    device: str
+    providers: tuple[str, ...] = ()
+    options: dict[str, str] = field(default_factory=dict)
+    batching: Batching = field(default_factory=Batching)
+    seq_len: int = 128
+    input_names: tuple[str, ...] = ()
+    sequence_outputs: tuple[str, ...] = ()
+    trust_remote_code: bool = False
+
+
+class Predictor:
+    """A Ray Data actor: builds the backend once, then runs batches of prepared rows."""
+
+    def __init__(self, spec: ActorSpec) -> None:
+        from pathlib import Path
+
+        from encoderzoo.backends import BackendContext, create_backend
+        from encoderzoo.checkpoints import resolve_checkpoint
+        from encoderzoo.families import get_family
+        from encoderzoo.recipes import get_recipe
+        from encoderzoo.tasks import get_task
+
+        recipe = get_recipe(spec.recipe)
+        checkpoint = resolve_checkpoint(spec.checkpoint, recipe, get_family(recipe.family),
+                                        trust_remote_code=spec.trust_remote_code)
+        task = get_task(recipe.task).for_model(checkpoint.config, checkpoint.location, spec.label_names)
+        context = BackendContext(
+            checkpoint=checkpoint, task=task, graph=Path(spec.graph) if spec.graph else None,
+            threads=spec.threads, providers=spec.providers, options=spec.options, device=spec.device,
+            batch_size=spec.batching.batch_size, seq_len=spec.seq_len, buckets=spec.batching.buckets,
+            input_names=spec.input_names)
+        self.backend = create_backend(spec.backend, spec.precision, context)
+        self.spec = spec
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        lengths = batch["length"]
+        width = self.spec.batching.width(int(lengths.max()), self.spec.seq_len)
+        feeds = {name: np.ascontiguousarray(batch[f"input.{name}"][:, :width])
+                 for name in self.spec.input_names}
+        outputs = self.backend.run(feeds)
+        result = {"row": batch["row"]}
+        for name, array in outputs.items():
+            result[f"output.{name}"] = pad_sequence(array, self.spec.seq_len) \
+                if name in self.spec.sequence_outputs else array
+        return result
+
+
+def connect(address: str | None, *, num_cpus: int) -> Any:
+    """ray.init once per process: to `address` (or RAY_ADDRESS), else a local cluster with
+    `num_cpus` CPUs."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--engine ray needs Ray: pip install 'encoderzoo[ray]' "
+                          "(or 'ray[data]')") from None
+    if not ray.is_initialized():
+        import os
+
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                   "configure_logging": False}
+        if address or os.environ.get("RAY_ADDRESS"):
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=num_cpus, **options)
+    return ray
+
+
+def run_ray(spec: ActorSpec, features: Features, rows: np.ndarray, *, actors: int,
+            address: str | None, on_batch: Callable[[np.ndarray, dict[str, np.ndarray]], None],
+            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run `rows` of `features` through `actors` actors; results go to `on_batch` as they come
+    back. Returns what the run record keeps of the engine."""
+    ray = connect(address, num_cpus=max(actors * spec.threads, actors))
+    ordered = np.asarray(rows, dtype=np.int64)
+    if spec.batching.order == "length":
+        ordered = ordered[np.argsort(features.lengths[ordered], kind="stable")]
+    items = [{"row": int(r), "length": int(features.lengths[r]),
+              **{f"input.{name}": features.arrays[name][r] for name in spec.input_names}} for r in ordered]
+    if not items:
+        return {"engine": "ray", "actors": actors}
+    dataset = ray.data.from_items(items)
+    gpus = 1 if spec.device == "cuda" else 0
+    results = dataset.map_batches(
+        Predictor, fn_constructor_kwargs={"spec": spec}, batch_size=spec.batching.batch_size,
+        batch_format="numpy", concurrency=actors, num_cpus=spec.threads, num_gpus=gpus)
+    for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
+        outputs = {k.removeprefix("output."): v for k, v in batch.items() if k.startswith("output.")}
+        on_batch(batch["row"], outputs)
+        if progress is not None:
+            progress(len(batch["row"]))
+    resources = ray.cluster_resources()
+    return {"engine": "ray", "actors": actors, "threads_per_actor": spec.threads,
+            "cluster": {k: resources[k] for k in ("CPU", "GPU") if k in resources}}
