@@ -77,6 +77,11 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_bert_qa(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert-qa"), head="question-answering")
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_bert: Path):  # type: ignore[no-untyped-def]
     from transformers import AutoTokenizer
 

@@ -307,11 +307,31 @@ def prepare(
 def export(
     ctx: typer.Context, recipe: RecipeArg = None, out: OutOpt = None, config_file: ConfigFileOpt = None,
     checkpoint: CheckpointOpt = None, trust_remote_code: TrustCodeOpt = False,
+    triton: Annotated[Path | None, typer.Option(
+        "--triton", help="Also write a Triton Inference Server model repository here (the optimized "
+                         "ONNX model and config.pbtxt, checked with Triton's schema).")] = None,
+    triton_name: Annotated[str | None, typer.Option(
+        "--triton-name", help="The model's name in the repository [default: the recipe's].")] = None,
+    triton_precision: Annotated[str, typer.Option(
+        "--triton-precision", help="Which onnxruntime artifact to serve: fp32 (fused), int8, int8-static, "
+                                   "fp16 (GPU).")] = "fp32",
+    triton_kind: Annotated[str | None, typer.Option(
+        "--triton-kind", help="KIND_CPU or KIND_GPU instances [default: KIND_GPU when --device finds "
+                              "a GPU].")] = None,
+    triton_max_batch: Annotated[int | None, typer.Option(
+        "--triton-max-batch", help="max_batch_size [default: the largest benchmark batch size].")] = None,
+    device: DeviceOpt = "auto", batch_sizes: BatchSizesOpt = None,
 ) -> None:
     """Export to ONNX and check it against PyTorch on prepared inputs (reused when the run
-    folder holds the export of these exact weights)."""
-    _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint,
-                      trust_remote_code=trust_remote_code)).export()
+    folder holds the export of these exact weights); with --triton, a serving repository."""
+    pipeline = _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint, device=device,
+                                 batch_sizes=batch_sizes, trust_remote_code=trust_remote_code))
+    if pipeline.ws.features.is_file() or triton is None:
+        pipeline.export()
+    if triton is not None:
+        info = pipeline.triton(triton, name=triton_name, precision=triton_precision, kind=triton_kind,
+                               max_batch_size=triton_max_batch)
+        typer.echo(f"wrote {info['config']}")
 
 
 @app.command()

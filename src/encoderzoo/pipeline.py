@@ -559,11 +559,33 @@ class Pipeline:
                     result["torch_fp32"] = {k: round(100 * v, 4) for k, v in row["metrics"].items()}
         return result
 
-    def ensure_graph(self) -> None:
+    def triton(self, repository: Path, *, name: str | None = None, precision: str = "fp32",
+               kind: str | None = None, max_batch_size: int | None = None) -> dict[str, Any]:
+        """A Triton model repository with ONNX Runtime's artifact at `precision` (the fused
+        fp32 graph by default), checked against Triton's model-config schema."""
+        from encoderzoo.triton import write_repository
+
+        spec = get_backend("onnxruntime")
+        if precision not in spec.artifacts:
+            raise ConfigError(f"--triton-precision is one of {', '.join(spec.precisions)}, not {precision!r}")
+        self.ensure_graph(force=True)
+        graph = self.artifact(spec.artifacts[precision])
+        assert graph is not None  # ensure_graph exported it
+        check_onnx_file(graph)
+        sizes = self.config.bench_settings().batch_sizes
+        kind = kind or ("KIND_GPU" if self.device == "cuda" else "KIND_CPU")
+        info = write_repository(graph, repository, name or self.recipe.name,
+                                max_batch_size=max_batch_size or max(sizes), kind=kind, preferred=sizes,
+                                tensorrt_fp16=precision == "fp16")
+        step(f"triton: {info['config']} ({kind}, max batch {max_batch_size or max(sizes)}), "
+             f"checked with {info['validated_with']}")
+        return info
+
+    def ensure_graph(self, force: bool = False) -> None:
         """Export (and optimize) when an ONNX backend is asked for and the run folder has no
         graph yet, on the prepared features or, without them, on synthetic padded inputs."""
-        needs_onnx = any(get_backend(name).artifacts[precision] != "checkpoint"
-                         for name, precision in self.config.backend_runs)
+        needs_onnx = force or any(get_backend(name).artifacts[precision] != "checkpoint"
+                                  for name, precision in self.config.backend_runs)
         exported = self._current(self.ws.export_json, self.export_key, self.ws.onnx)
         optimized = not self.config.optimize or self._current(self.ws.optimize_json, self.optimize_key)
         if not needs_onnx or (exported and optimized):
