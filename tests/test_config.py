@@ -122,6 +122,6 @@ def test_command_line_wins_over_the_file_which_wins_over_defaults(tmp_path: Path
     text = result.stdout
     assert "batch-size = 8\n" in text and "limit = 50\n" in text and "padding = \"dynamic\"" in text
     assert 'backends = ["torch:fp32", "onnxruntime:int8"]' in text
-    assert "infer     [build] onnxruntime int8: batch 8" in text and "torch bf16" not in text
+    assert "infer     [build] onnxruntime int8 on cpu: batch 8" in text and "torch bf16" not in text
     assert "quantize  [build] onnx-int8" in text and "report" in text
     assert not (tmp_path / "from-file").exists()  # a dry run builds nothing

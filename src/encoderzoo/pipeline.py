@@ -676,7 +676,8 @@ class Pipeline:
         for name, precision in cfg.backend_runs:
             shards = self.ws.output_shards(name, precision)
             status = "resume from shards" if cfg.resume and shards.is_dir() else "build"
-            what = (f"{name} {precision}: batch {batching.batch_size}, {batching.padding} padding, "
+            where = f"on Ray ({cfg.ray_actors} actors)" if cfg.engine == "ray" else f"on {self.device}"
+            what = (f"{name} {precision} {where}: batch {batching.batch_size}, {batching.padding} padding, "
                     f"{batching.order} order, shards of {cfg.shard_size} rows")
             stages.append(("infer", what, status))
         stages.append(("score", f"metrics per backend; gate {cfg.effective_gate:.0%} of torch fp32", "build"))
