@@ -117,7 +117,8 @@ def run_ray(spec: ActorSpec, features: Features, rows: np.ndarray, *, actors: in
     gpus = 1 if spec.device == "cuda" else 0
     results = dataset.map_batches(
         Predictor, fn_constructor_kwargs={"spec": spec}, batch_size=spec.batching.batch_size,
-        batch_format="numpy", concurrency=actors, num_cpus=spec.threads, num_gpus=gpus)
+        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=spec.threads,
+        num_gpus=gpus)
     for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
         outputs = {k.removeprefix("output."): v for k, v in batch.items() if k.startswith("output.")}
         on_batch(batch["row"], outputs)
