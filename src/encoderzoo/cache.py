@@ -37,14 +37,6 @@ def files_hash(paths: Iterable[Path], root: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def folder_hash(folder: Path, *, exclude: Iterable[str] = ()) -> str:
-    """Every regular file in a folder tree, hidden files and `exclude`d names left out."""
-    skip = set(exclude)
-    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
-             and p.name not in skip]
-    return files_hash(files, folder)
-
-
 def versions(*packages: str) -> dict[str, str]:
     """Installed versions of the packages that shape an artifact."""
     found = {}

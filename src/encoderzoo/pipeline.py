@@ -176,6 +176,12 @@ class Pipeline:
                         options=parse_backend_options(self.config.backend_options).get(name, {}),
                         providers=self.config.providers if name == "onnxruntime" else None)
 
+    def _exported(self) -> bool:
+        return self._current(self.ws.export_json, self.export_key, self.ws.onnx)
+
+    def _optimized(self) -> bool:
+        return self._current(self.ws.optimize_json, self.optimize_key)
+
     @staticmethod
     def _current(record: Path, key: str, *files: Path, entry: str | None = None) -> bool:
         """Whether a stage's outputs exist and were built from exactly these inputs."""
@@ -272,7 +278,7 @@ class Pipeline:
     def optimize(self) -> dict[str, Any]:
         if not self.ws.onnx.is_file():
             raise ArtifactError(f"{self.ws.onnx}: no exported model; run `encoderzoo export` first")
-        if self._current(self.ws.optimize_json, self.optimize_key):
+        if self._optimized():
             step("optimize: reusing the result for this export")
             return read_json(self.ws.optimize_json)  # type: ignore[no-any-return]
         check_onnx_file(self.ws.onnx)
@@ -316,8 +322,7 @@ class Pipeline:
 
     def graph(self) -> Path | None:
         """The ONNX graph ONNX Runtime runs: the fused one when this export was optimized."""
-        if (self.config.optimize and self.ws.onnx_optimized.is_file()
-                and self._current(self.ws.optimize_json, self.optimize_key)):
+        if self.config.optimize and self.ws.onnx_optimized.is_file() and self._optimized():
             return self.ws.onnx_optimized
         return self.ws.onnx if self.ws.onnx.is_file() else None
 
@@ -379,8 +384,9 @@ class Pipeline:
         features, examples = self._features(), self._examples()
         key = self.infer_key(name, precision)
         record, final = self.ws.run_record(name, precision), self.ws.outputs(name, precision)
-        if self._current(record, key, final) and (run := read_json(record))["predictions"]:
+        if self._current(record, key, final):
             step(f"infer: reusing {final.name} (same model, data and batching)")
+            run = read_json(record)
             _, outputs = load_outputs(final)
             return run, self.task.predict(examples, features, outputs)
         self._invalidate(record, self.ws.infer_json, *self.ws.results())
@@ -586,9 +592,7 @@ class Pipeline:
         graph yet, on the prepared features or, without them, on synthetic padded inputs."""
         needs_onnx = force or any(get_backend(name).artifacts[precision] != "checkpoint"
                                   for name, precision in self.config.backend_runs)
-        exported = self._current(self.ws.export_json, self.export_key, self.ws.onnx)
-        optimized = not self.config.optimize or self._current(self.ws.optimize_json, self.optimize_key)
-        if not needs_onnx or (exported and optimized):
+        if not needs_onnx or (self._exported() and (not self.config.optimize or self._optimized())):
             return
         features = None
         if not self.ws.features.is_file():
@@ -658,11 +662,11 @@ class Pipeline:
         stages = [("prepare", f"read {read}; tokenize to {cfg.effective_seq_len} tokens{limit}",
                    "reuse" if prepared and cfg.resume else "build")]
         needs_onnx = [(n, p) for n, p in cfg.backend_runs if get_backend(n).artifacts[p] != "checkpoint"]
-        exported = self._current(self.ws.export_json, self.export_key, self.ws.onnx)
+        exported = self._exported()
         stages.append(("export", f"{self.ws.onnx.name}, opset {OPSET}, parity against PyTorch",
                        "reuse" if exported else "build"))
         if cfg.optimize:
-            optimized = exported and self._current(self.ws.optimize_json, self.optimize_key)
+            optimized = exported and self._optimized()
             what = (f"ONNX Runtime optimizer ({self.family.ort_model_type}), "
                     f"at most {cfg.optimize_timeout:g} s")
             stages.append(("optimize", what, "reuse" if optimized else "build"))

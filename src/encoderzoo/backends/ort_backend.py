@@ -40,7 +40,7 @@ class OrtBackend:
         self._session = ort.InferenceSession(
             str(context.graph), sess_options=options, providers=providers,
             provider_options=[provider_options(
-                p, precision=precision, input_names=context.input_names or self._input_names(context),
+                p, precision=precision, input_names=context.input_names,
                 batch_size=context.batch_size, seq_len=context.seq_len, buckets=context.buckets,
                 cache_dir=context.cache_dir) for p in providers],
         )
@@ -56,15 +56,6 @@ class OrtBackend:
         self._outputs = [o.name for o in self._session.get_outputs()]
         self._ort = ort
         self._version = ort.__version__
-
-    @staticmethod
-    def _input_names(context: BackendContext) -> tuple[str, ...]:
-        import onnx
-
-        assert context.graph is not None
-        model = onnx.load(str(context.graph), load_external_data=False)
-        initializers = {i.name for i in model.graph.initializer}
-        return tuple(i.name for i in model.graph.input if i.name not in initializers)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not self._io_binding:
