@@ -26,14 +26,15 @@ def features(n: int = 3, seq: int = 5) -> Features:
 
 
 def test_bin_layout_is_one_raw_file_per_sample_and_input(tmp_path: Path) -> None:
-    info = write_bin(features(), tmp_path / "bin", dtype="int32")
+    info = write_bin(features(), tmp_path / "bin", dtype="int32", labels=["1", "0", "1"])
     assert info["samples"] == 3 and info["inputs"] == ["input_ids", "attention_mask"]
     row = np.fromfile(tmp_path / "bin" / "input_ids" / "2.bin", dtype=np.int32)
     assert row.tolist() == [10, 11, 12, 13, 14]
     masks = sorted(p.name for p in (tmp_path / "bin" / "attention_mask").iterdir())
     assert masks == ["0.bin", "1.bin", "2.bin"]
     index = (tmp_path / "bin" / "index.tsv").read_text().splitlines()
-    assert index[1:] == ["0\te0\t5", "1\te1\t5", "2\te2\t5"]
+    assert index[1:] == ["0\te0\t5\t1", "1\te1\t5\t0", "2\te2\t5\t1"]
+    assert (tmp_path / "bin" / "labels.txt").read_text().splitlines() == ["1", "0", "1"]
 
 
 def write_outputs(folder: Path, names: list[str], arrays: list[np.ndarray]) -> None:
@@ -81,6 +82,11 @@ def test_prepare_bin_then_a_device_runner_then_score_equals_run(tmp_path: Path) 
     assert "prepare: reusing data/" in prepared.stderr  # same data and tokenizer: nothing redone
     bin_dir = out / "bin"
     assert len(list((bin_dir / "input_ids").iterdir())) == 150
+    labels = (bin_dir / "labels.txt").read_text().splitlines()
+    examples = [json.loads(line) for line in (out / "data" / "examples.jsonl").read_text().splitlines()]
+    index = [line.split("\t") for line in (bin_dir / "index.tsv").read_text().splitlines()[1:]]
+    by_id = {e["id"]: e["label"] for e in examples}
+    assert labels == [by_id[row[1]] for row in index] and len(labels) == 150
     rows = {(r["backend"], r["precision"]): r["metrics"]["accuracy"]
             for r in json.loads((out / "accuracy.json").read_text())["rows"]}
     for layout, npy in (("ais_bench", False), ("ais_bench", True), ("msame", False)):

@@ -295,9 +295,7 @@ def prepare(
                                  trust_remote_code=trust_remote_code))
     pipeline.prepare()
     if fmt == "bin":
-        from encoderzoo.interop import write_bin
-
-        info = write_bin(pipeline.features(), pipeline.ws.bin_dir, bin_dtype)
+        info = pipeline.write_bin(bin_dtype)
         typer.echo(f"wrote {info['samples']} samples x {len(info['inputs'])} inputs "
                    f"({', '.join(info['inputs'])}, {info['dtype']}, {info['seq_len']} tokens) to "
                    f"{pipeline.ws.bin_dir}")

@@ -24,24 +24,32 @@ LAYOUTS = {  # file name pattern of output k of sample <name>
 INPUT_DTYPES = ("int64", "int32")
 
 
-def write_bin(features: Features, folder: Path, dtype: str = "int64") -> dict[str, Any]:
-    """One file per sample and input (C order, no header), an index and a summary; the whole
-    folder appears at once."""
+def write_bin(features: Features, folder: Path, dtype: str = "int64",
+              labels: list[str] | None = None) -> dict[str, Any]:
+    """One file per sample and input (C order, no header), the gold label of each sample's
+    example (labels.txt, one per line in sample order), an index and a summary; the whole folder
+    appears at once."""
     if dtype not in INPUT_DTYPES:
         raise ConfigError(f"--bin-dtype is {' or '.join(INPUT_DTYPES)}, not {dtype!r}")
     info = {"samples": len(features), "inputs": list(features.input_names), "dtype": dtype,
             "seq_len": features.seq_len, "shape": [1, features.seq_len], "files": "INPUT/<sample>.bin",
-            "index": "index.tsv: sample, example id, tokens before padding"}
+            "index": "index.tsv: sample, example id, tokens before padding, gold label",
+            "labels": "labels.txt: the gold label of each sample, one per line" if labels else None}
+    if labels is not None and len(labels) != len(features):
+        raise ValueError(f"{len(labels)} labels for {len(features)} samples")
+    gold = [" ".join(str(label).split()) for label in labels] if labels else [""] * len(features)
     with atomic_dir(folder) as tmp:
         for name, array in features.arrays.items():
             (tmp / name).mkdir()
             rows = array.astype(dtype)
             for i in range(len(features)):
                 rows[i].tofile(tmp / name / f"{i}.bin")
-        lines = ["sample\texample_id\ttokens"] + [
-            f"{i}\t{eid}\t{int(n)}" for i, (eid, n) in enumerate(zip(features.example_ids, features.lengths,
-                                                                      strict=True))]
+        rows = zip(features.example_ids, features.lengths, gold, strict=True)
+        lines = ["sample\texample_id\ttokens\tlabel"] + [
+            f"{i}\t{eid}\t{int(n)}\t{label}" for i, (eid, n, label) in enumerate(rows)]
         (tmp / "index.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        if labels:
+            (tmp / "labels.txt").write_text("\n".join(gold) + "\n", encoding="utf-8")
         write_json(tmp / "bin.json", info)
     return info
 

@@ -187,10 +187,6 @@ class Pipeline:
         """Whether a stage's outputs exist and were built from exactly these inputs."""
         return recorded_key(record, entry=entry) == key and all(f.is_file() for f in files)
 
-    def features(self) -> Features:
-        """The prepared features (read once)."""
-        return self._features()
-
     def _features(self) -> Features:
         if "features" not in self._loaded:
             self._loaded["features"] = Features.load(self.ws.features)
@@ -538,6 +534,17 @@ class Pipeline:
             values = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items())
             step(f"score: {r.backend} {r.precision} {values} (gate {'pass' if r.gate_passed else 'FAIL'})")
         return info
+
+    def write_bin(self, dtype: str = "int64") -> dict[str, Any]:
+        """`prepare --format bin`: the prepared rows as per-sample files with their gold labels
+        (a class label, or a question's first answer)."""
+        from encoderzoo.interop import write_bin
+
+        features, examples = self._features(), self._examples()
+        by_id = {e.id: e for e in examples}
+        labels = [str(getattr(e, "label", None) or next(iter(getattr(e, "answers", ())), ""))
+                  for e in (by_id[i] for i in features.example_ids)]
+        return write_bin(features, self.ws.bin_dir, dtype, labels)
 
     def score_device_outputs(self, folder: Path, *, layout: str = "auto", dtype: str = "float32"
                              ) -> dict[str, Any]:
