@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -148,6 +149,7 @@ def prepare_encoderzoo(model: Path, data: Path, work: Path, threads: int, batch_
 def peak_memory(work: Path, variant: str) -> tuple[float, float]:
     """(peak RSS MiB of `encoderzoo infer` with this variant alone, its target MiB)."""
     # VmHWM, not ru_maxrss: the latter survives fork+exec and would report this process's peak
+    shutil.rmtree(work / "outputs", ignore_errors=True)  # else infer reuses the outputs of a same-key run
     code = ("import sys\nfrom encoderzoo.cli import main\n"
             f"sys.argv = ['encoderzoo', 'infer', 'demo', '--out', {str(work)!r}, '--backends', {variant!r}]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"

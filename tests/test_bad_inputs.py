@@ -193,8 +193,24 @@ def test_a_corrupt_onnx_file_is_one_line(exported: Path, tmp_path: Path, damage:
                         capsys, monkeypatch)
     last = stderr.rstrip("\n").splitlines()[-1]
     assert code == 2 and "Traceback" not in stderr
-    assert last.startswith(f"error: {onnx_file}: not a valid ONNX model") and "export it again" in last
+    assert last.startswith(f"error: {onnx_file}: not the file encoderzoo built and checked (its SHA-256 "
+                           "changed: truncated, corrupt or replaced)") and "export it again" in last
     assert not (out / "outputs").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_an_onnx_file_without_a_record_is_parsed_and_refused(exported: Path, tmp_path: Path,
+                                                             damage: str) -> None:
+    from encoderzoo.errors import ArtifactError
+    from encoderzoo.export import check_onnx_file
+
+    path = tmp_path / "model.onnx"
+    data = (exported / "model" / "model.onnx").read_bytes()
+    path.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x08\x07not onnx" * 99,
+                      "empty": b""}[damage])
+    with pytest.raises(ArtifactError, match=r"not a valid ONNX model \(.*\); the file is truncated"):
+        check_onnx_file(path)
+    check_onnx_file(exported / "model" / "model.onnx")  # the intact file passes
 
 
 def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from encoderzoo.backends import (
     parse_backend_options,
 )
 from encoderzoo.bench import sweep, synthetic_features
-from encoderzoo.cache import file_hash, make_key, recorded_key, versions
+from encoderzoo.cache import file_hash, files_hash, make_key, recorded_key, versions
 from encoderzoo.checkpoints import (
     Checkpoint,
     content_hashes,
@@ -264,7 +264,8 @@ class Pipeline:
         save_parity_cases(self.ws.parity_inputs, cases, expected)
         parity = check_parity(self.ws.onnx, cases, expected, self.recipe.export_atol)
         info = {
-            "key": self.export_key, "opset": OPSET, "seconds": round(seconds, 2), "file": self.ws.onnx.name,
+            "key": self.export_key, "sha256": self._artifact_hash(self.ws.onnx), "opset": OPSET,
+            "seconds": round(seconds, 2), "file": self.ws.onnx.name,
             "bytes": self.ws.onnx.stat().st_size, "parity_inputs": inputs, **_parity_summary(parity),
         }
         write_json(self.ws.export_json, info)
@@ -277,7 +278,7 @@ class Pipeline:
         if self._optimized():
             step("optimize: reusing the result for this export")
             return read_json(self.ws.optimize_json)  # type: ignore[no-any-return]
-        check_onnx_file(self.ws.onnx)
+        self._verify(self.ws.onnx)
         for derived in (self.ws.onnx_optimized, self.ws.onnx_int8, self.ws.onnx_fp16):  # from the old fusion
             derived.unlink(missing_ok=True)
         step(f"optimize: ONNX Runtime transformer optimizer (at most {self.config.optimize_timeout:g} s)")
@@ -292,7 +293,8 @@ class Pipeline:
         if result.fused:
             cases, expected = load_parity_cases(self.ws.parity_inputs)
             parity = check_parity(self.ws.onnx_optimized, cases, expected, self.recipe.export_atol)
-            info |= {"file": self.ws.onnx_optimized.name, **_parity_summary(parity)}
+            info |= {"file": self.ws.onnx_optimized.name,
+                     "sha256": self._artifact_hash(self.ws.onnx_optimized), **_parity_summary(parity)}
             fused = ", ".join(f"{op} {n}" for op, n in result.fused_ops.items()) or "nothing"
             step(f"optimize: fused {fused}; parity max |Δ| {info['max_abs_diff']:.2g}")
         else:
@@ -315,6 +317,43 @@ class Pipeline:
         if not self._current(self.ws.quantize_json, self.quantize_key(kind), path, entry=kind):
             self._quantize(kind, path)
         return path
+
+    @staticmethod
+    def _artifact_files(path: Path) -> list[Path]:
+        """An artifact's files: an OpenVINO IR is its .xml and .bin."""
+        return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
+
+    def _artifact_hash(self, path: Path) -> str:
+        """SHA-256 of an artifact's file (`sha256sum` prints the same), or over an IR's files."""
+        files = self._artifact_files(path)
+        return file_hash(path) if len(files) == 1 else files_hash(files)
+
+    def _verify(self, path: Path) -> None:
+        """Before a runtime opens an artifact: its bytes must be those recorded when it was built
+        (SHA-256, streamed: no copy of the model in memory); without a record, the ONNX file is
+        parsed and checked (see export.check_onnx_file)."""
+        records = {self.ws.onnx: (self.ws.export_json, None),
+                   self.ws.onnx_optimized: (self.ws.optimize_json, None)}
+        records |= {self.ws.quantized(k): (self.ws.quantize_json, k)
+                    for k in ("onnx-int8", "onnx-int8-static", "openvino-int8", "onnx-fp16")}
+        record, entry = records.get(path, (None, None))
+        recorded = None
+        if record is not None and record.is_file():
+            data = read_json(record)
+            recorded = (data.get(entry, {}) if entry else data).get("sha256")
+        files = self._artifact_files(path)
+        if recorded is None:
+            if path.suffix == ".onnx":
+                check_onnx_file(path)
+            return
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise ArtifactError(f"{missing[0]}: missing; run the stage that builds it again (or delete the "
+                                "run folder's model/ and rerun)")
+        if self._artifact_hash(path) != recorded:
+            raise ArtifactError(f"{path}: not the file encoderzoo built and checked (its SHA-256 changed: "
+                                "truncated, corrupt or replaced); export it again (`encoderzoo export`, or "
+                                "delete it and rerun)")
 
     def graph(self) -> Path | None:
         """The ONNX graph ONNX Runtime runs: the fused one when this export was optimized."""
@@ -342,6 +381,7 @@ class Pipeline:
             info["calibration"] = "prepared examples spread over the data" if prepared else "synthetic inputs"
         info["bytes"] = sum(f.stat().st_size for f in (path, path.with_suffix(".bin")) if f.is_file())
         info["key"] = self.quantize_key(kind)
+        info["sha256"] = self._artifact_hash(path)
         recorded = read_json(self.ws.quantize_json) if self.ws.quantize_json.is_file() else {}
         write_json(self.ws.quantize_json, recorded | {kind: info})
 
@@ -349,8 +389,8 @@ class Pipeline:
         key = (name, precision)
         if key not in self._backends:
             graph = self.artifact(get_backend(name).artifacts[precision])
-            if graph is not None and graph.suffix == ".onnx":
-                check_onnx_file(graph)
+            if graph is not None:
+                self._verify(graph)
             cfg = self.config
             context = BackendContext(
                 checkpoint=self.checkpoint, task=self.task, graph=graph,
@@ -427,8 +467,8 @@ class Pipeline:
 
         cfg = self.config
         graph = self.artifact(get_backend(name).artifacts[precision])
-        if graph is not None and graph.suffix == ".onnx":
-            check_onnx_file(graph)
+        if graph is not None:
+            self._verify(graph)
         spec = ActorSpec(
             backend=name, precision=precision, recipe=self.recipe.name, checkpoint=self.checkpoint.location,
             label_names=cfg.label_names, graph=str(graph.resolve()) if graph else None,
@@ -584,7 +624,7 @@ class Pipeline:
         self.ensure_graph(force=True)
         graph = self.artifact(spec.artifacts[precision])
         assert graph is not None  # ensure_graph exported it
-        check_onnx_file(graph)
+        self._verify(graph)
         sizes = self.config.bench_settings().batch_sizes
         kind = kind or ("KIND_GPU" if self.device == "cuda" else "KIND_CPU")
         info = write_repository(graph, repository, name or self.recipe.name,
