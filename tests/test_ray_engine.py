@@ -33,6 +33,7 @@ def test_ray_and_local_engines_agree_on_the_demo(cluster: None, tmp_path: Path) 
         assert predictions(on_ray.out, name) == predictions(local.out, name)
         record = read_json(on_ray.out / "outputs" / f"{name}.json")
         assert record["settings"]["engine"] == "ray" and record["settings"]["actors"] == 2
+        assert record["settings"]["backend"]["threads"] == 1 and len(record["settings"]["nodes"]) == 1
     assert metrics(on_ray.out) == metrics(local.out)
 
 

@@ -11,6 +11,8 @@ and have encoderzoo installed."""
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +68,9 @@ class Predictor:
             input_names=spec.input_names)
         self.backend = create_backend(spec.backend, spec.precision, context)
         self.spec = spec
+        # what this actor really runs with (providers after any fallback), sent back with its rows
+        self.settings = json.dumps({"node": socket.gethostname(), **self.backend.settings()}, sort_keys=True,
+                                   default=str)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         lengths = batch["length"]
@@ -73,7 +78,7 @@ class Predictor:
         feeds = {name: np.ascontiguousarray(batch[f"input.{name}"][:, :width])
                  for name in self.spec.input_names}
         outputs = self.backend.run(feeds)
-        result = {"row": batch["row"]}
+        result = {"row": batch["row"], "settings": np.full(len(batch["row"]), self.settings)}
         for name, array in outputs.items():
             result[f"output.{name}"] = pad_sequence(array, self.spec.seq_len) \
                 if name in self.spec.sequence_outputs else array
@@ -119,11 +124,16 @@ def run_ray(spec: ActorSpec, features: Features, rows: np.ndarray, *, actors: in
         Predictor, fn_constructor_kwargs={"spec": spec}, batch_size=spec.batching.batch_size,
         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=spec.threads,
         num_gpus=gpus)
+    seen: set[str] = set()
     for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
         outputs = {k.removeprefix("output."): v for k, v in batch.items() if k.startswith("output.")}
         on_batch(batch["row"], outputs)
+        seen.update(str(s) for s in np.unique(batch["settings"]))
         if progress is not None:
             progress(len(batch["row"]))
     resources = ray.cluster_resources()
+    settings = [json.loads(s) for s in sorted(seen)]
     return {"engine": "ray", "actors": actors, "threads_per_actor": spec.threads,
-            "cluster": {k: resources[k] for k in ("CPU", "GPU") if k in resources}}
+            "cluster": {k: resources[k] for k in ("CPU", "GPU") if k in resources},
+            "backend": {k: v for k, v in settings[0].items() if k != "node"} if settings else {},
+            "nodes": sorted({s["node"] for s in settings})}
