@@ -20,7 +20,8 @@ from encoderzoo.config import RunConfig
 from encoderzoo.errors import ArtifactError
 from encoderzoo.fileio import read_json
 from encoderzoo.infer import Shards, load_outputs
-from encoderzoo.pipeline import partial_folder, run
+from encoderzoo.pipeline import run
+from encoderzoo.workspace import partial_folder
 
 
 def accuracy(out: Path) -> dict[tuple[str, str], dict[str, float]]:

@@ -232,8 +232,8 @@ def run(
 
 def _print_plan(config: Any) -> None:
     from encoderzoo.config import to_toml
-    from encoderzoo.pipeline import Pipeline, partial_folder
-    from encoderzoo.workspace import Workspace
+    from encoderzoo.pipeline import Pipeline
+    from encoderzoo.workspace import Workspace, partial_folder
 
     partial = partial_folder(config.out)
     folder = partial if config.resume and partial.is_dir() else config.out

@@ -5,12 +5,10 @@ that the stages can run one at a time from the CLI or all together with `run`.""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -63,7 +61,7 @@ from encoderzoo.scoring import REFERENCE_BACKEND, accuracy_rows, gate_passes, ou
 from encoderzoo.sources import describe_data, resolve_data
 from encoderzoo.tasks import get_task
 from encoderzoo.tasks.base import Task, read_splits
-from encoderzoo.workspace import Workspace
+from encoderzoo.workspace import LOCK_NAME, Workspace, clear, has_work, locked, partial_folder, seed_from
 
 TRIAGED = ("onnx-int8", "onnx-int8-static")  # the artifacts triage can re-quantize
 
@@ -760,27 +758,22 @@ class Pipeline:
         return passed
 
 
-def partial_folder(out: Path) -> Path:
-    """Where `run` builds `out` until it is complete (kept when a run is interrupted)."""
-    return out.with_name(f".{out.name}.partial")
-
-
 def run(config: RunConfig) -> tuple[bool, Path]:
     """The whole chain into `config.out`, built in a hidden partial folder and renamed into
     place only when complete. An interrupted run leaves the partial folder for `--resume`; bad
     input removes it. Artifacts of an earlier run in `config.out` are reused where their keys
     match. Returns (all gates passed, report path)."""
     out, partial = config.out, partial_folder(config.out)
-    unfinished = partial.is_dir() and _has_work(partial)
-    with _locked(partial):
+    unfinished = partial.is_dir() and has_work(partial)
+    with locked(partial):
         if unfinished and not config.resume:
             step(f"run: discarding the unfinished run in {partial} (pass --resume to continue it)")
-            _clear(partial)
+            clear(partial)
         elif config.resume:
             step(f"run: resuming the unfinished run in {partial}" if unfinished
                  else "run: nothing to resume; starting afresh")
         if out.is_dir():
-            _seed_from(out, partial)
+            seed_from(out, partial)
         try:
             passed = Pipeline(config, Workspace(partial)).run_all()
         except EncoderzooError:  # bad input or options: nothing worth resuming
@@ -793,50 +786,6 @@ def run(config: RunConfig) -> tuple[bool, Path]:
         os.replace(partial, out)
         shutil.rmtree(old, ignore_errors=True)
     return passed, Workspace(out).report_md
-
-
-LOCK_NAME = ".lock"
-
-
-@contextmanager
-def _locked(partial: Path) -> Iterator[None]:
-    """One run at a time per output folder."""
-    partial.mkdir(parents=True, exist_ok=True)
-    with (partial / LOCK_NAME).open("a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{partial}: another encoderzoo run is writing this folder; wait for it "
-                              "or pass another --out") from None
-        yield
-
-
-def _clear(partial: Path) -> None:
-    """Empty the partial folder (its lock stays: this process holds it)."""
-    for child in partial.iterdir():
-        if child.name != LOCK_NAME:
-            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-
-
-def _has_work(partial: Path) -> bool:
-    return any(p.name != LOCK_NAME for p in partial.iterdir())
-
-
-def _seed_from(out: Path, partial: Path) -> None:
-    """Hard-link an earlier run's model artifacts (and random checkpoint) into the new run;
-    their recorded keys decide whether they are reused. Every write replaces a file whole, so
-    the earlier run's files are never changed through the links."""
-    for folder in (Workspace(out).onnx.parent, Workspace(out).random_checkpoint):
-        if not folder.is_dir():
-            continue
-        for source in folder.rglob("*"):
-            target = partial / source.relative_to(out)
-            if source.is_file() and not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(source, target)
-                except OSError:
-                    shutil.copy2(source, target)
 
 
 def score_predictions(name: str, predictions: Path, data: tuple[str, ...],

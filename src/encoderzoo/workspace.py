@@ -1,9 +1,17 @@
-"""The layout of a run folder: where every stage reads and writes."""
+"""The layout of a run folder (where every stage reads and writes) and its life: `run` builds it
+as a hidden partial folder, locked against a second run, renamed into place when complete."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from encoderzoo.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -127,3 +135,52 @@ class Workspace:
     def bin_dir(self) -> Path:
         """`prepare --format bin`: one file per sample and input, as the reference tools read."""
         return self.root / "bin"
+
+
+def partial_folder(out: Path) -> Path:
+    """Where `run` builds `out` until it is complete (kept when a run is interrupted)."""
+    return out.with_name(f".{out.name}.partial")
+
+
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def locked(partial: Path) -> Iterator[None]:
+    """One run at a time per output folder."""
+    partial.mkdir(parents=True, exist_ok=True)
+    with (partial / LOCK_NAME).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{partial}: another encoderzoo run is writing this folder; wait for it "
+                              "or pass another --out") from None
+        yield
+
+
+def clear(partial: Path) -> None:
+    """Empty the partial folder (its lock stays: this process holds it)."""
+    for child in partial.iterdir():
+        if child.name != LOCK_NAME:
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+
+
+def has_work(partial: Path) -> bool:
+    return any(p.name != LOCK_NAME for p in partial.iterdir())
+
+
+def seed_from(out: Path, partial: Path) -> None:
+    """Hard-link an earlier run's model artifacts (and random checkpoint) into the new run;
+    their recorded keys decide whether they are reused. Every write replaces a file whole, so
+    the earlier run's files are never changed through the links."""
+    for folder in (Workspace(out).onnx.parent, Workspace(out).random_checkpoint):
+        if not folder.is_dir():
+            continue
+        for source in folder.rglob("*"):
+            target = partial / source.relative_to(out)
+            if source.is_file() and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copy2(source, target)
