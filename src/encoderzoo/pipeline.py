@@ -148,8 +148,7 @@ class Pipeline:
         """Triage's float nodes are not part of the key: a triaged model replaces the plain one."""
         from_fused = kind in ("onnx-int8", "onnx-fp16")
         calibrated = not from_fused
-        source = (self.optimize_key if self.graph() == self.ws.onnx_optimized else self.export_key) \
-            if from_fused else self.export_key
+        source = self.artifact_key("onnx-fused") if from_fused else self.export_key
         calibration = (self.prepared.get("key", "synthetic") if self.ws.features.is_file() else "synthetic") \
             if calibrated else None
         return make_key("quantize", kind=kind, source=source, calibration=calibration,
