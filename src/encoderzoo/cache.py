@@ -56,8 +56,8 @@ def make_key(stage: str, **parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def recorded_key(path: Path, *, entry: str | None = None) -> str | None:
-    """The key a stage recorded in its JSON file (under `entry` when it holds several)."""
+def recorded(path: Path, field: str, *, entry: str | None = None) -> Any:
+    """A value a stage recorded in its JSON file (under `entry` when it holds several), or None."""
     if not path.is_file():
         return None
     try:
@@ -66,4 +66,10 @@ def recorded_key(path: Path, *, entry: str | None = None) -> str | None:
         return None
     if entry is not None:
         data = data.get(entry, {}) if isinstance(data, dict) else {}
-    return data.get("key") if isinstance(data, dict) else None
+    return data.get(field) if isinstance(data, dict) else None
+
+
+def recorded_key(path: Path, *, entry: str | None = None) -> str | None:
+    """The key a stage recorded in its JSON file."""
+    key = recorded(path, "key", entry=entry)
+    return str(key) if key is not None else None

@@ -24,7 +24,7 @@ from encoderzoo.backends import (
     parse_backend_options,
 )
 from encoderzoo.bench import sweep, synthetic_features
-from encoderzoo.cache import file_hash, files_hash, make_key, recorded_key, versions
+from encoderzoo.cache import file_hash, files_hash, make_key, recorded, recorded_key, versions
 from encoderzoo.checkpoints import (
     Checkpoint,
     content_hashes,
@@ -162,8 +162,8 @@ class Pipeline:
             return self.export_key
         if kind == "onnx-fused":
             return self.optimize_key if self.graph() == self.ws.onnx_optimized else self.export_key
-        recorded = read_json(self.ws.quantize_json).get(kind, {}) if self.ws.quantize_json.is_file() else {}
-        return make_key("quantized", key=self.quantize_key(kind), excluded=recorded.get("excluded_nodes", []))
+        excluded = recorded(self.ws.quantize_json, "excluded_nodes", entry=kind) or []
+        return make_key("quantized", key=self.quantize_key(kind), excluded=excluded)
 
     def infer_key(self, name: str, precision: str) -> str:
         return make_key("infer", backend=name, precision=precision,
@@ -334,12 +334,9 @@ class Pipeline:
         records |= {self.ws.quantized(k): (self.ws.quantize_json, k)
                     for k in ("onnx-int8", "onnx-int8-static", "openvino-int8", "onnx-fp16")}
         record, entry = records.get(path, (None, None))
-        recorded = None
-        if record is not None and record.is_file():
-            data = read_json(record)
-            recorded = (data.get(entry, {}) if entry else data).get("sha256")
+        sha256 = recorded(record, "sha256", entry=entry) if record is not None else None
         files = self._artifact_files(path)
-        if recorded is None:
+        if sha256 is None:
             if path.suffix == ".onnx":
                 check_onnx_file(path)
             return
@@ -347,7 +344,7 @@ class Pipeline:
         if missing:
             raise ArtifactError(f"{missing[0]}: missing; run the stage that builds it again (or delete the "
                                 "run folder's model/ and rerun)")
-        if self._artifact_hash(path) != recorded:
+        if self._artifact_hash(path) != sha256:
             raise ArtifactError(f"{path}: not the file encoderzoo built and checked (its SHA-256 changed: "
                                 "truncated, corrupt or replaced); export it again (`encoderzoo export`, or "
                                 "delete it and rerun)")
