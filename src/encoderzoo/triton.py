@@ -117,11 +117,11 @@ def check_model(model_dir: Path) -> str:
     """Parse config.pbtxt with Triton's ModelConfig schema and compare it with 1/model.onnx;
     returns what validated it. Raises ArtifactError on any mismatch."""
     config_path, graph = model_dir / "config.pbtxt", model_dir / "1" / "model.onnx"
-    config = parse_config(config_path)
+    config = parse_config(config_path)  # tritonclient is importable past this point
+    from tritonclient.grpc import model_config_pb2
+
     inputs, outputs = graph_tensors(graph)
     for section, declared, actual in (("input", config.input, inputs), ("output", config.output, outputs)):
-        from tritonclient.grpc import model_config_pb2
-
         names = {t.name: t for t in actual}
         if [t.name for t in declared] != [t.name for t in actual]:
             raise ArtifactError(f"{config_path}: {section} names {[t.name for t in declared]} differ from "
