@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,14 +89,43 @@ def test_stages_one_at_a_time(tiny_bert: Path, tmp_path: Path) -> None:
 def test_failed_gate_exits_3_with_a_complete_report(tiny_bert: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [
         "run", "bert-base-cased-sst2", "--checkpoint", str(tiny_bert), "--data", str(SST2_DEV),
-        "--limit", "32", "--out", str(tmp_path / "run"), "--no-bench",
+        "--limit", "32", "--out", str(tmp_path / "run"), "--no-bench", "--reference", "accuracy=92.43",
         "--backends", "torch:fp32,onnxruntime:fp32"])
     assert result.exit_code == 3
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     gates = {(r["backend"], r["precision"], r["gate_passed"]) for r in report["accuracy"]}
     assert gates == {("torch", "fp32", False), ("onnxruntime", "fp32", True)}  # random weights miss 92.43
     assert report["gate_passed"] is False
-    assert "**FAIL**" in (tmp_path / "run" / "report.md").read_text()
+    text = (tmp_path / "run" / "report.md").read_text()
+    assert "**FAIL**" in text and "| reference (--reference) | | 92.43 |" in text
+
+
+@needs_shared(SST2_DEV)
+def test_the_published_reference_applies_to_the_recipes_own_checkpoint_only(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """A user's checkpoint through a seed recipe is not gated on the seed's published 92.43: with
+    no eval_results.json of its own, torch fp32 is the reference; with one, that is."""
+    args = ["run", "bert-base-cased-sst2", "--checkpoint", str(tiny_bert), "--data", str(SST2_DEV),
+            "--limit", "32", "--no-bench", "--backends", "torch:fp32,onnxruntime:fp32"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    torch = next(r for r in report["accuracy"] if r["backend"] == "torch")
+    assert (torch["baseline"], torch["reference"]["reference"]) == ("none", None)
+    assert "torch fp32 is the reference" in (tmp_path / "run" / "report.md").read_text()
+
+    own = tmp_path / "own"
+    shutil.copytree(tiny_bert, own)
+    (own / "eval_results.json").write_text(json.dumps({"eval_accuracy": 0.95, "eval_loss": 0.2}))
+    args[3] = str(own)
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run2")])
+    assert result.exit_code == 3
+    report = json.loads((tmp_path / "run2" / "report.json").read_text())
+    torch = next(r for r in report["accuracy"] if r["backend"] == "torch")
+    assert torch["reference"] == {"reference": {"accuracy": 0.95}, "source": "eval_results.json",
+                                  "torch_fp32": torch["metrics"]}
+    assert torch["failures"][0].endswith("< 99 % of the eval_results.json reference's 95.00")
 
 
 def test_bench_on_a_fresh_folder_exports_first(family_tokenizers: dict[str, Path], tmp_path: Path) -> None:

@@ -34,9 +34,7 @@ def test_defaults_come_from_the_recipe() -> None:
     assert cfg.effective_seq_len == 128 and cfg.effective_gate == 0.99
     settings = cfg.bench_settings()
     assert settings.batch_sizes == (1, 4, 8, 16, 32, 64) and settings.seq_lens == (128,)
-    assert cfg.backend_runs == [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"),
-                                ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"),
-                                ("openvino", "int8")]
+    assert cfg.backends == ("torch", "onnxruntime", "openvino")
 
 
 def test_cli_default_backends_are_the_config_defaults() -> None:
@@ -49,7 +47,11 @@ def test_cli_default_backends_are_the_config_defaults() -> None:
 def test_overrides_and_repeats() -> None:
     cfg = config(seq_len=64, gate=0.999, backends=("torch:fp32", "onnxruntime:int8", "onnxruntime"))
     assert cfg.bench_settings().seq_lens == (64,) and cfg.effective_gate == 0.999
-    assert cfg.backend_runs == [("torch", "fp32"), ("onnxruntime", "int8"), ("onnxruntime", "fp32")]
+    from encoderzoo.backends import resolve_runs
+    from encoderzoo.devices import Machine
+
+    assert resolve_runs(cfg.backends, Machine("cpu", native_bf16=False))[0] == [
+        ("torch", "fp32"), ("onnxruntime", "int8"), ("onnxruntime", "fp32")]
     assert cfg.to_json()["out"] == "runs/demo"
 
 

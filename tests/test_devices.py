@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from encoderzoo.backends import resolve_runs
 from encoderzoo.config import RunConfig
 from encoderzoo.devices import (
     CPU,
     CUDA,
     TENSORRT,
-    check_precision,
+    Machine,
     choose_providers,
     fallen_back,
     provider_options,
@@ -91,11 +92,25 @@ def test_a_provider_that_failed_to_load_is_noticed() -> None:
     assert fallen_back([CPU], [CPU]) == []
 
 
-def test_fp16_needs_a_gpu() -> None:
-    check_precision("fp16", "cuda", "onnxruntime")
-    check_precision("bf16", "cpu", "torch")
-    with pytest.raises(ConfigError, match="onnxruntime:fp16 runs on a CUDA GPU"):
-        check_precision("fp16", "cpu", "onnxruntime")
+def test_precisions_the_machine_cannot_run() -> None:
+    gpu, cpu = Machine("cuda", native_bf16=False), Machine("cpu", native_bf16=False, cpu="AMD EPYC")
+    with_bf16 = Machine("cpu", native_bf16=True)
+    assert resolve_runs(("onnxruntime:fp16",), gpu) == ([("onnxruntime", "fp16")], [])
+    with pytest.raises(ConfigError, match="onnxruntime:fp16: it runs on a CUDA GPU and none is in use"):
+        resolve_runs(("onnxruntime:fp16",), cpu)
+    with pytest.raises(ConfigError, match=r"openvino:bf16: this CPU \(AMD EPYC\) does not compute "
+                                          "bfloat16 natively"):
+        resolve_runs(("torch", "openvino:bf16"), cpu)
+    # bare names: what the machine cannot run (or runs only emulated, slowly) is left out, with a note
+    runs, notes = resolve_runs(("torch", "openvino"), cpu)
+    assert runs == [("torch", "fp32"), ("openvino", "fp32"), ("openvino", "int8")]
+    assert len(notes) == 2 and notes[0].startswith("torch bf16 left out: this CPU")
+    assert "name torch:bf16 to run it anyway" in notes[0]
+    assert resolve_runs(("torch:bf16",), cpu)[0] == [("torch", "bf16")]  # asked for: emulated
+    assert resolve_runs(("torch", "openvino"), with_bf16)[0] == [
+        ("torch", "fp32"), ("torch", "bf16"), ("openvino", "fp32"), ("openvino", "bf16"),
+        ("openvino", "int8")]
+    assert resolve_runs(("torch:fp32", "torch"), with_bf16)[0] == [("torch", "fp32"), ("torch", "bf16")]
 
 
 def test_fp16_on_this_cpu_is_a_one_line_error(tmp_path: Path) -> None:
@@ -104,7 +119,7 @@ def test_fp16_on_this_cpu_is_a_one_line_error(tmp_path: Path) -> None:
     result = cli("run", "demo", "--backends", "torch:fp32,onnxruntime:fp16", "--limit", "4",
                  "--no-bench", "--out", str(tmp_path / "run"), "--device", "auto")
     assert result.returncode == 2
-    assert result.stderr.splitlines()[-1].startswith("error: onnxruntime:fp16 runs on a CUDA GPU")
+    assert result.stderr.splitlines()[-1].startswith("error: onnxruntime:fp16: it runs on a CUDA GPU")
     assert not (tmp_path / "run").exists()
 
 

@@ -1,6 +1,8 @@
 from pathlib import Path
 
 from encoderzoo.report import markdown, plot_throughput
+from encoderzoo.scoring import Gate, Reference, accuracy_rows
+from encoderzoo.tasks.base import Score
 
 ENV = {"cpu": {"model": "Test CPU", "flags": ["avx512_vnni"]}, "threads": 2, "python": "3.11",
        "platform": "Linux", "packages": {"torch": "2.13.0", "openvino": None},
@@ -33,30 +35,44 @@ def test_performance_table_has_ratios_against_torch() -> None:
     assert "| onnxruntime fp32 | 13.3 / 1.0 / 2.0 | 200.0 / 1.0 / 2.0 |" in text
 
 
+GATE = Gate(keep=0.99, min_agreement=0.95)
+
+
+def accuracy(scores: dict, reference: Reference | None = None, agreement: dict | None = None,  # type: ignore[type-arg]
+             gate: Gate = GATE) -> list[dict]:  # type: ignore[type-arg]
+    return [r.to_json() for r in accuracy_rows(scores, agreement or {}, reference=reference, gate=gate)]
+
+
 def test_accuracy_table_and_missing_sections() -> None:
-    accuracy = [{"backend": "torch", "precision": "fp32", "metrics": {"accuracy": 0.8876},
-                 "reference": {"recipe": {"accuracy": 0.8876}, "torch_fp32": {"accuracy": 0.8876}},
-                 "baseline": "recipe", "gate": 0.99, "gate_passed": True, "vs_torch": None,
-                 "breakdown": {}}]
-    text = markdown(report(accuracy=accuracy))
+    published = Reference({"accuracy": 0.8876}, "published")
+    rows = accuracy({("torch", "fp32"): Score({"accuracy": 0.8876})}, published)
+    text = markdown(report(accuracy=rows))
     assert "| published reference | | 88.76 | | | |" in text
     assert "| torch | fp32 | 88.76 | — | — | pass |" in text
     assert "## Performance" not in text and "## Export" not in text and "per group" not in text
     assert "torch 2.13.0" in text and "openvino" not in text
 
 
-def test_splits_side_by_side_and_groups() -> None:
-    def row(backend: str, matched: float, fiction: float) -> dict:
-        return {"backend": backend, "precision": "fp32",
-                "metrics": {"matched.accuracy": matched, "mismatched.accuracy": 0.5},
-                "reference": {"recipe": {"matched.accuracy": 0.905, "mismatched.accuracy": 0.905},
-                              "torch_fp32": None},
-                "baseline": "recipe" if backend == "torch" else "torch_fp32", "gate": 0.99,
-                "gate_passed": backend == "torch", "vs_torch": None if backend == "torch" else
-                {"agreement": 0.99, "max_abs_diff": 1e-6},
-                "breakdown": {"matched/fiction": {"accuracy": fiction, "examples": 1973.0}}}
+def test_a_failed_row_says_why() -> None:
+    scores = {("torch", "fp32"): Score({"accuracy": 0.80}),
+              ("onnxruntime", "int8"): Score({"accuracy": 0.90})}
+    rows = accuracy(scores, None, {("onnxruntime", "int8"): {"agreement": 0.5, "max_abs_diff": 3.0}})
+    text = markdown(report(accuracy=rows))
+    assert "torch fp32 is the reference" in text and "| torch | fp32 | 80.00 | — | — | reference |" in text
+    assert "| onnxruntime | int8 | 90.00 | 50.00 % | 3 | **FAIL** |" in text
+    assert "- onnxruntime int8: agreement with torch fp32 50.00 % < 95 %" in text
+    assert "agree with torch fp32 on ≥ 95 % of the predictions" in text
 
-    text = markdown(report(accuracy=[row("torch", 0.9, 0.91), row("onnxruntime", 0.8, 0.81)]))
+
+def test_splits_side_by_side_and_groups() -> None:
+    def score(matched: float, fiction: float) -> Score:
+        return Score({"matched.accuracy": matched, "mismatched.accuracy": 0.5},
+                     {"matched/fiction": {"accuracy": fiction, "examples": 1973.0}})
+
+    scores = {("torch", "fp32"): score(0.9, 0.91), ("onnxruntime", "fp32"): score(0.8, 0.81)}
+    reference = Reference({"matched.accuracy": 0.905, "mismatched.accuracy": 0.905}, "published")
+    text = markdown(report(accuracy=accuracy(scores, reference, {
+        ("onnxruntime", "fp32"): {"agreement": 0.99, "max_abs_diff": 1e-6}})))
     assert "| backend | precision | accuracy (matched) | accuracy (mismatched) |" in text
     assert "| published reference | | 90.50 | 90.50 | | | |" in text
     assert "| onnxruntime | fp32 | 80.00 | 50.00 | 99.00 % | 1e-06 | **FAIL** |" in text
@@ -64,14 +80,13 @@ def test_splits_side_by_side_and_groups() -> None:
 
 
 def test_random_weights_are_labelled() -> None:
-    rows = [{"backend": "torch", "precision": "fp32", "metrics": {"accuracy": 0.5},
-             "reference": {"recipe": None, "torch_fp32": {"accuracy": 0.5}}, "baseline": "none",
-             "gate": 0.99, "gate_passed": True, "vs_torch": None, "breakdown": {}}]
+    rows = accuracy({("torch", "fp32"): Score({"accuracy": 0.5})},
+                    gate=Gate(keep=0.99, min_agreement=0.95, random_weights=True))
     checkpoint = {"location": "checkpoint", "model_type": "bert", "stored_dtype": "float32",
                   "random_weights": "tiny"}
     text = markdown(report(accuracy=rows, checkpoint=checkpoint))
     assert "**Random weights (tiny)**" in text and "random weights (tiny), bert" in text
-    assert "| torch | fp32 | 50.00 | — | — | n/a |" in text and "| published reference |" not in text
+    assert "| torch | fp32 | 50.00 | — | — | reference |" in text and "| published reference |" not in text
 
 
 def test_plot_is_a_png(tmp_path: Path) -> None:

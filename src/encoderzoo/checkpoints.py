@@ -39,6 +39,11 @@ class Checkpoint:
         return str(self.config.model_type)
 
     @property
+    def folder(self) -> Path | None:
+        """The local folder its files are read from (None for a hub id not in a local folder)."""
+        return Path(self.location) if self.is_local else None
+
+    @property
     def random_weights(self) -> str | None:
         """"tiny" or "base" for a model built by --random-weights, else None."""
         return random_weights_size(Path(self.location)) if self.is_local else None
@@ -61,6 +66,45 @@ def quiet_transformers() -> None:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def default_checkpoint(recipe: Recipe) -> str | None:
+    """Where the recipe's own checkpoint resolves to (its published reference applies to it only)."""
+    if recipe.checkpoint.packaged:
+        return str(asset_path(recipe.checkpoint.packaged).resolve())
+    return recipe.checkpoint.hub_id
+
+
+def trainer_results(checkpoint: Checkpoint, metric_names: tuple[str, ...], splits: list[str]
+                    ) -> dict[str, float]:
+    """The checkpoint's own recorded scores, from eval_results.json as the transformers Trainer
+    writes it (`eval_accuracy`, `eval_f1`, `eval_exact_match`; MNLI's mismatched split as
+    `eval_accuracy_mm`), as fractions keyed like the task's metrics; empty when there is none."""
+    folder = checkpoint.folder
+    path = folder / "eval_results.json" if folder is not None else None
+    if path is None or not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    found = {}
+    for raw, value in data.items() if isinstance(data, dict) else ():
+        if not raw.startswith("eval_") or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        name = raw.removeprefix("eval_")
+        mismatched = name.endswith("_mm")
+        name = {"exact": "exact_match"}.get(name.removesuffix("_mm"), name.removesuffix("_mm"))
+        if name not in metric_names:
+            continue
+        if len(splits) > 1:
+            if not {"matched", "mismatched"} <= set(splits):
+                continue  # which split the Trainer scored cannot be told
+            name = f"{'mismatched' if mismatched else 'matched'}.{name}"
+        elif mismatched:
+            continue
+        found[name] = float(value) / 100 if value > 1.0 else float(value)  # SQuAD scripts write percent
+    return found
 
 
 def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family, *,

@@ -87,6 +87,13 @@ BackendOptionOpt = Annotated[list[str] | None, typer.Option(
                              "onnxruntime.spinning, openvino.hint, openvino.streams.")]
 GateOpt = Annotated[float | None, typer.Option(
     "--gate", help="Fraction of the reference metric to keep [default: the recipe's, 0.99].")]
+MinAgreementOpt = Annotated[float | None, typer.Option(
+    "--min-agreement", help="Share of predictions that must equal torch fp32's, e.g. 0.95 "
+                            "[default: the task's].")]
+ReferenceOpt = Annotated[list[str] | None, typer.Option(
+    "--reference", help="METRIC=VALUE (repeatable), e.g. accuracy=92.4: what torch fp32 is gated "
+                        "against [default: the recipe's published score for its own checkpoint, else "
+                        "the checkpoint's eval_results.json, else none: torch fp32 is the reference].")]
 OptimizeOpt = Annotated[bool, typer.Option(
     "--optimize/--no-optimize", help="Fuse the ONNX graph with ONNX Runtime's optimizer.")]
 BenchOpt = Annotated[bool, typer.Option("--bench/--no-bench", help="Run the benchmark stage.")]
@@ -131,6 +138,8 @@ def _config(ctx: typer.Context | None, recipe: str | None, out: Path | None,
             options[key] = _names(options[key])
     options["data"] = tuple(options.get("data") or ())
     options["backend_options"] = tuple(options.get("backend_options") or ())
+    if "reference" in options:
+        options["reference"] = tuple(options["reference"] or ())
     from_file = read_config_file(config_file) if config_file else {}
     for key, value in from_file.items():
         param = CLI_NAMES.get(key, key)
@@ -195,7 +204,7 @@ def run(
     limit: LimitOpt = None, padding: PaddingOpt = "dynamic", order: OrderOpt = "length",
     buckets: BucketsOpt = None, threads: ThreadsOpt = None,
     device: DeviceOpt = "auto", providers: ProvidersOpt = None, backend_option: BackendOptionOpt = None,
-    gate: GateOpt = None,
+    gate: GateOpt = None, min_agreement: MinAgreementOpt = None, reference: ReferenceOpt = None,
     optimize: OptimizeOpt = True, optimize_timeout: OptimizeTimeoutOpt = 300.0,
     calibration_size: CalibrationOpt = 100, triage: TriageOpt = True,
     bench: BenchOpt = True, warmup: WarmupOpt = 2, min_runs: MinRunsOpt = 5,
@@ -211,7 +220,8 @@ def run(
         tokenizer=tokenizer, label_names=label_names, backends=backends, batch_size=batch_size,
         batch_sizes=batch_sizes, seq_len=seq_len, seq_lens=seq_lens, limit=limit,
         padding=padding, order=order, buckets=buckets, threads=threads, device=device, providers=providers,
-        backend_options=backend_option, gate=gate, optimize=optimize,
+        backend_options=backend_option, gate=gate, min_agreement=min_agreement, reference=reference,
+        optimize=optimize,
         optimize_timeout=optimize_timeout, calibration_size=calibration_size, triage=triage,
         bench=bench, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds, resume=resume,
         shard_size=shard_size, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
@@ -369,7 +379,7 @@ def score(
     recipe: Annotated[str | None, typer.Argument(
         help="Recipe name; with --predictions also a task name (sst2, mnli, squad).")] = None,
     out: OutOpt = None, config_file: ConfigFileOpt = None, gate: GateOpt = None,
-    label_names: LabelNamesOpt = None,
+    min_agreement: MinAgreementOpt = None, reference: ReferenceOpt = None, label_names: LabelNamesOpt = None,
     predictions: Annotated[Path | None, typer.Option(
         "--predictions", help="Score this predictions file (made anywhere) instead of a run "
                               "folder: squad {id: answer} JSON, or a TSV with id and prediction.")] = None,
@@ -393,7 +403,8 @@ def score(
         result = score_predictions(recipe, predictions, tuple(data or ()))
         typer.echo(json.dumps(result, indent=2))
         return
-    pipeline = _pipeline(_config(ctx, recipe, out, config_file, gate=gate, label_names=label_names))
+    pipeline = _pipeline(_config(ctx, recipe, out, config_file, gate=gate, min_agreement=min_agreement,
+                                 reference=reference, label_names=label_names))
     if outputs is not None:
         typer.echo(json.dumps(pipeline.score_device_outputs(outputs, layout=layout, dtype=output_dtype),
                               indent=2))
@@ -405,11 +416,13 @@ def score(
 @app.command("triage")
 def triage_command(
     ctx: typer.Context, recipe: RecipeArg = None, out: OutOpt = None, config_file: ConfigFileOpt = None,
-    gate: GateOpt = None, calibration_size: CalibrationOpt = 100, threads: ThreadsOpt = None,
+    gate: GateOpt = None, min_agreement: MinAgreementOpt = None, reference: ReferenceOpt = None,
+    calibration_size: CalibrationOpt = 100, threads: ThreadsOpt = None,
 ) -> None:
     """Re-quantize the scored int8 models that missed their gate; exit 3 if one still does."""
-    pipeline = _pipeline(_config(ctx, recipe, out, config_file, gate=gate, calibration_size=calibration_size,
-                                 threads=threads))
+    pipeline = _pipeline(_config(ctx, recipe, out, config_file, gate=gate, min_agreement=min_agreement,
+                                 reference=reference, calibration_size=calibration_size, threads=threads))
+    pipeline.score()  # with this command's gate
     pipeline.triage()
     from encoderzoo.fileio import read_json
 

@@ -47,6 +47,8 @@ class RunConfig:
     calibration_size: int = 100  # examples (spread over the data) that calibrate int8 models
     triage: bool = True  # re-quantize an int8 model that misses its gate, leaving its worst nodes in float
     gate: float | None = None  # fraction of the reference metric to keep; default: the recipe's
+    min_agreement: float | None = None  # share of predictions equal to torch fp32's; default: the task's
+    reference: tuple[str, ...] = ()  # METRIC=VALUE (percent or fraction): what torch fp32 is gated against
     bench: bool = True  # run the benchmark stage in `run`
     warmup: int = 2  # benchmark: untimed runs per point
     min_runs: int = 5  # benchmark: timed runs per point, at least
@@ -101,15 +103,14 @@ class RunConfig:
             raise ConfigError("--optimize-timeout must be > 0 seconds")
         if self.gate is not None and not 0.0 <= self.gate <= 1.0:
             raise ConfigError(f"--gate must be between 0 and 1 (e.g. 0.99), not {self.gate}")
+        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 1.0:
+            raise ConfigError(f"--min-agreement must be between 0 and 1 (e.g. 0.95), not "
+                              f"{self.min_agreement}")
+        parse_reference(self.reference)
 
     @property
     def recipe_spec(self) -> Recipe:
         return get_recipe(self.recipe)
-
-    @property
-    def backend_runs(self) -> list[tuple[str, str]]:
-        """(backend, precision) pairs, without repeats, in the order given."""
-        return list(dict.fromkeys(run for b in self.backends for run in parse_backends(b)))
 
     @property
     def effective_seq_len(self) -> int:
@@ -136,6 +137,22 @@ class RunConfig:
         return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
 
 
+def parse_reference(values: tuple[str, ...]) -> dict[str, float]:
+    """--reference METRIC=VALUE values as fractions: 92.4 and 0.924 both mean 92.4 %."""
+    found = {}
+    for value in values:
+        metric, sep, number = value.partition("=")
+        try:
+            fraction = float(number)
+        except ValueError:
+            fraction = -1.0
+        if not sep or not metric.strip() or not 0.0 <= fraction <= 100.0:
+            raise ConfigError(f"--reference takes METRIC=VALUE, e.g. accuracy=92.4 or f1=0.924; "
+                              f"got {value!r}")
+        found[metric.strip()] = fraction / 100 if fraction > 1.0 else fraction
+    return found
+
+
 def _positive(option: str, values: Any) -> None:
     """Every given value is >= 1 (None stands for the default)."""
     bad = [v for v in values or () if v is not None and v < 1]
@@ -147,10 +164,10 @@ def _positive(option: str, values: Any) -> None:
 
 INTS = {"batch_size", "seq_len", "limit", "threads", "calibration_size", "warmup", "min_runs", "shard_size",
         "ray_actors"}
-FLOATS = {"optimize_timeout", "gate", "min_seconds"}
+FLOATS = {"optimize_timeout", "gate", "min_seconds", "min_agreement"}
 BOOLS = {"optimize", "triage", "bench", "resume", "trust_remote_code"}
 INT_LISTS = {"batch_sizes", "seq_lens", "buckets"}
-STR_LISTS = {"backends", "providers", "label_names", "data", "backend_options"}
+STR_LISTS = {"backends", "providers", "label_names", "data", "backend_options", "reference"}
 PATHS = {"out", "cache_dir"}
 STRS = {"recipe", "checkpoint", "random_weights", "tokenizer", "padding", "order", "device", "engine",
         "ray_address"}

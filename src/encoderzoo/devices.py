@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from encoderzoo.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPU instructions that compute bfloat16 natively
+REQUIREMENTS = {  # what a precision may need of the machine (see backends.BackendSpec.needs)
+    "cuda": "a CUDA GPU in use (--device)",
+    "native-bf16": f"a CPU that computes bfloat16 natively ({' or '.join(BF16_FLAGS)})",
+}
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 ALIASES = {"cpu": CPU, "cuda": CUDA, "tensorrt": TENSORRT, "trt": TENSORRT}
 GPU_PROVIDERS = (TENSORRT, CUDA)
-GPU_PRECISIONS = ("fp16",)  # run only on a GPU
 
 
 def gpu_present() -> bool:
@@ -121,7 +126,30 @@ def fallen_back(wanted: Sequence[str], active: Sequence[str]) -> list[str]:
     return [p for p in wanted if p in GPU_PROVIDERS and p not in active]
 
 
-def check_precision(precision: str, device: str, backend: str) -> None:
-    if precision in GPU_PRECISIONS and device != "cuda":
-        raise ConfigError(f"{backend}:{precision} runs on a CUDA GPU and none is in use here "
-                          f"(--device {device}); on the CPU use bf16 or int8")
+@dataclass(frozen=True)
+class Machine:
+    """What the precisions of a run may need: the device in use and the CPU's bfloat16."""
+
+    device: str  # "cpu" or "cuda", resolved
+    native_bf16: bool
+    cpu: str = ""  # the CPU's model name, for messages
+
+    @classmethod
+    def here(cls, device: str) -> Machine:
+        from encoderzoo.environment import cpu_identity
+
+        model, flags = cpu_identity()
+        return cls(device=device, native_bf16=any(f in flags for f in BF16_FLAGS), cpu=model)
+
+    def has(self, requirement: str) -> bool:
+        return self.device == "cuda" if requirement == "cuda" else self.native_bf16
+
+    def lacks(self, requirement: str) -> str:
+        if requirement == "cuda":
+            return f"it runs on a CUDA GPU and none is in use here (--device {self.device})"
+        return f"this CPU ({self.cpu}) does not compute bfloat16 natively ({' or '.join(BF16_FLAGS)})"
+
+    def refusal(self, backend: str, precision: str, requirement: str) -> str:
+        """The one-line error for `backend:precision` asked for on a machine without `requirement`."""
+        others = "fp32, bf16 or int8" if self.native_bf16 else "fp32 or int8"
+        return f"{backend}:{precision}: {self.lacks(requirement)}; use {others}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from importlib import metadata
@@ -19,8 +20,11 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _cpu() -> dict[str, Any]:
-    model, flags = platform.processor() or platform.machine(), set[str]()
+@functools.cache
+def cpu_identity() -> tuple[str, frozenset[str]]:
+    """(the CPU's model name, its feature flags) from /proc/cpuinfo; flags are empty where it
+    cannot be read."""
+    model, flags = platform.processor() or platform.machine(), frozenset[str]()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -28,10 +32,15 @@ def _cpu() -> dict[str, Any]:
                 if key.strip() == "model name" and value.strip():
                     model = value.strip()
                 elif key.strip() == "flags":
-                    flags = set(value.split())
+                    flags = frozenset(value.split())
                     break
     except OSError:
         pass
+    return model, flags
+
+
+def _cpu() -> dict[str, Any]:
+    model, flags = cpu_identity()
     return {"model": model, "flags": [f for f in CPU_FLAGS if f in flags],
             "logical_cores": os.cpu_count(), "available_cores": available_cores()}
 

@@ -9,6 +9,12 @@ class EncoderzooError(Exception):
     exit_code = 2
 
 
+def with_note(err: EncoderzooError, note: str) -> EncoderzooError:
+    """The same error (class, exit code) with `note` appended to its one line."""
+    err.args = (f"{str(err).rstrip('. ')}; {note}",)
+    return err
+
+
 class ConfigError(EncoderzooError):
     """An unknown name or an impossible option."""
 

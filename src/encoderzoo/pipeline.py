@@ -22,22 +22,25 @@ from encoderzoo.backends import (
     create_backend,
     get_backend,
     parse_backend_options,
+    resolve_runs,
 )
 from encoderzoo.bench import sweep, synthetic_features
 from encoderzoo.cache import file_hash, files_hash, make_key, recorded, recorded_key, versions
 from encoderzoo.checkpoints import (
     Checkpoint,
     content_hashes,
+    default_checkpoint,
     fingerprint,
     load_model,
     load_tokenizer,
     random_weights_size,
     resolve_checkpoint,
+    trainer_results,
 )
-from encoderzoo.config import RunConfig
+from encoderzoo.config import RunConfig, parse_reference
 from encoderzoo.console import step
 from encoderzoo.environment import environment
-from encoderzoo.errors import ArtifactError, ConfigError, EncoderzooError
+from encoderzoo.errors import ArtifactError, ConfigError, EncoderzooError, with_note
 from encoderzoo.export import (
     OPSET,
     ParityResult,
@@ -57,10 +60,18 @@ from encoderzoo.optimize import optimize_onnx
 from encoderzoo.random_weights import build_random_checkpoint
 from encoderzoo.recipes import Recipe
 from encoderzoo.report import write_report
-from encoderzoo.scoring import REFERENCE_BACKEND, accuracy_rows, gate_passes, output_drift
+from encoderzoo.scoring import (
+    REFERENCE_BACKEND,
+    Gate,
+    Reference,
+    accuracy_rows,
+    agreement_of,
+    gate_failures,
+    output_drift,
+)
 from encoderzoo.sources import describe_data, resolve_data
 from encoderzoo.tasks import get_task
-from encoderzoo.tasks.base import Task, read_splits
+from encoderzoo.tasks.base import Task, read_splits, split_key
 from encoderzoo.workspace import LOCK_NAME, Workspace, clear, has_work, locked, partial_folder, seed_from
 
 TRIAGED = ("onnx-int8", "onnx-int8-static")  # the artifacts triage can re-quantize
@@ -120,6 +131,23 @@ class Pipeline:
         from encoderzoo.devices import resolve_device
 
         return resolve_device(self.config.device)
+
+    @cached_property
+    def _resolved_runs(self) -> tuple[list[tuple[str, str]], list[str]]:
+        from encoderzoo.devices import Machine
+
+        return resolve_runs(self.config.backends, Machine.here(self.device))
+
+    @property
+    def runs(self) -> list[tuple[str, str]]:
+        """(backend, precision) pairs this machine runs, in the order given (see resolve_runs)."""
+        return self._resolved_runs[0]
+
+    def validate(self) -> list[str]:
+        """Everything that can be checked before the first stage writes anything (device,
+        precision x device, bf16 support; options are checked by RunConfig): raises the
+        ConfigError a later stage would, returns notes on default precisions left out."""
+        return self._resolved_runs[1]
 
     # -- keys of the artifact cache (see encoderzoo.cache) ---------------------------------------
 
@@ -402,7 +430,7 @@ class Pipeline:
 
     def infer(self) -> dict[str, Any]:
         self.ensure_graph()
-        runs = [self._infer_one(name, precision)[0] for name, precision in self.config.backend_runs]
+        runs = [self._infer_one(name, precision)[0] for name, precision in self.runs]
         info = {"examples": len(self._examples()), "runs": runs}
         write_json(self.ws.infer_json, info)
         return info
@@ -496,6 +524,8 @@ class Pipeline:
         feeds = quantize.calibration_feeds(features, self.config.calibration_size)
         torch_metrics = next(r["metrics"] for r in accuracy["rows"]
                              if (r["backend"], r["precision"]) == REFERENCE_BACKEND)
+        _, torch_outputs_ = load_outputs(self.ws.outputs(*REFERENCE_BACKEND))
+        torch_predictions = self.task.predict(examples, features, torch_outputs_)
         infer = read_json(self.ws.infer_json)
         results = {}
         for row in failing:
@@ -514,9 +544,11 @@ class Pipeline:
                 infer["runs"] = [run if (r["backend"], r["precision"]) == (name, precision) else r
                                  for r in infer["runs"]]
                 metrics = self.task.score(examples, predictions).metrics
-                passed = all(gate_passes(metrics[k], v, self.config.effective_gate)
-                             for k, v in torch_metrics.items() if k in metrics)
-                attempts.append({"float_nodes": count, "metrics": metrics, "gate_passed": passed})
+                vs_torch = {"agreement": agreement_of(predictions, torch_predictions)}
+                failures = gate_failures(metrics, torch_metrics, "torch fp32", vs_torch, self.gate)
+                passed = not failures
+                attempts.append({"float_nodes": count, "metrics": metrics, **vs_torch, "gate_passed": passed,
+                                 "failures": failures})
                 step(f"triage: {name} {precision} with {count} nodes in float: "
                      + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
                 if passed:
@@ -554,20 +586,47 @@ class Pipeline:
         if REFERENCE_BACKEND in outputs:
             reference = predictions[REFERENCE_BACKEND]
             agreement = {
-                key: {"agreement": float(np.mean([a == b for a, b in zip(found, reference, strict=True)])),
+                key: {"agreement": agreement_of(found, reference),
                       "max_abs_diff": output_drift(outputs[key], outputs[REFERENCE_BACKEND])}
                 for key, found in predictions.items() if key != REFERENCE_BACKEND
             }
-        random = self.checkpoint.random_weights
-        published = None if random else dict(self.recipe.reference)  # no reference for random weights
-        rows = accuracy_rows(scores, agreement, recipe_reference=published, gate=self.config.effective_gate)
-        info = {"examples": len(examples), "random_weights": random,
+        rows = accuracy_rows(scores, agreement, reference=self.reference, gate=self.gate)
+        info = {"examples": len(examples), "random_weights": self.checkpoint.random_weights,
                 "gate_passed": all(r.gate_passed for r in rows), "rows": [r.to_json() for r in rows]}
         write_json(self.ws.accuracy_json, info)
         for r in rows:
             values = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items())
-            step(f"score: {r.backend} {r.precision} {values} (gate {'pass' if r.gate_passed else 'FAIL'})")
+            verdict = "pass" if r.gate_passed else f"FAIL: {'; '.join(r.failures)}"
+            step(f"score: {r.backend} {r.precision} {values} (gate {verdict})")
         return info
+
+    @cached_property
+    def reference(self) -> Reference | None:
+        """What torch fp32 is gated against: --reference; the recipe's published score, for the
+        recipe's own checkpoint only; else the checkpoint's recorded eval_results.json. None
+        (torch fp32 is the reference) when there is none, and always with random weights."""
+        if self.checkpoint.random_weights:
+            return None
+        splits = list(self.recipe.data)
+        if self.config.reference:
+            given = parse_reference(self.config.reference)
+            known = [split_key(s, m, splits) for s in splits for m in self.task.metric_names]
+            unknown = [k for k in given if k not in known]
+            if unknown:
+                raise ConfigError(f"--reference {unknown[0]}: not a metric of task '{self.recipe.task}' "
+                                  f"(its metrics: {', '.join(known)})")
+            return Reference(given, "--reference")
+        if self.checkpoint.location == default_checkpoint(self.recipe) and self.recipe.reference:
+            return Reference(dict(self.recipe.reference), "published")
+        recorded = trainer_results(self.checkpoint, self.task.metric_names, splits)
+        return Reference(recorded, "eval_results.json") if recorded else None
+
+    @property
+    def gate(self) -> Gate:
+        floor = self.config.min_agreement
+        return Gate(keep=self.config.effective_gate,
+                    min_agreement=self.task.agreement_floor if floor is None else floor,
+                    random_weights=self.checkpoint.random_weights is not None)
 
     def write_bin(self, dtype: str = "int64") -> dict[str, Any]:
         """`prepare --format bin`: the prepared rows as per-sample files with their gold labels
@@ -632,7 +691,7 @@ class Pipeline:
         """Export (and optimize) when an ONNX backend is asked for and the run folder has no
         graph yet, on the prepared features or, without them, on synthetic padded inputs."""
         needs_onnx = force or any(get_backend(name).artifacts[precision] != "checkpoint"
-                                  for name, precision in self.config.backend_runs)
+                                  for name, precision in self.runs)
         if not needs_onnx or (self._exported() and (not self.config.optimize or self._optimized())):
             return
         features = None
@@ -647,7 +706,7 @@ class Pipeline:
         settings = self.config.bench_settings()
         self._check_seq_lens("--seq-lens", settings.seq_lens)
         self.ensure_graph()
-        backends = [self.backend(n, p) for n, p in self.config.backend_runs]
+        backends = [self.backend(n, p) for n, p in self.runs]
         rows = sweep(backends, self.family.input_names, int(self.checkpoint.config.vocab_size), settings)
         info = {
             "settings": settings.__dict__ | {"inputs": "full-length synthetic sequences, no padding"},
@@ -700,9 +759,10 @@ class Pipeline:
             self.ws.prepare_json, self.prepare_key(files), self.ws.features, self.ws.examples)
         limit = f", first {cfg.limit}" if cfg.limit else ""
         read = "; ".join(f"{s}: {p}" for s, p in data.items())
-        stages = [("prepare", f"read {read}; tokenize to {cfg.effective_seq_len} tokens{limit}",
-                   "reuse" if prepared and cfg.resume else "build")]
-        needs_onnx = [(n, p) for n, p in cfg.backend_runs if get_backend(n).artifacts[p] != "checkpoint"]
+        stages = [("backends", note, "skip") for note in self.validate()]
+        stages.append(("prepare", f"read {read}; tokenize to {cfg.effective_seq_len} tokens{limit}",
+                       "reuse" if prepared and cfg.resume else "build"))
+        needs_onnx = [(n, p) for n, p in self.runs if get_backend(n).artifacts[p] != "checkpoint"]
         exported = self._exported()
         stages.append(("export", f"{self.ws.onnx.name}, opset {OPSET}, parity against PyTorch",
                        "reuse" if exported else "build"))
@@ -718,7 +778,7 @@ class Pipeline:
             stages.append(("quantize", f"{kind} ({self.ws.quantized(kind).name})",
                            "reuse" if current else "build"))
         batching = cfg.batching
-        for name, precision in cfg.backend_runs:
+        for name, precision in self.runs:
             shards = self.ws.output_shards(name, precision)
             status = "resume from shards" if cfg.resume and shards.is_dir() else "build"
             where = f"on Ray ({cfg.ray_actors} actors)" if cfg.engine == "ray" else f"on {self.device}"
@@ -726,7 +786,7 @@ class Pipeline:
                     f"{batching.order} order, shards of {cfg.shard_size} rows")
             stages.append(("infer", what, status))
         stages.append(("score", f"metrics per backend; gate {cfg.effective_gate:.0%} of torch fp32", "build"))
-        if cfg.triage and any(get_backend(n).artifacts[p] in TRIAGED for n, p in cfg.backend_runs):
+        if cfg.triage and any(get_backend(n).artifacts[p] in TRIAGED for n, p in self.runs):
             stages.append(("triage", "only for an int8 model below its gate", "if needed"))
         if cfg.bench:
             settings = cfg.bench_settings()
@@ -740,6 +800,8 @@ class Pipeline:
 
     def run_all(self) -> bool:
         """Every stage in order; returns whether all accuracy gates passed."""
+        for note in self.validate():
+            step(f"backends: {note}")
         self.prepare()
         self.export()
         if self.config.optimize:
@@ -768,13 +830,23 @@ def run(config: RunConfig) -> tuple[bool, Path]:
         elif config.resume:
             step(f"run: resuming the unfinished run in {partial}" if unfinished
                  else "run: nothing to resume; starting afresh")
+        pipeline = Pipeline(config, Workspace(partial))
+        try:
+            pipeline.validate()  # nothing is written before the options are known to be runnable
+        except EncoderzooError:
+            if not unfinished:
+                shutil.rmtree(partial, ignore_errors=True)
+            raise
         if out.is_dir():
             seed_from(out, partial)
         try:
-            passed = Pipeline(config, Workspace(partial)).run_all()
-        except EncoderzooError:  # bad input or options: nothing worth resuming
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
+            passed = pipeline.run_all()
+        except EncoderzooError as err:
+            if not unfinished and not pipeline.ws.prepare_json.is_file():  # bad input: nothing done yet
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
+            raise with_note(err, f"the finished stages are kept in {partial}: fix the cause and rerun "
+                                 "with --resume") from None
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         if out.exists():
             os.replace(out, old)

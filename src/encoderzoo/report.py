@@ -98,36 +98,56 @@ def _metric_label(key: str) -> str:
     return f"{metric} ({split})" if split else metric
 
 
+REFERENCE_SOURCES = {
+    "published": "the recipe's published reference (its own checkpoint)",
+    "eval_results.json": "the checkpoint's own eval_results.json",
+    "--reference": "--reference",
+}
+
+
 def _accuracy_section(report: dict[str, Any]) -> list[str]:
     rows = report["accuracy"]
     if not rows:
         return []
     keys = list(rows[0]["metrics"])
-    gate = rows[0]["gate"]
+    gate, agreement = rows[0]["gate"], next((r["min_agreement"] for r in rows if r["min_agreement"]), None)
+    reference = rows[0]["reference"]
     out = ["## Accuracy", ""]
-    if report["checkpoint"].get("random_weights"):
-        out += [f"**Random weights ({report['checkpoint']['random_weights']})**: these scores say "
-                "nothing about the architecture; the gate only checks that every backend agrees "
-                "with torch fp32.", ""]
-    out += [
-        f"Gate: keep ≥ {100 * gate:g} % of the baseline (torch fp32 for other backends, the "
-        "recipe's published reference for torch fp32).", "",
-        "| backend | precision | " + " | ".join(_metric_label(k) for k in keys)
-        + " | agreement with torch | max abs diff | gate |",
-        "|---|---|" + "---:|" * len(keys) + "---:|---:|---|",
-    ]
-    published = rows[0]["reference"]["recipe"]
-    if published:
-        out.append("| published reference | | " + " | ".join(_pct(published.get(k)) for k in keys)
+    random = report["checkpoint"].get("random_weights")
+    if random:
+        out += [f"**Random weights ({random})**: these scores say nothing about the architecture; the "
+                "gate only checks that every fp32 backend agrees with torch fp32 (reduced precisions "
+                "are shown, not gated: a random model has no margins to keep).", ""]
+    elif reference["reference"] is None:
+        out += ["No published or recorded reference applies to this checkpoint (pass --reference "
+                "METRIC=VALUE to give one): torch fp32 is the reference.", ""]
+    source = REFERENCE_SOURCES.get(reference["source"] or "", reference["source"])
+    rules = [] if random else [f"keep ≥ {100 * gate:g} % of the baseline metric (torch fp32 for the other "
+                               f"backends{f'; {source} for torch fp32' if reference['reference'] else ''})"]
+    if agreement is not None:
+        rules.append(f"agree with torch fp32 on ≥ {100 * agreement:g} % of the predictions")
+    out += [f"Gate: {' and '.join(rules)}.", "",
+            "| backend | precision | " + " | ".join(_metric_label(k) for k in keys)
+            + " | agreement with torch | max abs diff | gate |",
+            "|---|---|" + "---:|" * len(keys) + "---:|---:|---|"]
+    if reference["reference"]:
+        label = "published reference" if reference["source"] == "published" else f"reference ({source})"
+        out.append(f"| {label} | | " + " | ".join(_pct(reference["reference"].get(k)) for k in keys)
                    + " | | | |")
     for r in rows:
         vs = r["vs_torch"] or {}
-        agreement = f"{100 * vs['agreement']:.2f} %" if vs else "—"
+        shown = f"{100 * vs['agreement']:.2f} %" if vs else "—"
         drift = f"{vs['max_abs_diff']:.2g}" if vs else "—"
-        verdict = "n/a" if r["baseline"] == "none" else "pass" if r["gate_passed"] else "**FAIL**"
+        verdict = "not gated" if not r["gated"] else "reference" if r["baseline"] == "none" else \
+            "pass" if r["gate_passed"] else "**FAIL**"
         values = " | ".join(_pct(r["metrics"].get(k)) for k in keys)
-        out.append(f"| {r['backend']} | {r['precision']} | {values} | {agreement} | {drift} | {verdict} |")
+        out.append(f"| {r['backend']} | {r['precision']} | {values} | {shown} | {drift} | {verdict} |")
     out.append("")
+    failed = [r for r in rows if r["failures"]]
+    if failed:
+        out += ["Why rows failed their gate:", ""]
+        out += [f"- {_label(r)}: {'; '.join(r['failures'])}" for r in failed]
+        out.append("")
     out += _breakdown_table(rows)
     out += _triage_lines(report.get("triage") or {})
     inference = report.get("inference") or {}
@@ -157,7 +177,10 @@ def _triage_lines(triage: dict[str, Any]) -> list[str]:
     out = []
     for label, result in triage.items():
         before = ", ".join(f"{k} {100 * v:.2f}" for k, v in result["before"].items())
-        after = ", ".join(f"{k} {100 * v:.2f}" for k, v in result["attempts"][-1]["metrics"].items())
+        last = result["attempts"][-1]
+        after = ", ".join(f"{k} {100 * v:.2f}" for k, v in last["metrics"].items())
+        if "agreement" in last:
+            after += f" (agreement with torch fp32 {100 * last['agreement']:.2f} %)"
         verdict = "back above its gate" if result["recovered"] else "still below its gate"
         nodes = ", ".join(f"`{n}`" for n in result["float_nodes"])
         out.append(f"Quantization triage, {label.replace(':', ' ')}: {before} missed the gate; "

@@ -1,5 +1,11 @@
 """Runtimes behind one small interface, chosen by name. Adding a runtime: one module with a
-`create(context, precision)` function, and one `register_backend(...)` below."""
+`create(context, precision)` function, and one `register_backend(...)` below.
+
+A precision may need something of the machine (`needs`: a CUDA GPU, a CPU that computes
+bfloat16 natively): asked for by name on a machine without it, it is a one-line error before
+any stage runs; among a bare name's default precisions it is left out, with a note. `prefers`
+leaves a default precision out where it would run but slowly (bf16 emulated on a CPU without
+native bfloat16 took the demo 31 s against fp32's 4 s)."""
 
 from __future__ import annotations
 
@@ -8,12 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from encoderzoo.backends.base import Backend, BackendContext
+from encoderzoo.devices import Machine
 from encoderzoo.errors import ConfigError
 from encoderzoo.registry import Registry
 
 __all__ = [
-    "ARTIFACTS", "BACKENDS", "Backend", "BackendContext", "BackendSpec", "create_backend",
-    "get_backend", "parse_backend_options", "parse_backends",
+    "ARTIFACTS", "BACKENDS", "Backend", "BackendContext", "BackendSpec", "Option", "create_backend",
+    "get_backend", "parse_backend_options", "parse_backends", "resolve_runs",
 ]
 
 # What a backend runs, built by the pipeline on demand (see Pipeline.artifact):
@@ -29,13 +36,38 @@ ARTIFACTS = {
 
 
 @dataclass(frozen=True)
+class Option:
+    """A --backend-option NAME.KEY=VALUE setting: "bool" (true/false), "int" (>= 1) or one of
+    `choices`; checked when the configuration is read, before anything runs."""
+
+    help: str
+    kind: str = "bool"  # "bool", "int" or "choice"
+    choices: tuple[str, ...] = ()
+
+    def check(self, option: str, value: str) -> str:
+        text = value.strip().lower()
+        if self.kind == "bool" and text not in BOOLEANS:
+            raise ConfigError(f"--backend-option {option}={value!r}: use true or false")
+        if self.kind == "int" and not (text.isdigit() and int(text) >= 1):
+            raise ConfigError(f"--backend-option {option}={value!r}: use a whole number >= 1")
+        if self.kind == "choice" and text not in self.choices:
+            raise ConfigError(f"--backend-option {option}={value!r}: use {' or '.join(self.choices)}")
+        return text
+
+
+BOOLEANS = ("true", "false", "1", "0", "yes", "no")
+
+
+@dataclass(frozen=True)
 class BackendSpec:
     name: str
     description: str
     artifacts: Mapping[str, str]  # precision -> the artifact it runs (a key of ARTIFACTS)
-    defaults: tuple[str, ...]  # the precisions a bare `--backends NAME` runs
+    defaults: tuple[str, ...]  # the precisions a bare `--backends NAME` runs (where the machine can)
     module: str  # implementation module, imported only when used; has `create(context, precision)`
-    options: Mapping[str, str] = field(default_factory=dict)  # --backend-option NAME.KEY=VALUE keys
+    options: Mapping[str, Option] = field(default_factory=dict)  # --backend-option NAME.KEY=VALUE keys
+    needs: Mapping[str, str] = field(default_factory=dict)  # precision -> a Machine requirement
+    prefers: Mapping[str, str] = field(default_factory=dict)  # default precisions run only where met
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -46,9 +78,13 @@ BACKENDS: Registry[BackendSpec] = Registry("backend")
 
 
 def register_backend(spec: BackendSpec) -> BackendSpec:
+    from encoderzoo.devices import REQUIREMENTS
+
     unknown = set(spec.artifacts.values()) - set(ARTIFACTS)
-    if unknown or not set(spec.defaults) <= set(spec.artifacts):
-        raise ValueError(f"backend {spec.name!r}: unknown artifacts {unknown} or default precisions")
+    requirements = {*spec.needs.values(), *spec.prefers.values()} - set(REQUIREMENTS)
+    if unknown or requirements or not set(spec.defaults) <= set(spec.artifacts):
+        raise ValueError(f"backend {spec.name!r}: unknown artifacts {unknown}, requirements "
+                         f"{requirements} or default precisions")
     return BACKENDS.register(spec.name, spec)
 
 
@@ -69,9 +105,38 @@ def parse_backends(text: str) -> list[tuple[str, str]]:
     return [(name, precision)]
 
 
+def resolve_runs(entries: tuple[str, ...], machine: Machine) -> tuple[list[tuple[str, str]], list[str]]:
+    """The (backend, precision) runs of `--backends` on this machine, without repeats, and a note
+    for each default precision left out. A precision named explicitly that the machine cannot
+    run is a ConfigError."""
+    runs: list[tuple[str, str]] = []
+    notes: list[str] = []
+    for entry in entries:
+        explicit = ":" in entry
+        for name, precision in parse_backends(entry):
+            spec = get_backend(name)
+            need = spec.needs.get(precision)
+            if need and not machine.has(need):
+                if explicit:
+                    raise ConfigError(machine.refusal(name, precision, need))
+                notes.append(f"{name} {precision} left out: {machine.lacks(need)}")
+                continue
+            prefer = spec.prefers.get(precision)
+            if prefer and not explicit and not machine.has(prefer):
+                notes.append(f"{name} {precision} left out: {machine.lacks(prefer)} (name {name}:{precision} "
+                             "to run it anyway)")
+                continue
+            if (name, precision) not in runs:
+                runs.append((name, precision))
+    if not runs:
+        raise ConfigError(f"--backends {','.join(entries)}: nothing this machine can run "
+                          f"({'; '.join(notes)})")
+    return runs, notes
+
+
 def parse_backend_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     """'onnxruntime.io_binding=true' -> {"onnxruntime": {"io_binding": "true"}}, checked against
-    each backend's declared options."""
+    each backend's declared options and their kinds of value."""
     options: dict[str, dict[str, str]] = {}
     for value in values:
         target, sep, setting = value.partition("=")
@@ -81,17 +146,18 @@ def parse_backend_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
                               f"got {value!r}")
         spec = get_backend(name)
         if key not in spec.options:
-            known = ", ".join(f"{k} ({d})" for k, d in spec.options.items()) or "none"
+            known = ", ".join(f"{k} ({o.help})" for k, o in spec.options.items()) or "none"
             raise ConfigError(f"backend {name!r} has no option {key!r}; its options: {known}")
-        options.setdefault(name, {})[key] = setting.strip()
+        options.setdefault(name, {})[key] = spec.options[key].check(f"{name}.{key}", setting)
     return options
 
 
 def create_backend(name: str, precision: str, context: BackendContext) -> Backend:
-    from encoderzoo.devices import check_precision
-
     spec = get_backend(name)
-    check_precision(precision, context.device, name)
+    need = spec.needs.get(precision)
+    machine = Machine.here(context.device)
+    if need and not machine.has(need):
+        raise ConfigError(machine.refusal(name, precision, need))
     if spec.artifacts[precision] != "checkpoint" and context.graph is None:
         raise ConfigError(f"backend {name!r} needs an exported graph; run `encoderzoo export` first")
     module = importlib.import_module(spec.module)
@@ -103,23 +169,26 @@ register_backend(BackendSpec(
     name="torch", description="PyTorch eager: fp32 (the reference), bf16 autocast; fp16 on CUDA",
     artifacts={"fp32": "checkpoint", "bf16": "checkpoint", "fp16": "checkpoint"}, defaults=("fp32", "bf16"),
     module="encoderzoo.backends.torch_backend",
+    needs={"fp16": "cuda"}, prefers={"bf16": "native-bf16"},
 ))
 register_backend(BackendSpec(
     name="onnxruntime",
     description="ONNX Runtime (CPU, CUDA, TensorRT): fused fp32, int8 dynamic, int8 static QDQ, fp16 on GPU",
     artifacts={"fp32": "onnx-fused", "int8": "onnx-int8", "int8-static": "onnx-int8-static",
                "fp16": "onnx-fp16"},
-    defaults=("fp32", "int8"), module="encoderzoo.backends.ort_backend",
-    options={"io_binding": "true|false: bind inputs and outputs once per batch (default: true on "
-                           "CUDA, outputs stay on the device until copied; false on CPU)",
-             "spinning": "true|false: worker threads spin between runs (default true)"},
+    defaults=("fp32", "int8"), module="encoderzoo.backends.ort_backend", needs={"fp16": "cuda"},
+    options={"io_binding": Option("true|false: bind inputs and outputs once per batch (default: true "
+                                  "on CUDA, outputs stay on the device until copied; false on CPU)"),
+             "spinning": Option("true|false: worker threads spin between runs (default true)")},
 ))
 register_backend(BackendSpec(
     name="openvino", description="OpenVINO on the CPU: fp32, bf16 inference precision, NNCF int8",
     artifacts={"fp32": "onnx", "bf16": "onnx", "int8": "openvino-int8"},
     defaults=("fp32", "bf16", "int8"), module="encoderzoo.backends.openvino_backend",
-    options={"hint": "latency|throughput: the performance hint for single batches (default latency)",
-             "streams": "parallel inference streams (default: the hint's choice)",
-             "async": "true|false: whole datasets through an async queue of throughput streams "
-                      "(default true)"},
+    needs={"bf16": "native-bf16"},
+    options={"hint": Option("latency|throughput: the performance hint for single batches (default "
+                            "latency)", kind="choice", choices=("latency", "throughput")),
+             "streams": Option("parallel inference streams (default: the hint's choice)", kind="int"),
+             "async": Option("true|false: whole datasets through an async queue of throughput streams "
+                             "(default true)")},
 ))

@@ -31,9 +31,7 @@ class OpenVinoBackend:
         if precision == "bf16" and "BF16" not in capabilities:
             raise ConfigError(f"openvino:bf16 needs a CPU with bfloat16 support (this one has "
                               f"{', '.join(capabilities)}); use openvino:fp32 or openvino:int8")
-        hint = context.options.get("hint", "latency").upper()
-        if hint not in ("LATENCY", "THROUGHPUT"):
-            raise ConfigError(f"openvino.hint={hint.lower()!r}: use latency or throughput")
+        hint = context.options.get("hint", "latency").upper()  # checked by the backend's Option
         assert context.graph is not None  # checked by create_backend
         self.precision = precision
         self._ov = ov

@@ -33,6 +33,7 @@ class Task(Protocol):
     # model outputs in ONNX order, each with its dynamic axes, e.g. {"logits": {0: "batch"}}
     output_axes: dict[str, dict[int, str]]
     metric_names: tuple[str, ...]  # e.g. ("accuracy",)
+    agreement_floor: float  # the gate's default share of predictions equal to torch fp32's
 
     @property
     def output_names(self) -> tuple[str, ...]: ...

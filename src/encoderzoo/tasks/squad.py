@@ -75,6 +75,7 @@ class QuestionAnswering:
     output_axes: dict[str, dict[int, str]] = field(default_factory=lambda: {
         "start_logits": {0: "batch", 1: "sequence"}, "end_logits": {0: "batch", 1: "sequence"}})
     metric_names: tuple[str, ...] = ("exact_match", "f1")
+    agreement_floor: float = 0.90  # the gate's default share of answers equal to torch fp32's
 
     @property
     def output_names(self) -> tuple[str, ...]:
