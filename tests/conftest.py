@@ -88,9 +88,10 @@ def tiny_tokenizer(tiny_bert: Path):  # type: ignore[no-untyped-def]
     return AutoTokenizer.from_pretrained(tiny_bert)
 
 
-def cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    """Run the real command line in a subprocess, as a user would."""
+def cli(*args: str, cwd: Path | None = None, timeout: int = 600,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a subprocess, as a user would (`env`: extra variables)."""
     return subprocess.run(
         [sys.executable, "-m", "encoderzoo", *args], capture_output=True, text=True,
-        cwd=cwd, timeout=timeout, env=os.environ | {"COLUMNS": "200"},
+        cwd=cwd, timeout=timeout, env=os.environ | {"COLUMNS": "200"} | (env or {}),
     )

@@ -94,7 +94,7 @@ CASES: list[tuple[str, dict[str, object], list[str], str]] = [
     ("checkpoint without config", {}, ["run", "demo", "--checkpoint", "CKPT:no-config", *QUICK],
      "no config.json"),
     ("another model's tokenizer", {}, ["run", "demo", "--checkpoint", "CKPT:roberta-tokenizer", *QUICK],
-     "the tokenizer has only 5 tokens for a model of 30522"),
+     "has 5 tokens but"),
     ("unsupported architecture", {}, ["run", "demo", "--checkpoint", "CKPT:gpt2", *QUICK],
      "a 'gpt2' model, but recipe 'demo' expects 'bert'"),
     ("code in the checkpoint", {}, ["run", "demo", "--checkpoint", "CKPT:auto-map", *QUICK],

@@ -58,7 +58,8 @@ def test_incomplete_folders(tiny_bert: Path, tmp_path: Path, removed: tuple[str,
 
 def test_missing_tokenizer(tiny_bert: Path, tmp_path: Path) -> None:
     folder = copy_without(tiny_bert, tmp_path / "ckpt", "tokenizer.json", "tokenizer_config.json")
-    with pytest.raises(CheckpointError, match="the tokenizer has only 5 tokens for a model of 28996"):
+    with pytest.raises(CheckpointError, match=r"ckpt has 5 tokens but .*ckpt/config.json embeds 28996: the "
+                                              "tokenizer files are missing"):
         load_tokenizer(resolve(folder))
 
 
@@ -66,8 +67,47 @@ def test_tokenizer_larger_than_the_embedding(tiny_bert: Path, tmp_path: Path) ->
     folder = copy_without(tiny_bert, tmp_path / "ckpt")
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps(config | {"vocab_size": 1000}))
-    with pytest.raises(CheckpointError, match="from different models"):
+    with pytest.raises(CheckpointError, match="embeds only 1000: the tokenizer and the model come from"):
         load_tokenizer(resolve(folder))
+
+
+def demo_with(tmp_path: Path, **files: Path) -> Path:
+    from encoderzoo.assets import asset_path
+
+    folder = copy_without(asset_path("demo/model"), tmp_path / "demo", *files)
+    for name, source in files.items():
+        shutil.copy(source, folder / name.replace("_", ".", 1))
+    return folder
+
+
+def test_a_near_size_vocabulary_of_another_model_is_refused(tmp_path: Path) -> None:
+    """The demo's uncased 30,522-token model with bert-base-cased's 28,996-token vocab.txt."""
+    from tests.conftest import BERT_CASED_VOCAB
+
+    folder = copy_without(demo_with(tmp_path, vocab_txt=BERT_CASED_VOCAB), tmp_path / "only-vocab",
+                          "tokenizer.json")
+    with pytest.raises(CheckpointError, match=r"only-vocab/vocab.txt has 28996 tokens but .*only-vocab/"
+                                              r"config.json embeds 30522: .* cased vocabulary"):
+        load_tokenizer(resolve(folder))
+    both = demo_with(tmp_path / "both", vocab_txt=BERT_CASED_VOCAB)  # beside the demo's own tokenizer.json
+    with pytest.raises(CheckpointError, match=r"both/demo/tokenizer.json and .*both/demo/vocab.txt disagree"):
+        load_tokenizer(resolve(both))
+
+
+def test_another_padding_id_is_refused(tmp_path: Path) -> None:
+    from encoderzoo.assets import asset_path
+
+    folder = copy_without(asset_path("demo/model"), tmp_path / "ckpt")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"pad_token_id": 1}))
+    with pytest.raises(CheckpointError, match=r"pads with id 0 .* trained with pad_token_id 1"):
+        load_tokenizer(resolve(folder))
+
+
+def test_the_real_tokenizers_fit_their_models() -> None:
+    from encoderzoo.assets import asset_path
+
+    assert len(load_tokenizer(resolve(asset_path("demo/model")))) == 30522
 
 
 def test_wrong_family_names_the_model_type(tmp_path: Path) -> None:
@@ -88,7 +128,7 @@ def test_label_count_must_match_the_task(tmp_path: Path) -> None:
 
 
 def test_offline_hub_id_is_one_clear_line() -> None:
-    with pytest.raises(CheckpointError, match="offline, pass --checkpoint PATH") as caught:
+    with pytest.raises(CheckpointError, match=r"offline.*pass --checkpoint PATH") as caught:
         resolve("someone/some-model")
     assert "\n" not in str(caught.value)
 
@@ -167,3 +207,41 @@ def test_fingerprint_follows_the_weights(tiny_bert: Path, tmp_path: Path) -> Non
     assert first == fingerprint(resolve(copy_without(tiny_bert, tmp_path / "same")))
     other = build_tiny_bert(tmp_path / "other", seed=1)
     assert fingerprint(resolve(other)) != first
+
+
+def with_bias(src: Path, dst: Path, delta: float) -> Path:
+    """A copy of `src` whose classifier bias differs by `delta`: another model, same shapes."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    weights = load_file(dst / "model.safetensors")
+    weights["classifier.bias"] = weights["classifier.bias"] + delta
+    save_file(weights, dst / "model.safetensors", metadata={"format": "pt"})
+    return dst
+
+
+def test_a_hub_checkpoint_is_keyed_by_the_snapshot_it_resolved_to(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """transformers 5 sets no config._commit_hash: two hub models of one recipe must still get
+    different keys, from the snapshot's commit and the files actually loaded."""
+    import huggingface_hub.constants
+
+    from encoderzoo.checkpoints import content_hashes
+    from tests.hub_cache import add_repo
+
+    cache = tmp_path / "hub"
+    commit_a = add_repo(cache, "org/model-a", tiny_bert)
+    add_repo(cache, "org/model-c", with_bias(tiny_bert, tmp_path / "c", 1.0))
+    add_repo(cache, "org/copy-of-a", tiny_bert)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    a, c, copy = resolve("org/model-a"), resolve("org/model-c"), resolve("org/copy-of-a")
+    assert (a.location, a.revision, a.is_local) == ("org/model-a", commit_a, False)
+    assert a.folder == cache / "models--org--model-a" / "snapshots" / commit_a
+    assert fingerprint(a) != fingerprint(c)
+    assert content_hashes(a)["tokenizer"] == content_hashes(resolve(f"org/model-a@{commit_a}"))["tokenizer"]
+    assert fingerprint(a) != fingerprint(copy) and fingerprint(a) != fingerprint(resolve(tiny_bert))  # + id
+    logits = [load_model(ckpt, SST2)(input_ids=torch.tensor([[101, 8667, 102]])).logits for ckpt in (a, c)]
+    assert torch.allclose(logits[1] - logits[0], torch.ones(2), atol=1e-5)  # each loads its own files
+    with pytest.raises(CheckpointError, match="org/model-b: not in the local hub cache"):
+        resolve("org/model-b")

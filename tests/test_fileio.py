@@ -24,9 +24,9 @@ def test_atomic_path_replaces_on_success(tmp_path: Path) -> None:
 
 def test_atomic_dir_keeps_the_old_folder_when_the_run_fails(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "test") as tmp:
         (tmp / "report.md").write_text("complete")
-    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+    with pytest.raises(RuntimeError), atomic_dir(out, "test") as tmp:
         (tmp / "report.md").write_text("half")
         raise RuntimeError("interrupted")
     assert (out / "report.md").read_text() == "complete"
@@ -34,6 +34,6 @@ def test_atomic_dir_keeps_the_old_folder_when_the_run_fails(tmp_path: Path) -> N
 
 
 def test_atomic_dir_creates_nothing_when_the_first_run_fails(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "run"):
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "run", "test"):
         raise RuntimeError("bad input")
     assert list(tmp_path.iterdir()) == []

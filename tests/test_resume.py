@@ -21,7 +21,7 @@ from encoderzoo.errors import ArtifactError
 from encoderzoo.fileio import read_json
 from encoderzoo.infer import Shards, load_outputs
 from encoderzoo.pipeline import run
-from encoderzoo.workspace import partial_folder
+from encoderzoo.workspace import lock_file, partial_folder
 
 
 def accuracy(out: Path) -> dict[tuple[str, str], dict[str, float]]:
@@ -150,9 +150,8 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path: Path) -> None:
     from encoderzoo.errors import ConfigError
 
     out = tmp_path / "run"
-    partial = partial_folder(out)
-    partial.mkdir()
-    with (partial / ".lock").open("a") as held:
+    with lock_file(out).open("a") as held:  # beside the folder: held across the publishing rename
         fcntl.flock(held, fcntl.LOCK_EX)
-        with pytest.raises(ConfigError, match="another encoderzoo run is writing this folder"):
+        with pytest.raises(ConfigError, match="another encoderzoo command is writing this run folder"):
             run(RunConfig(recipe="demo", out=out, bench=False))
+    assert not partial_folder(out).exists()

@@ -3,6 +3,7 @@ tensors match the ONNX model's."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from encoderzoo.config import RunConfig
 from encoderzoo.errors import ArtifactError, ConfigError
+from encoderzoo.fileio import umask
 from encoderzoo.pipeline import Pipeline
 from encoderzoo.triton import check_model, config_text, graph_tensors, parse_config
 from tests.conftest import cli
@@ -36,7 +38,10 @@ def demo_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_demo_repository_parses_with_tritons_schema(demo_repository: Path) -> None:
     model = demo_repository / "demo"
     assert sorted(p.relative_to(model).as_posix() for p in model.rglob("*")) == [
-        "1", "1/model.onnx", "config.pbtxt"]
+        ".encoderzoo", "1", "1/model.onnx", "config.pbtxt"]  # Triton reads numbered versions only
+    assert json.loads((model / ".encoderzoo").read_text())["kind"] == "triton-model"
+    assert (model / "config.pbtxt").stat().st_mode & 0o777 == 0o666 & ~umask()  # a server can read it
+    assert model.stat().st_mode & 0o777 == 0o777 & ~umask()
     config = parse_config(model / "config.pbtxt")
     assert config.name == "demo" and config.backend == "onnxruntime" and config.max_batch_size == 64
     assert list(config.dynamic_batching.preferred_batch_size) == [4, 8, 16, 32, 64]

@@ -3,6 +3,7 @@ never an unrestricted unpickle, weights upcast to float32."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from encoderzoo.errors import CheckpointError
 from encoderzoo.families import Family
 from encoderzoo.recipes import Recipe
 from encoderzoo.tasks.base import Task
+from encoderzoo.tokenizer_check import check_tokenizer
 
 RANDOM_WEIGHTS_MARKER = "encoderzoo_random_weights.json"
 WEIGHT_FILES = (
@@ -27,21 +29,32 @@ AUTO_CLASSES = {
 }
 
 
+# what a hub checkpoint is fetched as (weights in safetensors, or else the .bin files)
+HUB_FILES = ["*.json", "*.txt", "*.model", "*.safetensors"]
+HUB_BIN_FILES = ["pytorch_model*.bin"]
+
+
 @dataclass
 class Checkpoint:
-    location: str  # a local folder or a hub id
+    location: str  # a local folder or a hub id, as the user named it (resolved)
     is_local: bool
     config: Any  # transformers.PretrainedConfig
     trust_remote_code: bool = False  # run code from the folder (only when the user asks)
+    folder: Path | None = None  # the files it loads: the folder, or a hub id's snapshot in the hub cache
+    revision: str | None = None  # a hub id: the commit its snapshot resolved to
+
+    def __post_init__(self) -> None:
+        if self.folder is None and self.is_local:
+            self.folder = Path(self.location)
+
+    @property
+    def source(self) -> str:
+        """What transformers loads from: the folder whose files are hashed."""
+        return str(self.folder) if self.folder is not None else self.location
 
     @property
     def model_type(self) -> str:
         return str(self.config.model_type)
-
-    @property
-    def folder(self) -> Path | None:
-        """The local folder its files are read from (None for a hub id not in a local folder)."""
-        return Path(self.location) if self.is_local else None
 
     @property
     def random_weights(self) -> str | None:
@@ -49,11 +62,18 @@ class Checkpoint:
         return random_weights_size(Path(self.location)) if self.is_local else None
 
 
+def random_weights_record(folder: Path) -> dict[str, Any]:
+    """What --random-weights recorded of the model in `folder` (empty if it is not one)."""
+    try:
+        record = json.loads((folder / RANDOM_WEIGHTS_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def random_weights_size(folder: Path) -> str | None:
-    marker = folder / RANDOM_WEIGHTS_MARKER
-    if marker.is_file():
-        return str(json.loads(marker.read_text(encoding="utf-8"))["size"])
-    return None
+    size = random_weights_record(folder).get("size")
+    return str(size) if size else None
 
 
 def quiet_transformers() -> None:
@@ -123,13 +143,19 @@ def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family, *,
             raise CheckpointError(f"recipe '{recipe.name}' has no default checkpoint; pass --checkpoint")
     path = Path(spec).expanduser()
     is_local = path.exists()
+    revision = None
     if is_local:
         _check_folder(path)
         spec = str(path.resolve())
     elif spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise CheckpointError(f"{spec}: no such checkpoint folder")
+    else:
+        spec, _, wanted = spec.partition("@")
+        path = hub_snapshot(spec, wanted or None)
+        _check_folder(path, hub_id=spec)
+        revision = path.name
     try:
-        config = AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         where = "folder" if is_local else "hub id"
         hint = "" if is_local else "; offline, pass --checkpoint PATH to a local Hugging Face folder"
@@ -147,7 +173,29 @@ def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family, *,
             f"{spec}: a '{config.model_type}' model, but recipe '{recipe.name}' expects "
             f"{' or '.join(repr(t) for t in family.model_types)}; pick the recipe for this model"
         )
-    return Checkpoint(location=spec, is_local=is_local, config=config, trust_remote_code=trust_remote_code)
+    return Checkpoint(location=spec, is_local=is_local, config=config, trust_remote_code=trust_remote_code,
+                      folder=path, revision=revision)
+
+
+def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
+    """The folder of a hub checkpoint's snapshot in the hub cache (named by the commit it resolved
+    to), fetched when online: config, tokenizer files and safetensors weights, or the .bin weights
+    when it has no safetensors. Offline (HF_HUB_OFFLINE=1) the cached snapshot is used."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES))
+        if not any(folder.glob("*.safetensors")):
+            folder = Path(snapshot_download(repo_id, revision=folder.name, allow_patterns=HUB_BIN_FILES))
+    except LocalEntryNotFoundError:
+        raise CheckpointError(
+            f"{repo_id}: not in the local hub cache and the hub cannot be reached (offline?); pass "
+            "--checkpoint PATH to a local Hugging Face folder") from None
+    except (HfHubHTTPError, OSError, ValueError) as err:
+        raise CheckpointError(f"{repo_id}: cannot fetch this hub id: {_first_line(err)}; pass "
+                              "--checkpoint PATH to a local Hugging Face folder") from None
+    return folder
 
 
 def _asks_for_code(folder: Path) -> bool:
@@ -157,7 +205,10 @@ def _asks_for_code(folder: Path) -> bool:
         return False
 
 
-def _check_folder(path: Path) -> None:
+def _check_folder(path: Path, hub_id: str | None = None) -> None:
+    if hub_id is not None and not any((path / name).is_file() for name in ("config.json", *WEIGHT_FILES)):
+        raise CheckpointError(f"{hub_id}: the hub repository has no config.json or weights "
+                              f"({', '.join(WEIGHT_FILES[::2])}); is it a model repository?")
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a folder; a checkpoint is a Hugging Face model folder")
     if not (path / "config.json").is_file():
@@ -177,7 +228,7 @@ def load_tokenizer(checkpoint: Checkpoint) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint.location,
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint.source,
                                                   trust_remote_code=checkpoint.trust_remote_code)
     except (OSError, ValueError, TypeError) as err:
         raise CheckpointError(
@@ -188,25 +239,9 @@ def load_tokenizer(checkpoint: Checkpoint) -> Any:
         raise CheckpointError(
             f"{checkpoint.location}: only a slow (Python) tokenizer could be built; add tokenizer.json"
         )
-    if checkpoint.random_weights is None:  # a random model was built for its tokenizer
-        embedded = int(getattr(checkpoint.config, "vocab_size", 0) or 0)
-        check_vocab_size(len(tokenizer), embedded, checkpoint.location)
+    if checkpoint.random_weights is None and checkpoint.folder is not None:  # random: built for it
+        check_tokenizer(tokenizer, checkpoint.config, checkpoint.folder)
     return tokenizer
-
-
-def check_vocab_size(tokens: int, embedded: int, location: str) -> None:
-    """Catch a tokenizer that does not belong to the model. (transformers builds a near-empty
-    tokenizer, without an error, from a folder that lacks the tokenizer files.)"""
-    if embedded and tokens > embedded:
-        raise CheckpointError(
-            f"{location}: the tokenizer has {tokens} tokens but the model embeds only "
-            f"{embedded}; the tokenizer files and config.json come from different models"
-        )
-    if embedded and tokens < embedded // 2:
-        raise CheckpointError(
-            f"{location}: the tokenizer has only {tokens} tokens for a model of "
-            f"{embedded}; the tokenizer files (tokenizer.json or the vocabulary) are missing or wrong"
-        )
 
 
 def load_model(checkpoint: Checkpoint, task: Task, *, attn_implementation: str | None = None) -> Any:
@@ -218,7 +253,7 @@ def load_model(checkpoint: Checkpoint, task: Task, *, attn_implementation: str |
     auto_class = getattr(transformers, AUTO_CLASSES[task.model_kind])
     try:
         model, info = auto_class.from_pretrained(
-            checkpoint.location, dtype=torch.float32, attn_implementation=attn_implementation,
+            checkpoint.source, dtype=torch.float32, attn_implementation=attn_implementation,
             trust_remote_code=checkpoint.trust_remote_code, weights_only=True, output_loading_info=True,
         )
     except pickle.UnpicklingError:
@@ -239,19 +274,22 @@ def load_model(checkpoint: Checkpoint, task: Task, *, attn_implementation: str |
     return model.eval()
 
 
-def fingerprint(checkpoint: Checkpoint) -> str | None:
-    """SHA-256 over a local checkpoint's config and weight files; the hub revision otherwise."""
+def fingerprint(checkpoint: Checkpoint) -> str:
+    """SHA-256 over the checkpoint's config and weight files (plus its hub id and revision)."""
     return content_hashes(checkpoint)["model"]
 
 
-def content_hashes(checkpoint: Checkpoint) -> dict[str, str | None]:
+def content_hashes(checkpoint: Checkpoint) -> dict[str, str]:
     """What artifacts are keyed on: "model" (config.json and the weights) and "tokenizer"
-    (every other file of the folder). A hub checkpoint's revision stands for both."""
-    if not checkpoint.is_local:
-        revision = getattr(checkpoint.config, "_commit_hash", None)
-        return {"model": revision, "tokenizer": revision}
-    folder = Path(checkpoint.location)
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    (every other file), hashed from the files transformers loads: a local folder's, or the
+    snapshot a hub id resolved to, whose id and revision join the hash."""
+    assert checkpoint.folder is not None  # resolve_checkpoint always finds the files
+    files = [p for p in checkpoint.folder.iterdir() if p.is_file() and not p.name.startswith(".")]
     model = [p for p in files if p.name == "config.json" or p.suffix in (".safetensors", ".bin")]
     rest = [p for p in files if p not in model and p.name != RANDOM_WEIGHTS_MARKER]
-    return {"model": files_hash(model), "tokenizer": files_hash(rest)}
+    hub = "" if checkpoint.is_local else f"{checkpoint.location}@{checkpoint.revision}\0"
+    return {"model": _joined(hub, files_hash(model)), "tokenizer": _joined(hub, files_hash(rest))}
+
+
+def _joined(prefix: str, digest: str) -> str:
+    return hashlib.sha256(f"{prefix}{digest}".encode()).hexdigest() if prefix else digest

@@ -41,6 +41,9 @@ TrustCodeOpt = Annotated[bool, typer.Option(
     "--trust-remote-code", help="Let transformers run Python code shipped in the checkpoint "
                                 "folder (auto_map). Off by default: read that code first.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Run folder [default: runs/RECIPE].")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace an existing folder that encoderzoo did not make (it refuses by "
+                        "default; never one that holds this run's inputs).")]
 CheckpointOpt = Annotated[str | None, typer.Option(
     "--checkpoint",
     help="Hugging Face folder or hub id [default: the run folder's (from prepare), else the recipe's].")]
@@ -157,10 +160,12 @@ def _config(ctx: typer.Context | None, recipe: str | None, out: Path | None,
     return RunConfig(recipe=recipe, out=out, **options)
 
 
-def _pipeline(config: Any) -> Any:
+def _pipeline(ctx: typer.Context, config: Any) -> Any:
+    """A Pipeline over the run folder, locked (and proven ours) until the command ends."""
     from encoderzoo.pipeline import Pipeline
+    from encoderzoo.workspace import stage_folder
 
-    return Pipeline(config)
+    return Pipeline(config, ctx.with_resource(stage_folder(config.out, overwrite=config.overwrite)))
 
 
 @app.callback()
@@ -210,7 +215,7 @@ def run(
     bench: BenchOpt = True, warmup: WarmupOpt = 2, min_runs: MinRunsOpt = 5,
     min_seconds: MinSecondsOpt = 1.0, resume: ResumeOpt = False, shard_size: ShardSizeOpt = 1024,
     engine: EngineOpt = "local", ray_address: RayAddressOpt = None, ray_actors: RayActorsOpt = 2,
-    trust_remote_code: TrustCodeOpt = False,
+    trust_remote_code: TrustCodeOpt = False, overwrite: OverwriteOpt = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the resolved configuration and the stages it would run.")] = False,
 ) -> None:
@@ -225,7 +230,7 @@ def run(
         optimize_timeout=optimize_timeout, calibration_size=calibration_size, triage=triage,
         bench=bench, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds, resume=resume,
         shard_size=shard_size, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
-        trust_remote_code=trust_remote_code,
+        trust_remote_code=trust_remote_code, overwrite=overwrite,
     )
     if dry_run:
         _print_plan(config)
@@ -243,8 +248,9 @@ def run(
 def _print_plan(config: Any) -> None:
     from encoderzoo.config import to_toml
     from encoderzoo.pipeline import Pipeline
-    from encoderzoo.workspace import Workspace, partial_folder
+    from encoderzoo.workspace import Workspace, check_run_folder, partial_folder
 
+    check_run_folder(config.out, overwrite=config.overwrite, inputs=config.input_paths)  # as `run` would
     partial = partial_folder(config.out)
     folder = partial if config.resume and partial.is_dir() else config.out
     typer.echo("# encoderzoo run --dry-run: the resolved configuration (a --config file)\n")
@@ -267,13 +273,14 @@ def convert(
     labels: LabelNamesOpt = None,
     head: Annotated[str | None, typer.Option(
         "--head", help="fairseq: which classification head [default: the only one].")] = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Convert an original research checkpoint into a Hugging Face folder (weights_only loading;
     objects other than tensors in the file are replaced by inert records, never run)."""
     from encoderzoo.convert import convert_checkpoint
 
     info = convert_checkpoint(fmt, source, out, config=config, tokenizer=tokenizer,
-                              labels=_names(labels) if labels else None, head=head)
+                              labels=_names(labels) if labels else None, head=head, overwrite=overwrite)
     typer.echo(f"wrote {out} ({info['model_class']})")
     if info["ignored_keys"]:
         typer.echo(f"left out {len(info['ignored_keys'])} source parameters: "
@@ -295,17 +302,18 @@ def prepare(
                          "input (input_ids/0.bin ...), as ais_bench and msame read them.")] = "npz",
     bin_dtype: Annotated[str, typer.Option(
         "--bin-dtype", help="With --format bin: int64 (as the ONNX export) or int32.")] = "int64",
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Read the dataset and tokenize it with the checkpoint's tokenizer."""
     if fmt not in ("npz", "bin"):
         raise ConfigError(f"--format is npz or bin, not {fmt!r}")
-    pipeline = _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint, data=data,
+    pipeline = _pipeline(ctx, _config(ctx, recipe, out, config_file, checkpoint=checkpoint, data=data,
                                  random_weights=random_weights, tokenizer=tokenizer,
                                  label_names=label_names, seq_len=seq_len, limit=limit,
-                                 trust_remote_code=trust_remote_code))
+                                 trust_remote_code=trust_remote_code, overwrite=overwrite))
     pipeline.prepare()
     if fmt == "bin":
-        info = pipeline.write_bin(bin_dtype)
+        info = pipeline.write_bin(bin_dtype, overwrite=overwrite)
         typer.echo(f"wrote {info['samples']} samples x {len(info['inputs'])} inputs "
                    f"({', '.join(info['inputs'])}, {info['dtype']}, {info['seq_len']} tokens) to "
                    f"{pipeline.ws.bin_dir}")
@@ -328,17 +336,17 @@ def export(
                               "a GPU].")] = None,
     triton_max_batch: Annotated[int | None, typer.Option(
         "--triton-max-batch", help="max_batch_size [default: the largest benchmark batch size].")] = None,
-    device: DeviceOpt = "auto", batch_sizes: BatchSizesOpt = None,
+    device: DeviceOpt = "auto", batch_sizes: BatchSizesOpt = None, overwrite: OverwriteOpt = False,
 ) -> None:
     """Export to ONNX and check it against PyTorch on prepared inputs (reused when the run
     folder holds the export of these exact weights); with --triton, a serving repository."""
-    pipeline = _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint, device=device,
-                                 batch_sizes=batch_sizes, trust_remote_code=trust_remote_code))
+    pipeline = _pipeline(ctx, _config(ctx, recipe, out, config_file, checkpoint=checkpoint, device=device,
+                                      batch_sizes=batch_sizes, trust_remote_code=trust_remote_code))
     if pipeline.ws.features.is_file() or triton is None:
         pipeline.export()
     if triton is not None:
         info = pipeline.triton(triton, name=triton_name, precision=triton_precision, kind=triton_kind,
-                               max_batch_size=triton_max_batch)
+                               max_batch_size=triton_max_batch, overwrite=overwrite)
         typer.echo(f"wrote {info['config']}")
 
 
@@ -349,8 +357,8 @@ def optimize(
     trust_remote_code: TrustCodeOpt = False,
 ) -> None:
     """Fuse the exported graph (attention, LayerNorm, GELU) and check it again."""
-    _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint, optimize_timeout=optimize_timeout,
-                      trust_remote_code=trust_remote_code)).optimize()
+    _pipeline(ctx, _config(ctx, recipe, out, config_file, checkpoint=checkpoint,
+                           optimize_timeout=optimize_timeout, trust_remote_code=trust_remote_code)).optimize()
 
 
 @app.command()
@@ -366,7 +374,7 @@ def infer(
 ) -> None:
     """Run every prepared example through each backend; save outputs and predictions (finished
     runs with the same model, data and batching are reused)."""
-    _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint, backends=backends,
+    _pipeline(ctx, _config(ctx, recipe, out, config_file, checkpoint=checkpoint, backends=backends,
                       batch_size=batch_size, padding=padding, order=order, buckets=buckets,
                       threads=threads, device=device, providers=providers, backend_options=backend_option,
                       resume=resume, shard_size=shard_size, engine=engine, ray_address=ray_address,
@@ -403,7 +411,7 @@ def score(
         result = score_predictions(recipe, predictions, tuple(data or ()))
         typer.echo(json.dumps(result, indent=2))
         return
-    pipeline = _pipeline(_config(ctx, recipe, out, config_file, gate=gate, min_agreement=min_agreement,
+    pipeline = _pipeline(ctx, _config(ctx, recipe, out, config_file, gate=gate, min_agreement=min_agreement,
                                  reference=reference, label_names=label_names))
     if outputs is not None:
         typer.echo(json.dumps(pipeline.score_device_outputs(outputs, layout=layout, dtype=output_dtype),
@@ -420,7 +428,7 @@ def triage_command(
     calibration_size: CalibrationOpt = 100, threads: ThreadsOpt = None,
 ) -> None:
     """Re-quantize the scored int8 models that missed their gate; exit 3 if one still does."""
-    pipeline = _pipeline(_config(ctx, recipe, out, config_file, gate=gate, min_agreement=min_agreement,
+    pipeline = _pipeline(ctx, _config(ctx, recipe, out, config_file, gate=gate, min_agreement=min_agreement,
                                  reference=reference, calibration_size=calibration_size, threads=threads))
     pipeline.score()  # with this command's gate
     pipeline.triage()
@@ -443,7 +451,7 @@ def bench(
 ) -> None:
     """Sweep batch sizes x sequence lengths; latency percentiles and throughput. Exports (and
     optimizes) first when the run folder has no ONNX graph of this checkpoint yet."""
-    pipeline = _pipeline(_config(
+    pipeline = _pipeline(ctx, _config(
         ctx, recipe, out, config_file, checkpoint=checkpoint, random_weights=random_weights,
         tokenizer=tokenizer, backends=backends, batch_sizes=batch_sizes, seq_len=seq_len,
         seq_lens=seq_lens, threads=threads, device=device, providers=providers,
@@ -461,7 +469,7 @@ def report(
     checkpoint: CheckpointOpt = None,
 ) -> None:
     """Write report.json, report.md and the throughput plot from the stages' results."""
-    pipeline = _pipeline(_config(ctx, recipe, out, config_file, checkpoint=checkpoint))
+    pipeline = _pipeline(ctx, _config(ctx, recipe, out, config_file, checkpoint=checkpoint))
     pipeline.report()
     typer.echo(pipeline.ws.report_md.read_text(encoding="utf-8"))
 

@@ -60,6 +60,7 @@ class RunConfig:
     resume: bool = False  # continue an interrupted run from its partial folder and output shards
     shard_size: int = DEFAULT_SHARD_ROWS  # rows per output shard (the most an interruption loses)
     trust_remote_code: bool = False  # let transformers run Python code shipped in the checkpoint folder
+    overwrite: bool = False  # replace an --out folder encoderzoo did not make (never one holding the inputs)
 
     def __post_init__(self) -> None:
         get_recipe(self.recipe)
@@ -111,6 +112,12 @@ class RunConfig:
     @property
     def recipe_spec(self) -> Recipe:
         return get_recipe(self.recipe)
+
+    @property
+    def input_paths(self) -> tuple[Path, ...]:
+        """The local files and folders this run reads (none of them may lie inside --out)."""
+        named = [self.checkpoint, self.tokenizer, *(d.partition("=")[2] or d for d in self.data)]
+        return tuple(Path(p) for p in named if p and Path(p).expanduser().exists())
 
     @property
     def effective_seq_len(self) -> int:
@@ -165,7 +172,7 @@ def _positive(option: str, values: Any) -> None:
 INTS = {"batch_size", "seq_len", "limit", "threads", "calibration_size", "warmup", "min_runs", "shard_size",
         "ray_actors"}
 FLOATS = {"optimize_timeout", "gate", "min_seconds", "min_agreement"}
-BOOLS = {"optimize", "triage", "bench", "resume", "trust_remote_code"}
+BOOLS = {"optimize", "triage", "bench", "resume", "trust_remote_code", "overwrite"}
 INT_LISTS = {"batch_sizes", "seq_lens", "buckets"}
 STR_LISTS = {"backends", "providers", "label_names", "data", "backend_options", "reference"}
 PATHS = {"out", "cache_dir"}

@@ -1,27 +1,71 @@
-"""Writes that never leave a half-written file or folder behind."""
+"""Writes that never leave a half-written file or folder behind, survive a power cut once
+published (file and folder fsynced before the rename that publishes them), honour the umask, and
+never replace a folder encoderzoo cannot prove it made."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from encoderzoo.errors import ConfigError
+
+MARKER = ".encoderzoo"  # in every folder encoderzoo made: {"kind": ..., "encoderzoo": version, ...}
+_UMASK: list[int] = []
+_UMASK_LOCK = threading.Lock()
+
+
+def umask() -> int:
+    """The process's umask (read once: os.umask can only be read by setting it)."""
+    with _UMASK_LOCK:
+        if not _UMASK:
+            current = os.umask(0o022)
+            os.umask(current)
+            _UMASK.append(current)
+    return _UMASK[0]
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's entries') bytes to the disk."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if (path.is_file() and not path.is_symlink()) or path.is_dir():
+            fsync_path(path)
+    fsync_path(folder)
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it into place, else delete it."""
+    """Yield a temporary path beside `path`; on success fsync it, rename it into place and fsync
+    the folder, else delete it. The file gets the umask's permissions, as a plain open would."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~umask())
     try:
         yield tmp
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -39,20 +83,87 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+# -- folders encoderzoo made ---------------------------------------------------------------------
+
+def marker(folder: Path) -> dict[str, Any]:
+    """What encoderzoo recorded in a folder it made (empty: not one of ours)."""
+    try:
+        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and "kind" in data else {}
+
+
+def mark(folder: Path, kind: str) -> None:
+    """Record in `folder` that encoderzoo made it (a run folder, a converted checkpoint...)."""
+    from encoderzoo import __version__
+
+    if marker(folder).get("kind") != kind:
+        write_json(folder / MARKER, {"kind": kind, "encoderzoo": __version__,
+                                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+def check_replaceable(path: Path, kind: str, *, overwrite: bool = False, option: str = "--out") -> None:
+    """Refuse to replace or write into an existing folder encoderzoo cannot prove it made
+    (no marker of this kind), unless the user says --overwrite; an empty folder is fine.
+    `option` names where the path came from: a flag (--out) or a description."""
+    where = f"{option} {path}" if option.startswith("--") else f"{path} ({option})"
+    fix = f"pass another {option}, or --overwrite to replace it" if option.startswith("--") else \
+        "move it away, or pass --overwrite to replace it"
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise ConfigError(f"{where}: exists and is not a folder; {fix}")
+    if not path.is_dir() or overwrite or marker(path).get("kind") == kind or not any(path.iterdir()):
+        return
+    raise ConfigError(f"{where}: the folder exists and was not made by encoderzoo (no {MARKER} of a "
+                      f"{kind}); encoderzoo never deletes what it did not create: {fix}")
+
+
 @contextlib.contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Build a folder under a temporary name; it replaces `path` only if the block succeeds."""
+def atomic_dir(path: Path, kind: str, *, overwrite: bool = False, option: str = "--out") -> Iterator[Path]:
+    """Build a folder under a temporary name; it replaces `path` only if the block succeeds, and
+    only if `path` is absent, empty, marked as made by encoderzoo as a `kind`, or `overwrite`."""
+    check_replaceable(path, kind, overwrite=overwrite, option=option)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700
     try:
         yield tmp
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        mark(tmp, kind)
+        fsync_tree(tmp)
+        publish(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(new: Path, path: Path) -> None:
+    """Put the folder `new` at `path`, replacing what is there: in one atomic exchange where the
+    system has it (Linux renameat2), else by two renames. The old folder is then deleted."""
+    if not path.exists():
+        os.replace(new, path)
+        fsync_path(path.parent)
+        return
+    if exchange(new, path):
+        old = new.with_name(f"{new.name}.old")
+        os.replace(new, old)  # `new` now holds the replaced folder
+    else:
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+        os.replace(new, path)
+    fsync_path(path.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (renameat2 RENAME_EXCHANGE); False where it is not available."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return bool(result == 0)

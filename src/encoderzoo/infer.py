@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from encoderzoo.backends import Backend
-from encoderzoo.console import progress_bar
+from encoderzoo.console import progress_bar, step
 from encoderzoo.errors import ArtifactError
 from encoderzoo.features import Batching, Features
 from encoderzoo.fileio import atomic_path, read_json, write_json
@@ -91,6 +91,8 @@ class Shards:
             if meta.get("key") == self.key and meta.get("total") == self.total:
                 self._count = len(self.files())
                 return self.done_rows()
+            step(f"infer: the unfinished outputs in {self.folder.name} were made with another model, data, "
+                 "backend or batching; starting this backend over")
         shutil.rmtree(self.folder, ignore_errors=True)
         write_json(self.meta, {"key": self.key, "total": self.total})
         return np.zeros(0, dtype=np.int64)

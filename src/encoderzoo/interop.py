@@ -25,7 +25,8 @@ INPUT_DTYPES = ("int64", "int32")
 
 
 def write_bin(features: Features, folder: Path, dtype: str = "int64",
-              labels: list[str] | None = None) -> dict[str, Any]:
+              labels: list[str] | None = None, *, prepare_key: str | None = None,
+              overwrite: bool = False) -> dict[str, Any]:
     """One file per sample and input (C order, no header), the gold label of each sample's
     example (labels.txt, one per line in sample order), an index and a summary; the whole folder
     appears at once."""
@@ -38,7 +39,8 @@ def write_bin(features: Features, folder: Path, dtype: str = "int64",
     if labels is not None and len(labels) != len(features):
         raise ValueError(f"{len(labels)} labels for {len(features)} samples")
     gold = [" ".join(str(label).split()) for label in labels] if labels else [""] * len(features)
-    with atomic_dir(folder) as tmp:
+    info["prepare_key"] = prepare_key  # score --outputs refuses outputs of other samples
+    with atomic_dir(folder, "bin-samples", overwrite=overwrite, option="the bin folder") as tmp:
         for name, array in features.arrays.items():
             (tmp / name).mkdir()
             rows = array.astype(dtype)
@@ -64,10 +66,11 @@ def detect_layout(folder: Path) -> str:
 
 
 def read_outputs(folder: Path, samples: int, shapes: dict[str, tuple[int, ...]], *, layout: str = "auto",
-                 dtype: str = "float32") -> dict[str, np.ndarray]:
+                 dtype: str = "float32", not_before: float | None = None) -> dict[str, np.ndarray]:
     """{output name: (samples, *shape)} from a runner's output folder (searched recursively:
     ais_bench writes into a dated subfolder). Output k is the k-th of `shapes`, in the model's
-    output order. Raw .bin files are read as `dtype`; .npy files carry their own."""
+    output order. Raw .bin files are read as `dtype`; .npy files carry their own. Files older than
+    `not_before` (when the samples were written) were made for other samples: refused."""
     if not folder.is_dir():
         raise ArtifactError(f"{folder}: no such output folder")
     if layout == "auto":
@@ -85,6 +88,10 @@ def read_outputs(folder: Path, samples: int, shapes: dict[str, tuple[int, ...]],
                                     f"{found[key].relative_to(folder)}, {path.relative_to(folder)}); "
                                     "keep one run's outputs")
             found[key] = path
+            if not_before is not None and path.stat().st_mtime < not_before:
+                raise ArtifactError(f"{path}: older than the samples of `prepare --format bin` it should "
+                                    "answer; were the outputs made for earlier samples? Run the device "
+                                    "runner again on the current samples")
     extra = sorted({s for s, k in found if s >= samples or k >= len(names)})
     if extra:
         raise ArtifactError(f"{folder}: outputs for sample {extra[0]} or output index beyond the "

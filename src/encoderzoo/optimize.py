@@ -48,7 +48,7 @@ def optimize_onnx(
     result = dst.with_name(f".{dst.name}.{os.getpid()}.result.json")
     command = [sys.executable, "-m", "encoderzoo.optimize", str(src), str(tmp), str(result),
                model_type, str(int(config.num_attention_heads)), str(int(config.hidden_size)),
-               str(limit)]
+               str(limit), str(os.getpid())]
     start = time.perf_counter()
     try:
         try:
@@ -68,6 +68,22 @@ def optimize_onnx(
     finally:
         tmp.unlink(missing_ok=True)
         result.unlink(missing_ok=True)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this (child) process get SIGKILL when its parent dies, even by kill -9 (Linux
+    prctl); elsewhere, exit now if the parent is already gone."""
+    import contextlib
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # died before the signal was armed
+        os._exit(1)
 
 
 def _child(src: str, dst: str, result: str, model_type: str, num_heads: int, hidden_size: int,
@@ -91,5 +107,6 @@ def _child(src: str, dst: str, result: str, model_type: str, num_heads: int, hid
 
 
 if __name__ == "__main__":
+    die_with_parent(int(sys.argv[8]))  # a killed run leaves no optimizer behind
     src, dst, result, model_type, heads, hidden, limit = sys.argv[1:8]
     sys.exit(_child(src, dst, result, model_type, int(heads), int(hidden), int(limit)))

@@ -5,7 +5,6 @@ that the stages can run one at a time from the CLI or all together with `run`.""
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ from encoderzoo.checkpoints import (
     fingerprint,
     load_model,
     load_tokenizer,
-    random_weights_size,
+    random_weights_record,
     resolve_checkpoint,
     trainer_results,
 )
@@ -54,10 +53,10 @@ from encoderzoo.export import (
 )
 from encoderzoo.families import Family, get_family
 from encoderzoo.features import Features
-from encoderzoo.fileio import read_json, write_json
+from encoderzoo.fileio import check_replaceable, mark, publish, read_json, write_json
 from encoderzoo.infer import Shards, load_outputs, run_inference, save_outputs
 from encoderzoo.optimize import optimize_onnx
-from encoderzoo.random_weights import build_random_checkpoint
+from encoderzoo.random_weights import build_random_checkpoint, random_weights_key
 from encoderzoo.recipes import Recipe
 from encoderzoo.report import write_report
 from encoderzoo.scoring import (
@@ -72,7 +71,18 @@ from encoderzoo.scoring import (
 from encoderzoo.sources import describe_data, resolve_data
 from encoderzoo.tasks import get_task
 from encoderzoo.tasks.base import Task, read_splits, split_key
-from encoderzoo.workspace import LOCK_NAME, Workspace, clear, has_work, locked, partial_folder, seed_from
+from encoderzoo.workspace import (
+    RUN,
+    Workspace,
+    check_run_folder,
+    clean_temporary,
+    clear,
+    has_work,
+    locked,
+    partial_folder,
+    recover,
+    seed_from,
+)
 
 TRIAGED = ("onnx-int8", "onnx-int8-static")  # the artifacts triage can re-quantize
 
@@ -107,16 +117,22 @@ class Pipeline:
         elif spec is None and self.prepared.get("checkpoint"):
             recorded = self.prepared["checkpoint"]
             spec = str(self.ws.root / recorded) if self.prepared.get("checkpoint_in_run") else recorded
+            if self.prepared.get("revision"):  # the hub snapshot it was prepared with, not a newer one
+                spec = f"{recorded}@{self.prepared['revision']}"
         return resolve_checkpoint(spec, self.recipe, self.family,
                                   trust_remote_code=self.config.trust_remote_code)
 
     def _random_checkpoint(self, size: str) -> Path:
+        """The run folder's random model, rebuilt unless it was built with this size, recipe
+        architecture, task head and tokenizer (its files' bytes)."""
         folder = self.ws.random_checkpoint
-        if random_weights_size(folder) != size:
+        key = random_weights_key(recipe=self.recipe, family=self.family, task=get_task(self.recipe.task),
+                                 size=size, tokenizer=self.config.tokenizer)  # type: ignore[arg-type]
+        if random_weights_record(folder).get("key") != key:
             step(f"random weights: building a {size} {self.recipe.architecture} model")
             build_random_checkpoint(folder, recipe=self.recipe, family=self.family,
                                     task=get_task(self.recipe.task), size=size,  # type: ignore[arg-type]
-                                    tokenizer=self.config.tokenizer)
+                                    tokenizer=self.config.tokenizer, key=key)
         return folder
 
     @cached_property
@@ -155,11 +171,27 @@ class Pipeline:
     def hashes(self) -> dict[str, str | None]:
         return content_hashes(self.checkpoint)
 
-    def prepare_key(self, files: dict[str, Path]) -> str:
-        return make_key("prepare", task=self.recipe.task, data={s: file_hash(p) for s, p in files.items()},
-                        seq_len=self.config.effective_seq_len, limit=self.config.limit,
-                        label_names=self.config.label_names, inputs=self.family.input_names,
-                        **self.hashes, libraries=versions("tokenizers", "transformers"))
+    def prepare_options(self, files: dict[str, Path]) -> dict[str, Any]:
+        """What prepared data depend on besides the checkpoint: recorded, so that a later stage
+        can recompute the key with its own checkpoint (see check_prepared)."""
+        return {"task": self.recipe.task, "data": {s: file_hash(p) for s, p in files.items()},
+                "seq_len": self.config.effective_seq_len, "limit": self.config.limit,
+                "label_names": self.config.label_names, "inputs": self.family.input_names}
+
+    def prepare_key(self, options: dict[str, Any]) -> str:
+        return make_key("prepare", **options, **self.hashes, libraries=versions("tokenizers", "transformers"))
+
+    def check_prepared(self) -> None:
+        """Refuse prepared data made for another checkpoint (or tokenizer, or library versions):
+        the key is recomputed from the recorded options and this run's checkpoint, never taken
+        from the record alone."""
+        recorded = self.prepared
+        options = recorded.get("options")
+        if options is None or self.prepare_key(options) != recorded.get("key"):
+            raise ArtifactError(
+                f"{self.ws.prepare_json}: the prepared data were made for another checkpoint, tokenizer "
+                f"or library versions than {self.checkpoint.location}; run `encoderzoo prepare` again "
+                "with this checkpoint (or `encoderzoo run`)")
 
     @cached_property
     def export_key(self) -> str:
@@ -214,6 +246,8 @@ class Pipeline:
 
     def _features(self) -> Features:
         if "features" not in self._loaded:
+            if self.ws.prepare_json.is_file():
+                self.check_prepared()
             self._loaded["features"] = Features.load(self.ws.features)
         return self._loaded["features"]  # type: ignore[no-any-return]
 
@@ -228,6 +262,7 @@ class Pipeline:
             if not self.ws.examples.is_file():
                 raise ArtifactError(
                     f"{self.ws.examples}: no prepared examples; run `encoderzoo prepare` first")
+            self.check_prepared()
             self._loaded["examples"] = self.task.load_examples(self.ws.examples)
         return self._loaded["examples"]  # type: ignore[no-any-return]
 
@@ -238,10 +273,14 @@ class Pipeline:
         files = resolve_data(self.recipe, cfg.data, cfg.cache_dir)
         step(f"prepare: reading {', '.join(f'{split}: {path}' for split, path in files.items())}")
         examples, results = read_splits(get_task(self.recipe.task), files, limit=cfg.limit)
-        key = self.prepare_key(files)  # after reading: bad data fails before a model is built
+        options = self.prepare_options(files)
+        key = self.prepare_key(options)  # after reading: bad data fails before a model is built
         if self._current(self.ws.prepare_json, key, self.ws.features, self.ws.examples):
             step(f"prepare: reusing {self.ws.features.parent.name}/ (same data, tokenizer and options)")
             return self.prepared
+        if self.ws.prepare_json.is_file():
+            step("prepare: the data prepared here were made with another checkpoint, data or options; "
+                 "preparing again")
         self._invalidate(self.ws.infer_json, *self.ws.results())
         splits = {split: {"data": str(files[split]), "examples": len(result.examples),
                           "skipped_unlabeled": result.skipped} for split, result in results.items()}
@@ -255,7 +294,8 @@ class Pipeline:
         location = Path(self.checkpoint.location)
         in_run = self.checkpoint.is_local and location.is_relative_to(self.ws.root.resolve())
         info = {
-            "key": key, "recipe": self.recipe.name, "task": self.recipe.task, "splits": splits,
+            "key": key, "options": options, "recipe": self.recipe.name, "task": self.recipe.task,
+            "splits": splits,
             "data": ", ".join(s["data"] for s in splits.values()),
             "examples": len(examples), "features": len(features), "seq_len": seq_len,
             "mean_tokens": round(float(features.lengths.mean()), 2),
@@ -263,7 +303,7 @@ class Pipeline:
             "at_seq_len": int((features.lengths >= seq_len).sum()),  # possibly truncated
             "checkpoint": str(location.relative_to(self.ws.root.resolve())) if in_run
             else self.checkpoint.location,
-            "checkpoint_in_run": in_run,
+            "checkpoint_in_run": in_run, "revision": self.checkpoint.revision,
             "model_labels": list(getattr(self.task, "model_labels", None) or []),
         }
         write_json(self.ws.prepare_json, info)
@@ -492,7 +532,7 @@ class Pipeline:
         if graph is not None:
             self._verify(graph)
         spec = ActorSpec(
-            backend=name, precision=precision, recipe=self.recipe.name, checkpoint=self.checkpoint.location,
+            backend=name, precision=precision, recipe=self.recipe.name, checkpoint=self.checkpoint.source,
             label_names=cfg.label_names, graph=str(graph.resolve()) if graph else None,
             threads=max(cfg.threads // cfg.ray_actors, 1), device=self.device, providers=cfg.providers,
             options=parse_backend_options(cfg.backend_options).get(name, {}), batching=cfg.batching,
@@ -628,16 +668,17 @@ class Pipeline:
                     min_agreement=self.task.agreement_floor if floor is None else floor,
                     random_weights=self.checkpoint.random_weights is not None)
 
-    def write_bin(self, dtype: str = "int64") -> dict[str, Any]:
+    def write_bin(self, dtype: str = "int64", *, overwrite: bool = False) -> dict[str, Any]:
         """`prepare --format bin`: the prepared rows as per-sample files with their gold labels
-        (a class label, or a question's first answer)."""
+        (a class label, or a question's first answer), recording which prepared data they are."""
         from encoderzoo.interop import write_bin
 
         features, examples = self._features(), self._examples()
         by_id = {e.id: e for e in examples}
         labels = [str(getattr(e, "label", None) or next(iter(getattr(e, "answers", ())), ""))
                   for e in (by_id[i] for i in features.example_ids)]
-        return write_bin(features, self.ws.bin_dir, dtype, labels)
+        return write_bin(features, self.ws.bin_dir, dtype, labels, prepare_key=self.prepared["key"],
+                         overwrite=overwrite)
 
     def score_device_outputs(self, folder: Path, *, layout: str = "auto", dtype: str = "float32"
                              ) -> dict[str, Any]:
@@ -647,11 +688,20 @@ class Pipeline:
         from encoderzoo.interop import detect_layout, read_outputs
 
         features, examples = self._features(), self._examples()
+        written = self.ws.bin_dir / "bin.json"
+        if not written.is_file():
+            raise ArtifactError(f"{written}: no samples were written here; run `encoderzoo prepare --format "
+                                "bin` first, then the device runner on them")
+        if read_json(written).get("prepare_key") != self.prepared["key"]:
+            raise ArtifactError(f"{written}: the samples in {self.ws.bin_dir} were written for other "
+                                "prepared data (another checkpoint, dataset or options); run `encoderzoo "
+                                "prepare --format bin` again and the device runner on its samples")
         labels = int(getattr(self.checkpoint.config, "num_labels", 0) or 0)
         shapes = {name: (features.seq_len,) if 1 in axes else (labels,)
                   for name, axes in self.task.output_axes.items()}
         layout = detect_layout(folder) if layout == "auto" else layout
-        outputs = read_outputs(folder, len(features), shapes, layout=layout, dtype=dtype)
+        outputs = read_outputs(folder, len(features), shapes, layout=layout, dtype=dtype,
+                               not_before=written.stat().st_mtime)
         predictions = self.task.predict(examples, features, outputs)
         path = self.ws.predictions("device", layout, self.task.predictions_suffix)
         self.task.write_predictions(examples, predictions, outputs, path)
@@ -666,10 +716,15 @@ class Pipeline:
         return result
 
     def triton(self, repository: Path, *, name: str | None = None, precision: str = "fp32",
-               kind: str | None = None, max_batch_size: int | None = None) -> dict[str, Any]:
+               kind: str | None = None, max_batch_size: int | None = None, overwrite: bool = False
+               ) -> dict[str, Any]:
         """A Triton model repository with ONNX Runtime's artifact at `precision` (the fused
         fp32 graph by default), checked against Triton's model-config schema."""
-        from encoderzoo.triton import write_repository
+        from encoderzoo.fileio import check_replaceable
+        from encoderzoo.triton import model_name, write_repository
+
+        check_replaceable(repository / model_name(name or self.recipe.name), "triton-model",
+                          overwrite=overwrite, option="--triton")
 
         spec = get_backend("onnxruntime")
         if precision not in spec.artifacts:
@@ -682,7 +737,7 @@ class Pipeline:
         kind = kind or ("KIND_GPU" if self.device == "cuda" else "KIND_CPU")
         info = write_repository(graph, repository, name or self.recipe.name,
                                 max_batch_size=max_batch_size or max(sizes), kind=kind, preferred=sizes,
-                                tensorrt_fp16=precision == "fp16")
+                                tensorrt_fp16=precision == "fp16", overwrite=overwrite)
         step(f"triton: {info['config']} ({kind}, max batch {max_batch_size or max(sizes)}), "
              f"checked with {info['validated_with']}")
         return info
@@ -739,7 +794,7 @@ class Pipeline:
                 "architectures": getattr(checkpoint.config, "architectures", None),
                 "stored_dtype": str(getattr(checkpoint.config, "dtype", None) or "unknown")
                 .removeprefix("torch."),
-                "fingerprint": fingerprint(checkpoint),
+                "fingerprint": fingerprint(checkpoint), "revision": checkpoint.revision,
             },
             "config": self.config.to_json(),
         }
@@ -756,7 +811,8 @@ class Pipeline:
         data = describe_data(self.recipe, cfg.data, cfg.cache_dir)
         files = {split: Path(p) for split, p in data.items() if Path(p).is_file()}
         prepared = len(files) == len(data) and self._current(
-            self.ws.prepare_json, self.prepare_key(files), self.ws.features, self.ws.examples)
+            self.ws.prepare_json, self.prepare_key(self.prepare_options(files)), self.ws.features,
+            self.ws.examples)
         limit = f", first {cfg.limit}" if cfg.limit else ""
         read = "; ".join(f"{s}: {p}" for s, p in data.items())
         stages = [("backends", note, "skip") for note in self.validate()]
@@ -817,42 +873,43 @@ class Pipeline:
 
 
 def run(config: RunConfig) -> tuple[bool, Path]:
-    """The whole chain into `config.out`, built in a hidden partial folder and renamed into
-    place only when complete. An interrupted run leaves the partial folder for `--resume`; bad
-    input removes it. Artifacts of an earlier run in `config.out` are reused where their keys
-    match. Returns (all gates passed, report path)."""
+    """The whole chain into `config.out`, built in a hidden partial folder and published in place
+    of `out` (one atomic exchange) only when complete. The folder's lock, beside it, is held from
+    before the partial folder is looked at until after the exchange. An interrupted run, or one
+    that fails after prepare, leaves the partial folder for `--resume`; bad input found before
+    anything was done removes it. Artifacts of an earlier run in `out` are reused where their
+    keys match. Returns (all gates passed, report path)."""
     out, partial = config.out, partial_folder(config.out)
-    unfinished = partial.is_dir() and has_work(partial)
-    with locked(partial):
-        if unfinished and not config.resume:
+    with locked(out):
+        recover(out)
+        check_run_folder(out, overwrite=config.overwrite, inputs=config.input_paths)
+        if partial.exists():
+            check_replaceable(partial, RUN, overwrite=config.overwrite, option="the partial run folder")
+        pipeline = Pipeline(config, Workspace(partial))
+        pipeline.validate()  # nothing is written before the options are known to be runnable
+        resumable = partial.is_dir() and has_work(partial)
+        if resumable and not config.resume:
             step(f"run: discarding the unfinished run in {partial} (pass --resume to continue it)")
             clear(partial)
+            resumable = False
         elif config.resume:
-            step(f"run: resuming the unfinished run in {partial}" if unfinished
+            step(f"run: resuming the unfinished run in {partial}" if resumable
                  else "run: nothing to resume; starting afresh")
-        pipeline = Pipeline(config, Workspace(partial))
-        try:
-            pipeline.validate()  # nothing is written before the options are known to be runnable
-        except EncoderzooError:
-            if not unfinished:
-                shutil.rmtree(partial, ignore_errors=True)
-            raise
+        partial.mkdir(parents=True, exist_ok=True)
+        mark(partial, RUN)
+        for leftover in clean_temporary(partial):
+            step(f"run: removed {leftover.relative_to(partial)}, left by a stopped run")
         if out.is_dir():
             seed_from(out, partial)
         try:
             passed = pipeline.run_all()
         except EncoderzooError as err:
-            if not unfinished and not pipeline.ws.prepare_json.is_file():  # bad input: nothing done yet
+            if not resumable and not pipeline.ws.prepare_json.is_file():  # bad input: nothing done yet
                 shutil.rmtree(partial, ignore_errors=True)
                 raise
             raise with_note(err, f"the finished stages are kept in {partial}: fix the cause and rerun "
                                  "with --resume") from None
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if out.exists():
-            os.replace(out, old)
-        (partial / LOCK_NAME).unlink(missing_ok=True)
-        os.replace(partial, out)
-        shutil.rmtree(old, ignore_errors=True)
+        publish(partial, out)
     return passed, Workspace(out).report_md
 
 

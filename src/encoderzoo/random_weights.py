@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from encoderzoo.assets import asset_path
-from encoderzoo.checkpoints import AUTO_CLASSES, RANDOM_WEIGHTS_MARKER, quiet_transformers
+from encoderzoo.cache import files_hash, make_key, versions
+from encoderzoo.checkpoints import (
+    AUTO_CLASSES,
+    RANDOM_WEIGHTS_MARKER,
+    quiet_transformers,
+    random_weights_record,
+)
 from encoderzoo.errors import CheckpointError
 from encoderzoo.families import Family
 from encoderzoo.fileio import atomic_dir
@@ -65,9 +71,22 @@ def _knows_words(tokenizer: Any) -> bool:
     return any(i != tokenizer.unk_token_id for i in ids)
 
 
+def random_weights_key(*, recipe: Recipe, family: Family, task: Task, size: Size, tokenizer: str | None,
+                       seed: int = 0) -> str:
+    """Everything a random model is built from: the architecture's config, its task head, the
+    seed and the tokenizer (the bytes of a --tokenizer folder's files, else the hub id)."""
+    source: Any = tokenizer or recipe.tokenizer_hub_id
+    if tokenizer is not None and Path(tokenizer).expanduser().is_dir():
+        folder = Path(tokenizer).expanduser()
+        source = files_hash([p for p in folder.iterdir() if p.is_file()])
+    return make_key("random-weights", config=architecture_config(recipe, family, size), size=size,
+                    head=task.head_config(), seed=seed, tokenizer=source,
+                    libraries=versions("torch", "transformers", "tokenizers"))
+
+
 def build_random_checkpoint(
     folder: Path, *, recipe: Recipe, family: Family, task: Task, size: Size,
-    tokenizer: str | None, seed: int = 0,
+    tokenizer: str | None, seed: int = 0, key: str | None = None,
 ) -> Path:
     """Write a Hugging Face folder holding a random model of the recipe's architecture with the
     tokenizer. The embedding keeps the architecture's real size unless the tokenizer needs more
@@ -85,10 +104,13 @@ def build_random_checkpoint(
     config = AutoConfig.for_model(model_type, **settings)
     torch.manual_seed(seed)
     model = getattr(transformers, AUTO_CLASSES[task.model_kind]).from_config(config).eval()
-    with atomic_dir(folder) as tmp:
+    ours = bool(random_weights_record(folder))  # made by --random-weights before markers existed
+    with atomic_dir(folder, "random-weights", overwrite=ours, option="the random checkpoint") as tmp:
         model.save_pretrained(tmp)
         loaded.save_pretrained(tmp)
         marker = {"size": size, "seed": seed, "architecture": recipe.architecture,
-                  "tokenizer": tokenizer or recipe.tokenizer_hub_id}
+                  "tokenizer": tokenizer or recipe.tokenizer_hub_id,
+                  "key": key or random_weights_key(recipe=recipe, family=family, task=task, size=size,
+                                                   tokenizer=tokenizer, seed=seed)}
         (tmp / RANDOM_WEIGHTS_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     return folder

@@ -91,7 +91,7 @@ def model_name(text: str) -> str:
 
 def write_repository(graph: Path, repository: Path, name: str, *, max_batch_size: int,
                      kind: str = "KIND_CPU", preferred: tuple[int, ...] = (),
-                     tensorrt_fp16: bool = False) -> dict[str, Any]:
+                     tensorrt_fp16: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """REPOSITORY/NAME (replacing only that model, all at once) from an ONNX graph; returns
     what was written, after checking it against Triton's schema and the graph."""
     if kind not in KINDS:
@@ -103,7 +103,7 @@ def write_repository(graph: Path, repository: Path, name: str, *, max_batch_size
     text = config_text(name, inputs, outputs, max_batch_size=max_batch_size, kind=kind,
                        preferred=preferred, tensorrt_fp16=tensorrt_fp16)
     repository.mkdir(parents=True, exist_ok=True)
-    with atomic_dir(repository / name) as tmp:
+    with atomic_dir(repository / name, "triton-model", overwrite=overwrite, option="--triton") as tmp:
         (tmp / "1").mkdir()
         shutil.copyfile(graph, tmp / "1" / "model.onnx")
         (tmp / "config.pbtxt").write_text(text, encoding="utf-8")

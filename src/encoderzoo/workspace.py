@@ -4,6 +4,7 @@ as a hidden partial folder, locked against a second run, renamed into place when
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -11,7 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from encoderzoo.console import step
 from encoderzoo.errors import ConfigError
+from encoderzoo.fileio import MARKER, check_replaceable, mark, marker
+
+RUN = "run"  # the marker kind of a run folder
 
 
 @dataclass(frozen=True)
@@ -138,46 +143,145 @@ class Workspace:
 
 
 def partial_folder(out: Path) -> Path:
-    """Where `run` builds `out` until it is complete (kept when a run is interrupted)."""
+    """Where `run` builds `out` until it is complete (kept when a run is interrupted or fails
+    after prepare, for --resume)."""
     return out.with_name(f".{out.name}.partial")
 
 
-LOCK_NAME = ".lock"
+def lock_file(out: Path) -> Path:
+    """Beside the run folder, not in it: it is held across the rename that publishes the run."""
+    return out.with_name(f".{out.name}.lock")
 
 
 @contextmanager
-def locked(partial: Path) -> Iterator[None]:
-    """One run at a time per output folder."""
-    partial.mkdir(parents=True, exist_ok=True)
-    with (partial / LOCK_NAME).open("a") as lock:
+def locked(out: Path) -> Iterator[None]:
+    """One encoderzoo command at a time writes a run folder (and its partial folder). The lock
+    file is removed on release; a command that locked a file another one had just removed
+    (its inode no longer at the path) tries again, so two commands never both hold it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = lock_file(out)
+    while True:
+        lock = path.open("a")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ConfigError(f"{partial}: another encoderzoo run is writing this folder; wait for it "
-                              "or pass another --out") from None
+            lock.close()
+            raise ConfigError(f"{out}: another encoderzoo command is writing this run folder; wait for it "
+                              "to finish or pass another --out") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        lock.close()
+    try:
         yield
+    finally:
+        path.unlink(missing_ok=True)
+        lock.close()
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Made by encoderzoo as a run folder: its marker, or (before markers) its report or records."""
+    if marker(folder).get("kind") == RUN:
+        return True
+    try:
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        return isinstance(report, dict) and "encoderzoo" in report
+    except (OSError, ValueError):
+        return (folder / "data" / "prepare.json").is_file() and (folder / "data" / "features.npz").is_file()
+
+
+def check_run_folder(out: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse an --out encoderzoo cannot prove it made (unless --overwrite), and always one that
+    holds this run's own inputs (the checkpoint, the data): replacing it would delete them."""
+    for path in inputs:
+        resolved = path.expanduser().resolve()
+        if out.exists() and resolved.is_relative_to(out.resolve()):
+            raise ConfigError(f"--out {out}: holds this run's input {path}; the run folder replaces --out "
+                              "when it is complete, so pass another --out")
+    if out.is_dir() and any(out.iterdir()) and not overwrite and not is_run_folder(out):
+        check_replaceable(out, RUN, overwrite=overwrite)
+
+
+def recover(out: Path) -> None:
+    """Finish a publication a kill interrupted: a run folder moved aside (.NAME.old-*) comes
+    back when `out` is missing; once `out` is there, what was moved aside is deleted."""
+    aside = [*sorted(out.parent.glob(f".{out.name}.old-*")), out.with_name(f".{out.name}.partial.old")]
+    aside = [old for old in aside if old.is_dir()]
+    for old in aside:
+        if not is_run_folder(old):
+            continue
+        if not out.exists():
+            step(f"run: restoring {out} from {old.name} (a run was stopped while replacing it)")
+            os.replace(old, out)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def clear(partial: Path) -> None:
-    """Empty the partial folder (its lock stays: this process holds it)."""
+    """Empty a partial run folder (its marker stays)."""
     for child in partial.iterdir():
-        if child.name != LOCK_NAME:
+        if child.name != MARKER:
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
 
 def has_work(partial: Path) -> bool:
-    return any(p.name != LOCK_NAME for p in partial.iterdir())
+    return any(p.name != MARKER for p in partial.iterdir())
+
+
+def is_temporary(path: Path) -> bool:
+    """What a killed write leaves: atomic_path's .NAME.*.tmp, atomic_dir's .NAME.*.partial folders,
+    the optimizer's result file, the OpenVINO IR save folder."""
+    name = path.name
+    if not name.startswith("."):
+        return False
+    if path.is_dir():
+        return name.endswith((".partial", ".partial.old")) or name.startswith(".openvino-int8.")
+    return name.endswith((".tmp", ".result.json"))
+
+
+def clean_temporary(folder: Path) -> list[Path]:
+    """Delete what killed writes left in a run folder (under its lock, so nothing is writing)."""
+    found = [p for p in folder.rglob(".*") if is_temporary(p)]
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    return found
+
+
+@contextmanager
+def stage_folder(out: Path, *, overwrite: bool = False) -> Iterator[Workspace]:
+    """A run folder for a stage command: locked, proven ours (or new, or empty), marked, and
+    cleaned of temporary files a killed command left. A folder it made for a command that then
+    failed before writing anything is removed again."""
+    with locked(out):
+        recover(out)
+        check_run_folder(out, overwrite=overwrite)
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        mark(out, RUN)
+        clean_temporary(out)
+        try:
+            yield Workspace(out)
+        except BaseException:
+            if created and not has_work(out):
+                shutil.rmtree(out, ignore_errors=True)
+            raise
 
 
 def seed_from(out: Path, partial: Path) -> None:
     """Hard-link an earlier run's model artifacts (and random checkpoint) into the new run;
     their recorded keys decide whether they are reused. Every write replaces a file whole, so
-    the earlier run's files are never changed through the links."""
+    the earlier run's files are never changed through the links. Temporary and hidden files are
+    never carried over."""
     for folder in (Workspace(out).onnx.parent, Workspace(out).random_checkpoint):
         if not folder.is_dir():
             continue
         for source in folder.rglob("*"):
-            target = partial / source.relative_to(out)
+            relative = source.relative_to(out)
+            if any(part.startswith(".") for part in relative.parts):
+                continue
+            target = partial / relative
             if source.is_file() and not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:

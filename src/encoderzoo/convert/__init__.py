@@ -34,13 +34,15 @@ for _format in (
 
 def convert_checkpoint(
     fmt: str, source: Path, out: Path, *, config: Path | None = None, tokenizer: Path | None = None,
-    labels: tuple[str, ...] | None = None, head: str | None = None,
+    labels: tuple[str, ...] | None = None, head: str | None = None, overwrite: bool = False,
 ) -> dict[str, Any]:
     """Convert `source` into the Hugging Face folder `out`; returns what was done."""
     from encoderzoo.checkpoints import quiet_transformers
     from encoderzoo.convert.base import write_folder
+    from encoderzoo.fileio import check_replaceable
 
+    check_replaceable(out, "converted-checkpoint", overwrite=overwrite)  # before reading anything
     quiet_transformers()
     spec = FORMATS[fmt]
     converted = importlib.import_module(spec.module).convert(source, config_path=config, head=head)
-    return write_folder(converted, out, fmt=fmt, tokenizer=tokenizer, labels=labels)
+    return write_folder(converted, out, fmt=fmt, tokenizer=tokenizer, labels=labels, overwrite=overwrite)

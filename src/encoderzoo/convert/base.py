@@ -131,8 +131,9 @@ class Converted:
 
 
 def write_folder(converted: Converted, out: Path, *, fmt: str, tokenizer: Path | None,
-                 labels: tuple[str, ...] | None) -> dict[str, Any]:
-    """Load the mapped weights strictly into the Hugging Face class and save the folder."""
+                 labels: tuple[str, ...] | None, overwrite: bool = False) -> dict[str, Any]:
+    """Load the mapped weights strictly into the Hugging Face class and save the folder (an
+    existing `out` is replaced only if encoderzoo converted it, or with `overwrite`)."""
     import torch
     import transformers
 
@@ -156,7 +157,7 @@ def write_folder(converted: Converted, out: Path, *, fmt: str, tokenizer: Path |
         "model_class": converted.model_class, "ignored_keys": converted.ignored,
         "replaced_objects": converted.stubbed, "tokenizer": str(tokenizer) if tokenizer else None,
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "converted-checkpoint", overwrite=overwrite) as tmp:
         model.eval().save_pretrained(tmp)
         if tokenizer is not None:
             copied = [f for f in TOKENIZER_FILES if (tokenizer / f).is_file()]
