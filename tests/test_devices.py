@@ -73,9 +73,13 @@ def test_tensorrt_profiles_match_the_buckets() -> None:
 
 def test_tensorrt_options_cache_engines_and_enable_fp16(tmp_path: Path) -> None:
     options = provider_options(TENSORRT, precision="fp16", input_names=("input_ids",), batch_size=16,
-                               seq_len=128, buckets=(), cache_dir=tmp_path)
+                               seq_len=128, buckets=(), cache_dir=tmp_path, graph_hash="ab" * 32)
     assert options["trt_fp16_enable"] is True and options["trt_engine_cache_enable"] is True
-    assert options["trt_engine_cache_path"] == str(tmp_path / "tensorrt")
+    assert options["trt_engine_cache_path"] == str(tmp_path / "tensorrt" / ("ab" * 12))  # per graph
+    other = provider_options(TENSORRT, precision="fp16", input_names=("input_ids",), batch_size=16,
+                             seq_len=128, buckets=(), cache_dir=tmp_path, graph_hash="cd" * 32)
+    assert other["trt_engine_cache_path"] != options["trt_engine_cache_path"]
+    assert other["trt_timing_cache_path"] == other["trt_engine_cache_path"]
     assert options["trt_profile_max_shapes"] == "input_ids:16x128"
     fp32 = provider_options(TENSORRT, precision="fp32", input_names=("input_ids",), batch_size=16,
                             seq_len=128, buckets=(), cache_dir=tmp_path)
@@ -153,3 +157,17 @@ def test_a_cuda_request_without_a_gpu_is_refused(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ConfigError, match="--device cuda: no CUDA GPU"):
         _ = Pipeline(RunConfig(recipe="demo", out=Path("unused"), device="cuda")).device
     assert Pipeline(RunConfig(recipe="demo", out=Path("unused"))).device == "cpu"
+
+
+def test_the_inference_key_knows_the_device_and_providers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    from encoderzoo.pipeline import Pipeline
+
+    config = RunConfig(recipe="demo", out=tmp_path / "run", backends=("onnxruntime:fp32",))
+    cpu = Pipeline(config)
+    on_cpu = cpu.infer_key("onnxruntime", "fp32"), cpu.infer_key("torch", "fp32")
+    assert cpu.providers == [CPU]
+    monkeypatch.setattr(Pipeline, "device", "cuda")
+    monkeypatch.setattr(Pipeline, "providers", [CUDA, CPU])
+    gpu = Pipeline(config)
+    assert gpu.infer_key("onnxruntime", "fp32") != on_cpu[0] and gpu.infer_key("torch", "fp32") != on_cpu[1]

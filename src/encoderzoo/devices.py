@@ -104,14 +104,15 @@ def trt_profiles(input_names: Sequence[str], batch_size: int, seq_len: int,
 
 
 def provider_options(provider: str, *, precision: str, input_names: Sequence[str], batch_size: int,
-                     seq_len: int, buckets: Sequence[int], cache_dir: Path, device_id: int = 0
-                     ) -> dict[str, Any]:
-    """The options ONNX Runtime gets with each provider."""
+                     seq_len: int, buckets: Sequence[int], cache_dir: Path, device_id: int = 0,
+                     graph_hash: str | None = None) -> dict[str, Any]:
+    """The options ONNX Runtime gets with each provider. TensorRT's engines and timing cache are
+    kept per graph (its SHA-256): engines of another model are never picked up."""
     if provider == CUDA:
         return {"device_id": device_id, "arena_extend_strategy": "kSameAsRequested",
                 "cudnn_conv_algo_search": "HEURISTIC"}
     if provider == TENSORRT:
-        engines = cache_dir / "tensorrt"
+        engines = cache_dir / "tensorrt" / (graph_hash[:24] if graph_hash else "unhashed")
         return {"device_id": device_id, "trt_fp16_enable": precision == "fp16",
                 "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines),
                 "trt_timing_cache_enable": True, "trt_timing_cache_path": str(engines),

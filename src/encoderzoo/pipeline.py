@@ -231,7 +231,17 @@ class Pipeline:
                         prepared=self.prepared.get("key"), batching=self.config.batching.__dict__,
                         engine=self.config.engine,
                         options=parse_backend_options(self.config.backend_options).get(name, {}),
-                        providers=self.config.providers if name == "onnxruntime" else None)
+                        device=self.device, providers=self.providers if name == "onnxruntime" else None)
+
+    @cached_property
+    def providers(self) -> list[str]:
+        """The ONNX Runtime providers this run asks for, resolved from --providers and the device."""
+        import onnxruntime as ort
+
+        from encoderzoo.devices import choose_providers
+
+        return choose_providers(self.device, self.config.providers, ort.get_available_providers(),
+                                explicit_device=self.config.device == "cuda")[0]
 
     def _exported(self) -> bool:
         return self._current(self.ws.export_json, self.export_key, self.ws.onnx)
@@ -393,10 +403,10 @@ class Pipeline:
         files = self._artifact_files(path)
         return file_hash(path) if len(files) == 1 else files_hash(files)
 
-    def _verify(self, path: Path) -> None:
+    def _verify(self, path: Path) -> str:
         """Before a runtime opens an artifact: its bytes must be those recorded when it was built
         (SHA-256, streamed: no copy of the model in memory); without a record, the ONNX file is
-        parsed and checked (see export.check_onnx_file)."""
+        parsed and checked (see export.check_onnx_file). Returns the artifact's SHA-256."""
         records = {self.ws.onnx: (self.ws.export_json, None),
                    self.ws.onnx_optimized: (self.ws.optimize_json, None)}
         records |= {self.ws.quantized(k): (self.ws.quantize_json, k)
@@ -407,7 +417,7 @@ class Pipeline:
         if sha256 is None:
             if path.suffix == ".onnx":
                 check_onnx_file(path)
-            return
+            return self._artifact_hash(path)
         missing = [f for f in files if not f.is_file()]
         if missing:
             raise ArtifactError(f"{missing[0]}: missing; run the stage that builds it again (or delete the "
@@ -416,6 +426,7 @@ class Pipeline:
             raise ArtifactError(f"{path}: not the file encoderzoo built and checked (its SHA-256 changed: "
                                 "truncated, corrupt or replaced); export it again (`encoderzoo export`, or "
                                 "delete it and rerun)")
+        return str(sha256)
 
     def graph(self) -> Path | None:
         """The ONNX graph ONNX Runtime runs: the fused one when this export was optimized."""
@@ -451,8 +462,7 @@ class Pipeline:
         key = (name, precision)
         if key not in self._backends:
             graph = self.artifact(get_backend(name).artifacts[precision])
-            if graph is not None:
-                self._verify(graph)
+            graph_hash = self._verify(graph) if graph is not None else None
             cfg = self.config
             context = BackendContext(
                 checkpoint=self.checkpoint, task=self.task, graph=graph,
@@ -463,7 +473,7 @@ class Pipeline:
                 seq_len=max(self.prepared.get("seq_len", cfg.effective_seq_len),
                             *cfg.bench_settings().seq_lens),
                 buckets=tuple(sorted(cfg.buckets)), cache_dir=cfg.cache_dir,
-                input_names=self.family.input_names,
+                input_names=self.family.input_names, graph_hash=graph_hash,
             )
             self._backends[key] = create_backend(name, precision, context)
         return self._backends[key]

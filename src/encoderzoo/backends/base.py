@@ -30,6 +30,7 @@ class BackendContext:
     buckets: tuple[int, ...] = ()  # the sequence buckets, if any
     cache_dir: Path = Path(".")  # where engines (TensorRT) are cached
     input_names: tuple[str, ...] = ()  # the model's inputs (TensorRT profiles name them)
+    graph_hash: str | None = None  # the graph's SHA-256: TensorRT engines are cached per graph
 
 
 class Backend(Protocol):
