@@ -58,10 +58,15 @@ def test_each_backend_is_warmed_up_right_before_its_timed_runs() -> None:
 
 def test_summary_percentiles_and_throughput() -> None:
     row = summarize(SleepBackend(), 8, 128, [0.010, 0.020, 0.030, 0.040, 0.100])  # type: ignore[arg-type]
-    assert row.latency_ms["p50"] == 30.0
-    assert row.latency_ms["p50"] <= row.latency_ms["p90"] <= row.latency_ms["p99"] <= 100.0
+    assert row.latency_ms["p50"] == 30.0 and row.runs == 5
+    assert row.latency_ms["p90"] is None and row.latency_ms["p99"] is None  # 5 runs support neither
     assert row.throughput_per_s == 8 / 0.030
-    assert row.to_json()["latency_ms"]["min"] == 10.0
+    assert row.to_json()["latency_ms"]["min"] == 10.0 and row.latency_ms["max"] == 100.0
+    many = summarize(SleepBackend(), 1, 8, [0.001 * (i + 1) for i in range(100)])  # type: ignore[arg-type]
+    p50, p90, p99 = (many.latency_ms[k] for k in ("p50", "p90", "p99"))
+    assert p50 is not None and p90 is not None and p99 is not None and p50 < p90 < p99 <= 100.0
+    ten = summarize(SleepBackend(), 1, 8, [0.001] * 10)  # type: ignore[arg-type]
+    assert ten.latency_ms["p90"] is not None and ten.latency_ms["p99"] is None
 
 
 def test_sweep_measures_every_point_for_every_backend() -> None:

@@ -32,7 +32,9 @@ def test_performance_table_has_ratios_against_torch() -> None:
     assert "| seq 128 | batch 1 | batch 8 |" in text
     assert "| torch fp32 | 50.0 | 80.0 |" in text
     assert "| onnxruntime fp32 | 75.0 (1.50×) | 40.0 (0.50×) |" in text
-    assert "| onnxruntime fp32 | 13.3 / 1.0 / 2.0 | 200.0 / 1.0 / 2.0 |" in text
+    assert "| onnxruntime fp32 | 13.3 / 1.0 / 2.0 (5) | 200.0 / 1.0 / 2.0 (5) |" in text
+    few = dict(bench_row("torch", 1, 50.0), latency_ms={"p50": 20.0, "p90": None, "p99": None})
+    assert "| torch fp32 | 20.0 / — / — (5) |" in markdown(report(benchmark=[few]))
 
 
 GATE = Gate(keep=0.99, min_agreement=0.95)

@@ -37,7 +37,7 @@ class BenchRow:
     seq_len: int
     runs: int
     throughput_per_s: float  # sequences per second at the median latency
-    latency_ms: dict[str, float]  # p50, p90, p99, mean, min of one batch
+    latency_ms: dict[str, float | None]  # p50, p90, p99 (None: too few runs), mean, min, max
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,14 +93,26 @@ def time_point(
     return latencies
 
 
+# runs a percentile needs before it is shown: below, it would be an interpolation towards the
+# slowest run (with 5 runs, "p99" is 96 % of the way to the maximum)
+PERCENTILE_RUNS = {"p50": 1, "p90": 10, "p99": 100}
+
+
+def percentiles(ms: np.ndarray) -> dict[str, float | None]:
+    """p50 / p90 / p99 of latencies, each None when the sample is too small to support it."""
+    return {name: float(np.percentile(ms, float(name[1:]))) if len(ms) >= needed else None
+            for name, needed in PERCENTILE_RUNS.items()}
+
+
 def summarize(backend: Backend, batch_size: int, seq_len: int, latencies: list[float]) -> BenchRow:
     ms = np.array(latencies) * 1000.0
-    p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
+    shown = percentiles(ms)
+    p50 = shown["p50"]
+    assert p50 is not None  # at least one run
     return BenchRow(
         backend=backend.name, precision=backend.precision, batch_size=batch_size, seq_len=seq_len,
         runs=len(latencies), throughput_per_s=batch_size / (p50 / 1000.0),
-        latency_ms={"p50": p50, "p90": p90, "p99": p99, "mean": float(ms.mean()),
-                    "min": float(ms.min())},
+        latency_ms={**shown, "mean": float(ms.mean()), "min": float(ms.min()), "max": float(ms.max())},
     )
 
 

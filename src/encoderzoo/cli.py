@@ -28,6 +28,10 @@ ConfigFileOpt = Annotated[Path | None, typer.Option(
                      "the command line win.")]
 ResumeOpt = Annotated[bool, typer.Option(
     "--resume", help="Continue an interrupted run: finished stages and output shards are kept.")]
+E2eRunsOpt = Annotated[int, typer.Option(
+    "--e2e-runs", help="Warm passes over the data timed after inference (the median is reported); 0: none.")]
+E2eRowsOpt = Annotated[int, typer.Option(
+    "--e2e-rows", help="Rows, spread over the data, that a timed warm pass runs at most.")]
 ShardSizeOpt = Annotated[int, typer.Option(
     "--shard-size", help="Inference outputs are saved every this many rows (for --resume).")]
 EngineOpt = Annotated[str, typer.Option(
@@ -215,6 +219,7 @@ def run(
     bench: BenchOpt = True, warmup: WarmupOpt = 2, min_runs: MinRunsOpt = 5,
     min_seconds: MinSecondsOpt = 1.0, resume: ResumeOpt = False, shard_size: ShardSizeOpt = 1024,
     engine: EngineOpt = "local", ray_address: RayAddressOpt = None, ray_actors: RayActorsOpt = 2,
+    e2e_runs: E2eRunsOpt = 3, e2e_rows: E2eRowsOpt = 1024,
     trust_remote_code: TrustCodeOpt = False, overwrite: OverwriteOpt = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the resolved configuration and the stages it would run.")] = False,
@@ -230,7 +235,7 @@ def run(
         optimize_timeout=optimize_timeout, calibration_size=calibration_size, triage=triage,
         bench=bench, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds, resume=resume,
         shard_size=shard_size, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
-        trust_remote_code=trust_remote_code, overwrite=overwrite,
+        trust_remote_code=trust_remote_code, overwrite=overwrite, e2e_runs=e2e_runs, e2e_rows=e2e_rows,
     )
     if dry_run:
         _print_plan(config)
@@ -371,6 +376,7 @@ def infer(
     device: DeviceOpt = "auto", providers: ProvidersOpt = None, backend_option: BackendOptionOpt = None,
     resume: ResumeOpt = False, shard_size: ShardSizeOpt = 1024, engine: EngineOpt = "local",
     ray_address: RayAddressOpt = None, ray_actors: RayActorsOpt = 2, trust_remote_code: TrustCodeOpt = False,
+    e2e_runs: E2eRunsOpt = 3, e2e_rows: E2eRowsOpt = 1024,
 ) -> None:
     """Run every prepared example through each backend; save outputs and predictions (finished
     runs with the same model, data and batching are reused)."""
@@ -378,7 +384,8 @@ def infer(
                       batch_size=batch_size, padding=padding, order=order, buckets=buckets,
                       threads=threads, device=device, providers=providers, backend_options=backend_option,
                       resume=resume, shard_size=shard_size, engine=engine, ray_address=ray_address,
-                      ray_actors=ray_actors, trust_remote_code=trust_remote_code)).infer()
+                      ray_actors=ray_actors, trust_remote_code=trust_remote_code, e2e_runs=e2e_runs,
+                      e2e_rows=e2e_rows)).infer()
 
 
 @app.command()

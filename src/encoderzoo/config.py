@@ -59,6 +59,8 @@ class RunConfig:
     ray_actors: int = 2  # with engine "ray": actors, each with its own copy of the model
     resume: bool = False  # continue an interrupted run from its partial folder and output shards
     shard_size: int = DEFAULT_SHARD_ROWS  # rows per output shard (the most an interruption loses)
+    e2e_runs: int = 3  # warm passes over the data after inference, timed (0: none); the median is reported
+    e2e_rows: int = 1024  # rows (spread over the data) a timed warm pass runs at most
     trust_remote_code: bool = False  # let transformers run Python code shipped in the checkpoint folder
     overwrite: bool = False  # replace an --out folder encoderzoo did not make (never one holding the inputs)
 
@@ -79,6 +81,9 @@ class RunConfig:
         _positive("--calibration-size", [self.calibration_size])
         _positive("--shard-size", [self.shard_size])
         _positive("--ray-actors", [self.ray_actors])
+        _positive("--e2e-rows", [self.e2e_rows])
+        if self.e2e_runs < 0:
+            raise ConfigError(f"--e2e-runs must be >= 0, got {self.e2e_runs}")
         if self.engine not in ("local", "ray"):
             raise ConfigError(f"--engine is local or ray, not {self.engine!r}")
         if self.batch_sizes == () or self.seq_lens == ():
@@ -170,7 +175,7 @@ def _positive(option: str, values: Any) -> None:
 # -- run configuration files -----------------------------------------------------------------------
 
 INTS = {"batch_size", "seq_len", "limit", "threads", "calibration_size", "warmup", "min_runs", "shard_size",
-        "ray_actors"}
+        "ray_actors", "e2e_runs", "e2e_rows"}
 FLOATS = {"optimize_timeout", "gate", "min_seconds", "min_agreement"}
 BOOLS = {"optimize", "triage", "bench", "resume", "trust_remote_code", "overwrite"}
 INT_LISTS = {"batch_sizes", "seq_lens", "buckets"}

@@ -494,7 +494,7 @@ class Pipeline:
         record, final = self.ws.run_record(name, precision), self.ws.outputs(name, precision)
         if self._current(record, key, final):
             step(f"infer: reusing {final.name} (same model, data and batching)")
-            run = read_json(record)
+            run = read_json(record) | {"reused": True}  # its timings are an earlier process's
             _, outputs = load_outputs(final)
             return run, self.task.predict(examples, features, outputs)
         self._invalidate(record, self.ws.infer_json, *self.ws.results())
@@ -504,25 +504,41 @@ class Pipeline:
         if len(done):
             step(f"infer: resuming {name} {precision}: {len(done)} of {len(features)} rows already done")
         remaining = np.setdiff1d(np.arange(len(features)), done)
-        start = time.perf_counter()
+        timing: dict[str, Any] = {}
         if self.config.engine == "ray":
+            start = time.perf_counter()
             settings = self._infer_on_ray(name, precision, features, remaining, shards, len(done),
                                           sequence_outputs)
+            timing["pass_s"] = time.perf_counter() - start
         else:
+            start = time.perf_counter()
+            self.artifact(get_backend(name).artifacts[precision])  # built on first use
+            timing["build_s"] = time.perf_counter() - start
+            start = time.perf_counter()
             backend = self.backend(name, precision)
+            timing["setup_s"] = time.perf_counter() - start  # verification, session / compilation
+
+            def on_batch(rows: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+                timing.setdefault("first_batch_s", time.perf_counter() - start)
+                shards.add(rows, outputs)
+
+            start = time.perf_counter()
             run_inference(backend, features, self.config.batching, sequence_outputs=sequence_outputs,
-                          rows=remaining, on_batch=shards.add, done=len(done))
+                          rows=remaining, on_batch=on_batch, done=len(done))
+            timing["pass_s"] = time.perf_counter() - start
+            if not len(done) and self.config.e2e_runs:
+                timing["warm"] = self._warm_passes(backend, features, sequence_outputs)
             settings = backend.settings()
-        seconds = time.perf_counter() - start
+            self._release(name, precision)
         outputs = shards.collect()
         save_outputs(final, features.example_ids, outputs)
         predictions_file = self.ws.predictions(name, precision, self.task.predictions_suffix)
         predictions = self.task.predict(examples, features, outputs)
         self.task.write_predictions(examples, predictions, outputs, predictions_file)
         run = {
-            "key": key, "backend": name, "precision": precision, "seconds": round(seconds, 3),
-            "examples_per_s": round(len(examples) / seconds, 2) if not len(done) else None,
-            "resumed_rows": len(done), "windows": len(features),
+            "key": key, "backend": name, "precision": precision,
+            "timing": {k: round(v, 4) if isinstance(v, float) else v for k, v in timing.items()},
+            "resumed_rows": len(done), "windows": len(features), "examples": len(examples),
             "batching": self.config.batching.__dict__, "settings": settings,
             "outputs": str(final.relative_to(self.ws.root)),
             "predictions": str(predictions_file.relative_to(self.ws.root)),
@@ -530,6 +546,32 @@ class Pipeline:
         write_json(record, run)
         shards.remove()
         return run, predictions
+
+    def _warm_passes(self, backend: Backend, features: Features, sequence_outputs: frozenset[str]
+                     ) -> dict[str, Any]:
+        """The end-to-end figure: passes over the prepared rows (at most --e2e-rows of them,
+        spread evenly) right after the real one, the backend warm, timed from the first batch
+        in to the last output out; the median of --e2e-runs passes."""
+        rows = None
+        if len(features) > self.config.e2e_rows:
+            rows = np.unique(np.linspace(0, len(features) - 1, self.config.e2e_rows).astype(np.int64))
+        count = len(features) if rows is None else len(rows)
+        times = []
+        for _ in range(self.config.e2e_runs):
+            start = time.perf_counter()
+            run_inference(backend, features, self.config.batching, sequence_outputs=sequence_outputs,
+                          rows=rows, progress=False)
+            times.append(time.perf_counter() - start)
+        median = float(np.median(times))
+        return {"runs": len(times), "rows": count, "median_s": median, "rows_per_s": count / median,
+                "seconds": [round(t, 4) for t in times]}
+
+    def _release(self, name: str, precision: str) -> None:
+        """Free a backend (its session, compiled model, weights) before the next one loads."""
+        import gc
+
+        self._backends.pop((name, precision), None)
+        gc.collect()
 
     def _infer_on_ray(self, name: str, precision: str, features: Features, rows: np.ndarray, shards: Shards,
                       done: int, sequence_outputs: frozenset[str]) -> dict[str, Any]:
@@ -773,9 +815,13 @@ class Pipeline:
         self.ensure_graph()
         backends = [self.backend(n, p) for n, p in self.runs]
         rows = sweep(backends, self.family.input_names, int(self.checkpoint.config.vocab_size), settings)
+        used = {f"{b.name}:{b.precision}": b.settings() for b in backends}
+        del backends
+        for name, precision in self.runs:
+            self._release(name, precision)
         info = {
             "settings": settings.__dict__ | {"inputs": "full-length synthetic sequences, no padding"},
-            "backends": {f"{b.name}:{b.precision}": b.settings() for b in backends},
+            "backends": used,
             "environment": environment(self.config.threads),
             "rows": [r.to_json() for r in rows],
         }

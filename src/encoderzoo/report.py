@@ -82,6 +82,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     lines += _accuracy_section(report)
+    lines += _inference_section(report.get("inference") or {})
     lines += _export_section(report)
     lines += _performance_section(report)
     lines += _backends_section(report)
@@ -150,19 +151,40 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
         out.append("")
     out += _breakdown_table(rows)
     out += _triage_lines(report.get("triage") or {})
-    inference = report.get("inference") or {}
-    if inference:
-        out += [f"End-to-end inference over the dataset (tokenized inputs; {_batching(inference)}):", ""]
-        out += [f"- {r['backend']} {r['precision']}: {_speed(r)}" for r in inference["runs"]]
-        out.append("")
     return out
 
 
-def _speed(run: dict[str, Any]) -> str:
-    if run.get("resumed_rows"):  # part of the rows ran in an earlier, interrupted process
-        return (f"resumed ({run['resumed_rows']} of {run['windows']} rows done before), "
-                f"{run['seconds']:.1f} s for the rest")
-    return f"{run['examples_per_s']:.1f} examples/s ({run['seconds']:.1f} s)"
+def _inference_section(inference: dict[str, Any]) -> list[str]:
+    """Warm passes over the prepared data, timed in the process that ran inference, with the
+    setup and the first batch as figures of their own; nothing for outputs reused or resumed."""
+    runs = inference.get("runs") or []
+    if not runs:
+        return []
+    unit = "examples/s" if all(r.get("windows") == r.get("examples") for r in runs) else "windows/s"
+    out = [f"End-to-end inference over the prepared data (tokenized inputs; {_batching(inference)}): the "
+           "median of warm passes timed right after each backend's real pass, in the same process; "
+           "setup (verification, session or compilation) and the first batch apart:", "",
+           f"| backend | precision | {unit} (warm) | passes × rows | setup s | first batch ms | "
+           "first pass s |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        timing = r.get("timing") or {}
+        warm = timing.get("warm")
+        if r.get("reused"):
+            speed, passes = "reused outputs: not timed in this run", ""
+        elif r.get("resumed_rows"):
+            speed, passes = f"resumed ({r['resumed_rows']} of {r['windows']} rows done before): not timed", ""
+        elif warm:
+            speed, passes = f"{warm['rows_per_s']:.1f}", f"{warm['runs']} × {warm['rows']}"
+        else:
+            speed, passes = "not timed (--e2e-runs 0, or on Ray)", ""
+        shown = {} if r.get("reused") else timing
+
+        def figure(key: str, scale: float = 1.0, fmt: str = ".2f", t: dict[str, Any] = shown) -> str:
+            return f"{scale * t[key]:{fmt}}" if t.get(key) is not None else "—"
+
+        out.append(f"| {r['backend']} | {r['precision']} | {speed} | {passes} | {figure('setup_s')} | "
+                   f"{figure('first_batch_s', 1000, '.1f')} | {figure('pass_s')} |")
+    return [*out, ""]
 
 
 def _batching(inference: dict[str, Any]) -> str:
@@ -262,16 +284,22 @@ def _performance_section(report: dict[str, Any]) -> list[str]:
                     ratio = here["throughput_per_s"] / ref["throughput_per_s"]
                     values.append(f"{here['throughput_per_s']:.1f} ({ratio:.2f}×)")
             out.append(f"| {label} | " + " | ".join(values) + " |")
-        out += ["", f"Latency per batch at seq {seq}, ms (p50 / p90 / p99):", "",
+        out += ["", f"Latency per batch at seq {seq}, ms: p50 / p90 / p99 (timed runs); a percentile "
+                    "is shown only with enough runs to support it (p90: 10, p99: 100):", "",
                 "| | " + " | ".join(f"batch {b}" for b in batches) + " |", "|---|" + "---:|" * len(batches)]
         for label in labels:
-            values = ["{p50:.1f} / {p90:.1f} / {p99:.1f}".format(**c["latency_ms"])
-                      if (c := cell.get((seq, b, label))) else "—" for b in batches]
+            values = [_latency(c) if (c := cell.get((seq, b, label))) else "—" for b in batches]
             out.append(f"| {label} | " + " | ".join(values) + " |")
         out.append("")
     if report.get("plot"):
         out += [f"![throughput]({report['plot']})", ""]
     return out
+
+
+def _latency(row: dict[str, Any]) -> str:
+    values = (row["latency_ms"].get(p) for p in ("p50", "p90", "p99"))
+    shown = [f"{v:.1f}" if v is not None else "—" for v in values]
+    return f"{' / '.join(shown)} ({row['runs']})"
 
 
 def _backends_section(report: dict[str, Any]) -> list[str]:
