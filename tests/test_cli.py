@@ -171,3 +171,30 @@ def test_score_a_squad_predictions_file_made_anywhere(tmp_path: Path) -> None:
         assert scores["exact_match"] == pytest.approx(100 * 10568 / 10570, abs=1e-4)
     result = cli("score", "squad", "--predictions", str(predictions))
     assert result.returncode == 2 and "pass --data PATH" in result.stderr
+
+
+def test_score_mnli_predictions_of_a_run_against_both_splits(tmp_path: Path) -> None:
+    """A run's predictions name each example "matched/ID" or "mismatched/ID": the gold files
+    must be read under the same split names, by file name or SPLIT=PATH."""
+    from tests.conftest import MNLI_MATCHED, MNLI_MISMATCHED
+
+    if not MNLI_MISMATCHED.exists():
+        pytest.skip("MNLI dev files are not available")
+    lines = ["id\tsplit\tprediction"]
+    for split, path in (("matched", MNLI_MATCHED), ("mismatched", MNLI_MISMATCHED)):
+        rows = [row.split("\t") for row in path.read_text().splitlines()]
+        header = rows[0]
+        for row in rows[1:]:
+            values = dict(zip(header, row, strict=True))
+            wrong = split == "mismatched" and values["index"] == rows[1][0]
+            predicted = "neutral" if wrong else values["gold_label"]
+            lines.append(f"{split}/{values['index']}\t{split}\t{predicted}")
+    predictions = tmp_path / "p.tsv"
+    predictions.write_text("\n".join(lines) + "\n")
+    for data in ([str(MNLI_MATCHED), str(MNLI_MISMATCHED)],
+                 [f"matched={MNLI_MATCHED}", f"mismatched={MNLI_MISMATCHED}"]):
+        result = cli("score", "mnli", "--predictions", str(predictions), *[f"--data={d}" for d in data])
+        assert result.returncode == 0, result.stderr
+        scores = json.loads(result.stdout)
+        assert scores["matched.accuracy"] == 100.0
+        assert scores["mismatched.accuracy"] == 100 * (9832 - 1) / 9832  # full precision

@@ -24,6 +24,19 @@ class Family:
     input_names: tuple[str, ...] = WITH_SEGMENTS
     ort_model_type: str = "bert"  # onnxruntime.transformers optimizer's model_type
     tiny: Mapping[str, Any] = field(default_factory=lambda: dict(TINY))  # config overrides
+    # positions start after the padding index (RoBERTa's fairseq heritage): 514 positions hold
+    # 512 tokens
+    positions_after_padding: bool = False
+
+    def max_tokens(self, config: Any) -> tuple[int | None, str]:
+        """The longest sequence the model's position embeddings hold, and why (for messages)."""
+        positions = getattr(config, "max_position_embeddings", None)
+        if positions is None:
+            return None, ""
+        if self.positions_after_padding:
+            pad = int(getattr(config, "pad_token_id", 1) or 0)
+            return int(positions) - pad - 1, f" (max_position_embeddings {positions} - padding_idx {pad} - 1)"
+        return int(positions), ""
 
 
 FAMILIES: Registry[Family] = Registry("model family")
@@ -44,6 +57,7 @@ register_family(Family(
 register_family(Family(
     name="roberta", model_types=("roberta",), tokenizer_class="RobertaTokenizer",
     tokenizer_files=("vocab.json", "merges.txt"), input_names=WITHOUT_SEGMENTS,
+    positions_after_padding=True,
 ))
 register_family(Family(
     name="albert", model_types=("albert",), tokenizer_class="AlbertTokenizer",

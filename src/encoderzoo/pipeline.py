@@ -68,7 +68,7 @@ from encoderzoo.scoring import (
     gate_failures,
     output_drift,
 )
-from encoderzoo.sources import describe_data, resolve_data
+from encoderzoo.sources import describe_data, given_splits, resolve_data
 from encoderzoo.tasks import get_task
 from encoderzoo.tasks.base import Task, read_splits, split_key
 from encoderzoo.workspace import (
@@ -161,8 +161,11 @@ class Pipeline:
 
     def validate(self) -> list[str]:
         """Everything that can be checked before the first stage writes anything (device,
-        precision x device, bf16 support; options are checked by RunConfig): raises the
-        ConfigError a later stage would, returns notes on default precisions left out."""
+        precision x device, bf16 support, sequence lengths; options are checked by RunConfig):
+        raises the ConfigError a later stage would, returns notes on default precisions left out."""
+        self._check_seq_lens("--seq-len", (self.config.effective_seq_len,))
+        if self.config.bench:
+            self._check_seq_lens("--seq-lens", self.config.bench_settings().seq_lens)
         return self._resolved_runs[1]
 
     # -- keys of the artifact cache (see encoderzoo.cache) ---------------------------------------
@@ -262,10 +265,19 @@ class Pipeline:
         return self._loaded["features"]  # type: ignore[no-any-return]
 
     def _check_seq_lens(self, option: str, seq_lens: tuple[int, ...]) -> None:
-        limit = getattr(self.checkpoint.config, "max_position_embeddings", None)
+        """Refuse lengths the position embeddings cannot hold (for random weights, before their
+        model is built: from the architecture's config)."""
+        from types import SimpleNamespace
+
+        from encoderzoo.random_weights import architecture_config
+
+        size = self.config.random_weights
+        config = SimpleNamespace(**architecture_config(self.recipe, self.family, size)) if size \
+            else self.checkpoint.config  # type: ignore[arg-type]
+        limit, why = self.family.max_tokens(config)
         too_long = [n for n in seq_lens if limit is not None and n > limit]
         if too_long:
-            raise ConfigError(f"{option} {too_long[0]} is above the model's maximum of {limit} tokens")
+            raise ConfigError(f"{option} {too_long[0]} is above the model's maximum of {limit} tokens{why}")
 
     def _examples(self) -> list[Any]:
         if "examples" not in self._loaded:
@@ -982,7 +994,13 @@ def score_predictions(name: str, predictions: Path, data: tuple[str, ...],
         task = get_task(name)
         if not data:
             raise ConfigError(f"pass --data PATH to the gold {name} data to score against")
-        files = {f"split{i}" if len(data) > 1 else "dev": Path(d) for i, d in enumerate(data)}
+        # the task's splits as its recipes name them (MNLI: matched, mismatched), so that scores
+        # and a run's split-prefixed ids line up
+        recipe = next((r for r in RECIPES.values() if r.task == name), None)
+        if recipe is not None and len(recipe.data) > 1 and (len(data) > 1 or "=" in data[0]):
+            files = given_splits(recipe, data)
+        else:
+            files = {"dev": Path(data[0])}
     else:
         recipe = RECIPES[name]
         task = get_task(recipe.task)
@@ -990,7 +1008,7 @@ def score_predictions(name: str, predictions: Path, data: tuple[str, ...],
     examples, _ = read_splits(task, files)
     answers = task.read_predictions(predictions, examples)
     score = task.score(examples, answers)
-    result: dict[str, Any] = {k: round(100 * v, 4) for k, v in score.metrics.items()}
+    result: dict[str, Any] = {k: 100 * v for k, v in score.metrics.items()}  # full precision, as official
     missing = sum(1 for a in answers if a in ("", None))
     return result | {"examples": len(examples), "without_prediction": missing}
 

@@ -25,14 +25,14 @@ def default_cache_dir() -> Path:
 def resolve_data(recipe: Recipe, overrides: Sequence[str], cache_dir: Path) -> dict[str, Path]:
     """{split: file}. Each `--data` value is `PATH` (a file for a one-split recipe, or a folder
     holding each split's usual file name) or `SPLIT=PATH`; splits not given use the recipe's."""
-    given = _parse_overrides(recipe, overrides)
+    given = given_splits(recipe, overrides)
     return {split: given.get(split) or _default(source, cache_dir)
             for split, source in recipe.data.items()}
 
 
 def describe_data(recipe: Recipe, overrides: Sequence[str], cache_dir: Path) -> dict[str, str]:
     """{split: file, or what would be downloaded}, without downloading."""
-    given = _parse_overrides(recipe, overrides)
+    given = given_splits(recipe, overrides)
     found = {}
     for split, source in recipe.data.items():
         if split in given:
@@ -52,7 +52,7 @@ def _cached_target(url: str, member: str | None, cache_dir: Path) -> Path:
     return folder / (Path(member).name if member else Path(url).name)
 
 
-def _parse_overrides(recipe: Recipe, overrides: Sequence[str]) -> dict[str, Path]:
+def given_splits(recipe: Recipe, overrides: Sequence[str]) -> dict[str, Path]:
     splits = list(recipe.data)
     given: dict[str, Path] = {}
     for value in overrides:
@@ -61,7 +61,10 @@ def _parse_overrides(recipe: Recipe, overrides: Sequence[str]) -> dict[str, Path
             given[split] = Path(path_text).expanduser()
             continue
         path = Path(value).expanduser()
-        if path.is_dir():
+        named = [name for name, source in recipe.data.items() if source.filename == path.name]
+        if len(splits) > 1 and not path.is_dir() and len(named) == 1:  # dev_matched.tsv -> matched
+            given[named[0]] = path
+        elif path.is_dir():
             for name, source in recipe.data.items():
                 if not (path / source.filename).is_file():
                     raise DataError(f"{path}: no {source.filename} in this folder for split '{name}'; "
@@ -71,8 +74,8 @@ def _parse_overrides(recipe: Recipe, overrides: Sequence[str]) -> dict[str, Path
             given[splits[0]] = path
         else:
             raise ConfigError(
-                f"recipe '{recipe.name}' reads {len(splits)} files ({', '.join(splits)}): pass "
-                f"--data SPLIT=PATH for each, or --data FOLDER holding "
+                f"--data {value}: recipe '{recipe.name}' reads {len(splits)} files ({', '.join(splits)}): "
+                f"pass --data SPLIT=PATH for each, or --data FOLDER holding "
                 f"{' and '.join(s.filename for s in recipe.data.values())}"
             )
     return given

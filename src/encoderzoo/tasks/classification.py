@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from encoderzoo.errors import CheckpointError, DataError
+from encoderzoo.errors import CheckpointError, ConfigError, DataError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
 from encoderzoo.tasks.base import ReadResult, Score, load_jsonl, save_jsonl, split_key, splits_of
@@ -139,7 +139,14 @@ class SequenceClassification:
         self, examples: list[ClassificationExample], tokenizer: Any, *, seq_len: int,
         input_names: tuple[str, ...],
     ) -> Features:
-        columns = [[e.texts[c] for e in examples] for c in range(len(self.text_columns))]
+        texts = len(self.text_columns)
+        needed = tokenizer.num_special_tokens_to_add(pair=texts > 1) + texts  # a token of each text
+        if seq_len < needed:
+            raise ConfigError(
+                f"--seq-len {seq_len} leaves no room for the text: the tokenizer adds "
+                f"{needed - texts} special tokens around {texts} text{'s' * (texts > 1)}; use --seq-len "
+                f"{needed} or more (the recipe's default is usually 128)")
+        columns = [[e.texts[c] for e in examples] for c in range(texts)]
         encoded = encode_fixed(tokenizer, columns, seq_len)
         mask = encoded["attention_mask"]
         arrays = {name: encoded[name] for name in input_names}
