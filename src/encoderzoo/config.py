@@ -61,6 +61,7 @@ class RunConfig:
     shard_size: int = DEFAULT_SHARD_ROWS  # rows per output shard (the most an interruption loses)
     e2e_runs: int = 3  # warm passes over the data after inference, timed (0: none); the median is reported
     e2e_rows: int = 1024  # rows (spread over the data) a timed warm pass runs at most
+    e2e_seconds: float = 5.0  # ...and no more rows than the real pass ran in this many seconds
     trust_remote_code: bool = False  # let transformers run Python code shipped in the checkpoint folder
     overwrite: bool = False  # replace an --out folder encoderzoo did not make (never one holding the inputs)
 
@@ -82,6 +83,8 @@ class RunConfig:
         _positive("--shard-size", [self.shard_size])
         _positive("--ray-actors", [self.ray_actors])
         _positive("--e2e-rows", [self.e2e_rows])
+        if self.e2e_seconds <= 0:
+            raise ConfigError(f"--e2e-seconds must be > 0, got {self.e2e_seconds}")
         if self.e2e_runs < 0:
             raise ConfigError(f"--e2e-runs must be >= 0, got {self.e2e_runs}")
         if self.engine not in ("local", "ray"):
@@ -176,7 +179,7 @@ def _positive(option: str, values: Any) -> None:
 
 INTS = {"batch_size", "seq_len", "limit", "threads", "calibration_size", "warmup", "min_runs", "shard_size",
         "ray_actors", "e2e_runs", "e2e_rows"}
-FLOATS = {"optimize_timeout", "gate", "min_seconds", "min_agreement"}
+FLOATS = {"optimize_timeout", "gate", "min_seconds", "min_agreement", "e2e_seconds"}
 BOOLS = {"optimize", "triage", "bench", "resume", "trust_remote_code", "overwrite"}
 INT_LISTS = {"batch_sizes", "seq_lens", "buckets"}
 STR_LISTS = {"backends", "providers", "label_names", "data", "backend_options", "reference"}

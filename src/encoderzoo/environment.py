@@ -55,6 +55,23 @@ def _versions() -> dict[str, str | None]:
     return versions
 
 
+def peak_memory() -> dict[str, float | None]:
+    """Peak resident memory so far, MiB: this process (VmHWM) and its largest finished child
+    (the graph optimizer runs in one)."""
+    import resource
+
+    own = None
+    try:
+        with open("/proc/self/status", encoding="utf-8") as f:
+            own = next((int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:")), None)
+    except OSError:
+        pass
+    if own is None:
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"process_mib": round(own, 1), "largest_child_mib": round(child, 1) if child else None}
+
+
 def environment(threads: int) -> dict[str, Any]:
     import psutil
 

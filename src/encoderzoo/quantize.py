@@ -77,7 +77,8 @@ def ort_static(src: Path, dst: Path, calibration: list[dict[str, np.ndarray]], *
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(exclude),
                         op_types_to_quantize=list(STATIC_OPS),
-                        extra_options=FLOAT_DEFAULT)
+                        # ranges merged every 8 items instead of keeping every item's tensors
+                        extra_options=FLOAT_DEFAULT | {"CalibMaxIntermediateOutputs": 8})
     rows = sum(len(next(iter(f.values()))) for f in calibration)
     return {"method": "onnxruntime static QDQ (MinMax) of MatMul/Gemm, per-channel QInt8 weights, "
                       "QUInt8 activations",

@@ -46,6 +46,12 @@ def write_report(ws: Workspace, header: dict[str, Any], environment: dict[str, A
     return sections
 
 
+def _memory(peak: dict[str, Any]) -> str:
+    largest = peak.get("largest_child_mib")
+    child = f" (graph optimizer child {largest:.0f} MiB)" if largest else ""
+    return f"{peak['process_mib']:.0f} MiB{child}"
+
+
 def _data_summary(data: dict[str, Any], seq_len: int) -> str:
     """How many examples, and how they fit in `seq_len` tokens: truncated, or split in windows."""
     examples, rows = data.get("examples", "?"), data.get("features", data.get("examples", "?"))
@@ -78,7 +84,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"- data: `{data.get('data', '?')}`, {_data_summary(data, recipe['seq_len'])}",
         f"- machine: {env['cpu']['model']}, {env['threads']} threads, "
         f"{', '.join(env['cpu']['flags']) or 'no AVX-512'}",
-        f"- created {report['created']} by encoderzoo {report['encoderzoo']}",
+        f"- created {report['created']} by encoderzoo {report['encoderzoo']}"
+        + (f"; peak resident memory {_memory(report['peak_memory'])}" if report.get("peak_memory") else ""),
         "",
     ]
     lines += _accuracy_section(report)

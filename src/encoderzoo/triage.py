@@ -68,7 +68,12 @@ def rank_nodes(float_graph: Path, quantized_graph: Path, feeds: list[dict[str, n
     op_types = op_types or (*IntegerOpsRegistry, "Gemm")  # Gemm is quantized as a MatMul
 
     float_model, quantized_model = onnx.load(str(float_graph)), onnx.load(str(quantized_graph))
-    tensors = [o for node in float_model.graph.node for o in node.output if o]
+    # only the tensors around candidate nodes are exposed: every intermediate of a base model at
+    # 512 tokens (attention scores among them) would hold gigabytes per batch
+    weights = {i.name for i in float_model.graph.initializer}
+    around = [t for node in float_model.graph.node if node.op_type in op_types
+              for t in (*node.input, *node.output)]
+    tensors = list(dict.fromkeys(t for t in around if t and t not in weights))
     errors = _relative_errors(_session_with_outputs(float_graph, tensors, threads),
                               _session_with_outputs(quantized_graph, tensors, threads), feeds)
     dequantizers = [n for n in quantized_model.graph.node if n.op_type == "DequantizeLinear"]

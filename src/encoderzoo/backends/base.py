@@ -47,6 +47,7 @@ class Backend(Protocol):
 
     # Optional: run_all(batches, sink) keeps several batches in flight and calls
     # sink(rows, outputs) as each finishes; run_inference uses it when a backend has it.
+    # Optional: close() frees what the backend holds, now (the pipeline calls it on release).
 
 
 def flag(options: Mapping[str, str], key: str, default: bool) -> bool:

@@ -74,9 +74,18 @@ class OpenVinoBackend:
                         for i, name in enumerate(self._queue_outputs)})
 
         self._queue.set_callback(done)
-        for rows, feeds in batches:
-            self._queue.start_async(feeds, rows)
-        self._queue.wait_all()
+        try:
+            for rows, feeds in batches:
+                self._queue.start_async(feeds, rows)
+            self._queue.wait_all()
+        finally:
+            self._queue.set_callback(_ignore)  # `done` holds this backend: no cycle through C++
+
+    def close(self) -> None:
+        """Free the compiled models now, on this thread. (Left to the garbage collector, the
+        queue could be destroyed on one of its own worker threads, which aborts the process.)"""
+        self._queue = self._request = self._compiled = None
+        self._model = None
 
     def settings(self) -> dict[str, Any]:
         settings = {"threads": self._config["INFERENCE_NUM_THREADS"], "graph": self._graph,
@@ -87,6 +96,10 @@ class OpenVinoBackend:
         if self._request is not None:
             settings["streams"] = self._compiled.get_property("NUM_STREAMS")
         return settings
+
+
+def _ignore(request: Any, userdata: Any) -> None:
+    """The callback a finished queue keeps: it holds nothing."""
 
 
 def create(context: BackendContext, precision: str) -> OpenVinoBackend:
