@@ -4,6 +4,7 @@ output folders."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,16 @@ def test_prepare_bin_then_a_device_runner_then_score_equals_run(tmp_path: Path) 
         assert result["layout"] == layout and result["samples"] == 150
         assert result["accuracy"] == round(100 * rows[("onnxruntime", "fp32")], 4)
         assert result["accuracy"] == result["torch_fp32"]["accuracy"]
+    # outputs made before these samples were written, or samples written for other prepared data:
+    # refused, never scored against the wrong examples
+    device = tmp_path / "ais_benchFalse"
+    old = (bin_dir / "bin.json").stat().st_mtime - 60
+    stale = next(device.rglob("0_0.bin"))
+    os.utime(stale, (old, old))
+    scored = cli("score", "demo", "--out", str(out), "--outputs", str(device))
+    assert scored.returncode == 2 and "older than the samples" in scored.stderr.splitlines()[-1]
+    again = cli("prepare", "demo", "--out", str(out), "--limit", "120")  # other data, bin/ not rewritten
+    assert again.returncode == 0, again.stderr
+    scored = cli("score", "demo", "--out", str(out), "--outputs", str(tmp_path / "msameFalse"))
+    assert scored.returncode == 2
+    assert "were written for other prepared data" in scored.stderr.splitlines()[-1]

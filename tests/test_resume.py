@@ -155,3 +155,39 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="another encoderzoo command is writing this run folder"):
             run(RunConfig(recipe="demo", out=out, bench=False))
     assert not partial_folder(out).exists()
+
+
+def test_resume_with_another_hub_checkpoint_starts_over_and_says_why(tmp_path: Path) -> None:
+    """A killed run of org/model-a, resumed with org/model-c: nothing of model-a's is kept."""
+    from encoderzoo.assets import asset_path
+    from tests.hub_cache import add_repo, hub_env
+    from tests.test_identity import shifted
+
+    cache = tmp_path / "hub"
+    add_repo(cache, "org/model-a", asset_path("demo/model"))
+    add_repo(cache, "org/model-c", shifted(tmp_path / "c", (0.0, 1.0)))
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "encoderzoo", "run", "demo", "--out", str(out), "--backends", "torch:fp32",
+            "--limit", "480", "--batch-size", "4", "--shard-size", "16", "--no-bench", "--e2e-runs", "0"]
+    env = os.environ | {"COLUMNS": "200"} | hub_env(cache)
+    shards = partial_folder(out) / "outputs" / "torch-fp32.shards"
+    child = subprocess.Popen([*args, "--checkpoint", "org/model-a"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 300
+    while len(list(shards.glob("shard-*.npz"))) < 2 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    resumed = subprocess.run([*args, "--checkpoint", "org/model-c", "--resume"], capture_output=True,
+                             text=True, timeout=300, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "the data prepared here were made with another checkpoint" in resumed.stderr
+    record = read_json(out / "outputs" / "torch-fp32.json")
+    assert record["resumed_rows"] == 0  # every row is model-c's
+    _, outputs = load_outputs(out / "outputs" / "torch-fp32.npz")
+    whole = tmp_path / "whole"
+    assert subprocess.run([*args[:6], str(whole), *args[7:], "--checkpoint", "org/model-c"],
+                          capture_output=True, env=env).returncode == 0
+    expected = load_outputs(whole / "outputs" / "torch-fp32.npz")[1]["logits"]
+    np.testing.assert_allclose(outputs["logits"], expected, atol=1e-5)
