@@ -97,13 +97,14 @@ class Encoderzoo:
     """(c): one backend and precision through encoderzoo's own reading, tokenization, batching
     and prediction code."""
 
-    def __init__(self, pipeline: Any, variant: str, data: Path) -> None:
+    def __init__(self, ctx: Any, variant: str, data: Path) -> None:
         from encoderzoo.checkpoints import load_tokenizer
+        from encoderzoo.stages.infer import open_backend
 
         name, precision = variant.split(":")
-        self.pipeline, self.data = pipeline, data
-        self.backend = pipeline.backend(name, precision)
-        self.tokenizer = load_tokenizer(pipeline.checkpoint)
+        self.pipeline, self.data = ctx, data
+        self.backend = open_backend(ctx, name, precision)
+        self.tokenizer = load_tokenizer(ctx.checkpoint)
 
     def run(self, texts: list[str], gold: list[int], batch_size: int) -> tuple[float, float]:
         from encoderzoo.infer import run_inference
@@ -133,17 +134,26 @@ def _make_optimum_venv(venv: Path) -> None:
     subprocess.run([*pip, "optimum-onnx[onnxruntime]", "transformers<4.58"], check=True)
 
 
+def runnable(variants: tuple[str, ...]) -> tuple[str, ...]:
+    """The variants this machine runs at full speed (bf16 only where the CPU computes it natively)."""
+    from encoderzoo.devices import Machine
+
+    machine = Machine.here("cpu")
+    return tuple(v for v in variants if "bf16" not in v or machine.native_bf16)
+
+
 def prepare_encoderzoo(model: Path, data: Path, work: Path, threads: int, batch_size: int) -> Any:
     from encoderzoo.config import RunConfig
-    from encoderzoo.pipeline import Pipeline
+    from encoderzoo.context import RunContext
+    from encoderzoo.stages import export, optimize, prepare
 
     config = RunConfig(recipe="demo", out=work, checkpoint=str(model), data=(str(data),), threads=threads,
-                       batch_size=batch_size, backends=VARIANTS)
-    pipeline = Pipeline(config)
-    pipeline.prepare()
-    pipeline.export()
-    pipeline.optimize()
-    return pipeline
+                       batch_size=batch_size, backends=runnable(VARIANTS))
+    ctx = RunContext(config)
+    prepare.run(ctx)
+    export.run(ctx)
+    optimize.run(ctx)
+    return ctx
 
 
 def peak_memory(work: Path, variant: str) -> tuple[float, float]:
@@ -191,7 +201,8 @@ def main() -> None:
     if not args.no_optimum:
         contenders["(b) Optimum O2 + avx512_vnni int8"] = Optimum(
             args.optimum_venv, args.model, args.data, args.work / "optimum", args.batch_size)
-    for variant in VARIANTS:
+    for name, precision in pipeline.runs:  # what this machine runs (bf16 only with native bfloat16)
+        variant = f"{name}:{precision}"
         contenders[f"(c) encoderzoo {variant}"] = Encoderzoo(pipeline, variant, args.data)
 
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
@@ -218,7 +229,7 @@ def main() -> None:
 
     if args.memory:
         print("\n| encoderzoo infer | peak resident MiB | target MiB | met |\n|---|---:|---:|---|")
-        for variant in VARIANTS:
+        for variant in runnable(VARIANTS):
             peak, target = peak_memory(args.work / "encoderzoo", variant)
             print(f"| {variant} | {peak:.0f} | {target:.0f} | {'yes' if peak <= target else 'no'} |")
     if args.bert_base:
@@ -230,7 +241,8 @@ def bert_base(args: argparse.Namespace) -> None:
     out = args.work / "bert-base"
     subprocess.run([sys.executable, "-m", "encoderzoo", "bench", "bert-base-cased-sst2", "--random-weights",
                     "base", "--tokenizer", str(tokenizer), "--batch-sizes", "32", "--seq-lens", "128",
-                    "--threads", str(args.threads), "--backends", ",".join(VARIANTS), "--out", str(out)],
+                    "--threads", str(args.threads), "--backends", ",".join(runnable(VARIANTS)),
+                    "--out", str(out)],
                    check=True, stdout=subprocess.DEVNULL)
     rows = json.loads((out / "report.json").read_text())["benchmark"]
     torch_fp32 = next(r["throughput_per_s"] for r in rows

@@ -51,7 +51,8 @@ def context(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Backen
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
     export_onnx(load_model(checkpoint, SST2, attn_implementation="eager"), features, path,
                 output_axes=SST2.output_axes)
-    return BackendContext(checkpoint=checkpoint, task=SST2, graph=path, threads=1)
+    return BackendContext(checkpoint=checkpoint.source, auto_class=SST2.auto_class,
+                          output_names=SST2.output_names, graph=path, threads=1)
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))

@@ -177,11 +177,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder of the demo, prepared and exported (8 examples)."""
     out = tmp_path_factory.mktemp("exported") / "run"
     from encoderzoo.config import RunConfig
-    from encoderzoo.pipeline import Pipeline
+    from encoderzoo.context import RunContext
+    from encoderzoo.stages import export, prepare
 
-    pipeline = Pipeline(RunConfig(recipe="demo", out=out, limit=8))
-    pipeline.prepare()
-    pipeline.export()
+    ctx = RunContext(RunConfig(recipe="demo", out=out, limit=8))
+    prepare.run(ctx)
+    export.run(ctx)
     return out
 
 

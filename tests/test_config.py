@@ -20,9 +20,14 @@ def config(**options: object) -> RunConfig:
     ({"backends": ()}, "--backends is empty"),
     ({"backends": ("torch", "tensorrt")}, "unknown backend 'tensorrt'"),
     ({"calibration_size": 0}, "--calibration-size must be >= 1"),
-    ({"padding": "longest"}, "--padding must be 'dynamic' or 'fixed'"),
+    ({"padding": "longest"}, "--padding is 'dynamic' or 'fixed', not 'longest'"),
+    ({"engine": "spark"}, "--engine is 'local' or 'ray', not 'spark'"),
+    ({"random_weights": "huge"}, "--random-weights is unset or 'tiny' or 'base', not 'huge'"),
+    ({"e2e_seconds": 0.0}, "--optimize-timeout and --e2e-seconds must be > 0"),
+    ({"min_agreement": 2.0}, "--min-agreement must be between 0 and 1"),
+    ({"reference": ("accuracy",)}, "--reference takes METRIC=VALUE"),
     ({"gate": 1.5}, "--gate must be between 0 and 1"),
-    ({"warmup": -1}, "--warmup and --min-seconds must be >= 0"),
+    ({"warmup": -1}, "--warmup, --min-seconds and --e2e-runs must be >= 0"),
 ])
 def test_impossible_options_are_config_errors(options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -37,11 +42,34 @@ def test_defaults_come_from_the_recipe() -> None:
     assert cfg.backends == ("torch", "onnxruntime", "openvino")
 
 
-def test_cli_default_backends_are_the_config_defaults() -> None:
-    from encoderzoo.cli import ALL_BACKENDS
-    from encoderzoo.config import DEFAULT_BACKENDS
+def test_run_help_shows_every_option_once_with_its_real_default() -> None:
+    """Options are declared once, beside RunConfig's fields: `run --help` lists each under its
+    topic with the default RunConfig really uses (Rich once ate every "[default: ...]" text)."""
+    import re
+    import subprocess
+    import sys
 
-    assert tuple(ALL_BACKENDS.split(",")) == DEFAULT_BACKENDS
+    from encoderzoo.options import flags_of, option_fields
+
+    result = subprocess.run([sys.executable, "-m", "encoderzoo", "run", "--help"], capture_output=True,
+                            text=True, env={"COLUMNS": "400", "PATH": "/usr/bin:/bin", "TERM": "dumb"})
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if re.match(r"^│ --", line)}
+    for panel in ("Data", "Model", "Backends", "Batching", "Gate", "Benchmark", "Run control"):
+        assert f"─ {panel} ─" in result.stdout
+    for name, (field, spec) in option_fields(RunConfig).items():
+        flag = (spec.switch or flags_of(name, spec)[0]).split("/")[0].split(",")[0]
+        line = next((text for shown, text in lines.items()
+                     if shown.split(",")[0].split("/")[0] == flag), None)
+        assert line is not None, f"{flag} is not in run --help"
+        if spec.default_text:
+            assert f"[default: {spec.default_text}]" in " ".join(line.split()), flag
+        elif field.default not in (None, (), False, True):
+            value = field.default
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            assert f"[default: {shown}]" in line, flag
+    assert "[default: 32]" in lines["--batch-size"]
+    assert "[default: torch,onnxruntime,openvino]" in lines["--backends"]
 
 
 def test_overrides_and_repeats() -> None:
@@ -56,10 +84,10 @@ def test_overrides_and_repeats() -> None:
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"random_weights": "small"}, "--random-weights is 'tiny' or 'base'"),
+    ({"random_weights": "small"}, "--random-weights is unset or 'tiny' or 'base'"),
     ({"random_weights": "tiny", "checkpoint": "x"}, "leave out --checkpoint"),
     ({"tokenizer": "x"}, "--tokenizer goes with --random-weights"),
-    ({"optimize_timeout": 0}, "--optimize-timeout must be > 0"),
+    ({"optimize_timeout": 0}, "--optimize-timeout and --e2e-seconds must be > 0"),
 ])
 def test_random_weights_options(options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -67,7 +95,7 @@ def test_random_weights_options(options: dict[str, object], message: str) -> Non
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"order": "random"}, "--order must be 'length' or 'dataset'"),
+    ({"order": "random"}, "--order is 'length' or 'dataset'"),
     ({"buckets": (32, 0)}, "--buckets must be >= 1"),
     ({"buckets": (32,), "padding": "fixed"}, "leave out --padding fixed"),
 ])
@@ -83,13 +111,13 @@ def test_batching_defaults_sort_by_length() -> None:
 def test_every_option_can_be_set_in_a_config_file() -> None:
     from dataclasses import fields
 
-    from encoderzoo.config import FIELDS
+    from encoderzoo.config_file import KINDS
 
-    assert {f.name for f in fields(RunConfig)} == FIELDS
+    assert {f.name for f in fields(RunConfig)} == set(KINDS)
 
 
 def test_toml_and_yaml_files(tmp_path: Path) -> None:
-    from encoderzoo.config import read_config_file
+    from encoderzoo.config_file import read_config_file
 
     toml = tmp_path / "run.toml"
     toml.write_text('recipe = "demo"\nbatch-size = 16\nbackends = ["torch:fp32", "onnxruntime:int8"]\n'
@@ -104,7 +132,7 @@ def test_toml_and_yaml_files(tmp_path: Path) -> None:
 
 
 def test_a_written_configuration_reads_back(tmp_path: Path) -> None:
-    from encoderzoo.config import read_config_file, to_toml
+    from encoderzoo.config_file import read_config_file, to_toml
 
     config = RunConfig(recipe="demo", out=tmp_path / "r", batch_size=7, seq_lens=(32, 64), gate=0.95,
                        backends=("torch:fp32",), backend_options=("openvino.hint=latency",))

@@ -241,10 +241,11 @@ def test_a_converted_checkpoint_runs_through_the_chain(tmp_path: Path) -> None:
     assert "wrote" in result.stdout and "left out 3 source parameters" in result.stdout
     run = CliRunner().invoke(app, [
         "run", "roberta-base-sst2", "--checkpoint", str(tmp_path / "hf"), "--data", str(SST2_DEV),
-        "--limit", "16", "--gate", "0", "--no-bench", "--out", str(tmp_path / "run")])
+        "--limit", "16", "--no-bench", "--out", str(tmp_path / "run"),
+        "--backends", "torch:fp32,onnxruntime:fp32,openvino:fp32"])  # a random model: fp32 must agree
     assert run.exit_code == 0, (run.output, run.exception)
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["accuracy"][1]["vs_torch"]["agreement"] == 1.0
+    assert all(r["vs_torch"]["agreement"] == 1.0 and r["gate_passed"] for r in report["accuracy"][1:])
 
 
 def test_unknown_format_is_one_line(tmp_path: Path) -> None:

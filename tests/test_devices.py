@@ -132,42 +132,44 @@ def test_the_fp16_graph_builds_on_the_cpu(tmp_path: Path) -> None:
     import numpy as np
     import onnx
 
-    from encoderzoo.pipeline import Pipeline
+    from encoderzoo.context import RunContext
+    from encoderzoo.stages import export, optimize, prepare
 
-    pipeline = Pipeline(RunConfig(recipe="demo", out=tmp_path / "run", limit=8))
-    pipeline.prepare()
-    pipeline.export()
-    pipeline.optimize()
-    path = pipeline.artifact("onnx-fp16")
+    ctx = RunContext(RunConfig(recipe="demo", out=tmp_path / "run", limit=8))
+    prepare.run(ctx)
+    export.run(ctx)
+    optimize.run(ctx)
+    path = ctx.store.get("onnx-fp16")
     assert path is not None and path.name == "model.fp16.onnx"
     model = onnx.load(str(path))
     weights = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer]
     assert sum(w.size for w in weights if w.dtype == np.float16) > 0.9 * sum(w.size for w in weights
                                                                                if w.dtype.kind == "f")
     assert {i.type.tensor_type.elem_type for i in model.graph.output} == {onnx.TensorProto.FLOAT}
-    assert pipeline.artifact("onnx-fp16") == path  # reused: same key
+    assert ctx.store.get("onnx-fp16") == path and ctx.store.current("onnx-fp16")  # reused: same key
 
 
 def test_a_cuda_request_without_a_gpu_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from encoderzoo.pipeline import Pipeline
+    from encoderzoo.context import RunContext
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="--device cuda: no CUDA GPU"):
-        _ = Pipeline(RunConfig(recipe="demo", out=Path("unused"), device="cuda")).device
-    assert Pipeline(RunConfig(recipe="demo", out=Path("unused"))).device == "cpu"
+        _ = RunContext(RunConfig(recipe="demo", out=Path("unused"), device="cuda")).device
+    assert RunContext(RunConfig(recipe="demo", out=Path("unused"))).device == "cpu"
 
 
 def test_the_inference_key_knows_the_device_and_providers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
-    from encoderzoo.pipeline import Pipeline
+    from encoderzoo.context import RunContext
+    from encoderzoo.stages.infer import key
 
     config = RunConfig(recipe="demo", out=tmp_path / "run", backends=("onnxruntime:fp32",))
-    cpu = Pipeline(config)
-    on_cpu = cpu.infer_key("onnxruntime", "fp32"), cpu.infer_key("torch", "fp32")
+    cpu = RunContext(config)
+    on_cpu = key(cpu, "onnxruntime", "fp32"), key(cpu, "torch", "fp32")
     assert cpu.providers == [CPU]
-    monkeypatch.setattr(Pipeline, "device", "cuda")
-    monkeypatch.setattr(Pipeline, "providers", [CUDA, CPU])
-    gpu = Pipeline(config)
-    assert gpu.infer_key("onnxruntime", "fp32") != on_cpu[0] and gpu.infer_key("torch", "fp32") != on_cpu[1]
+    monkeypatch.setattr(RunContext, "device", "cuda")
+    monkeypatch.setattr(RunContext, "providers", [CUDA, CPU])
+    gpu = RunContext(config)
+    assert key(gpu, "onnxruntime", "fp32") != on_cpu[0] and key(gpu, "torch", "fp32") != on_cpu[1]

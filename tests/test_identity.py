@@ -12,9 +12,10 @@ import pytest
 
 from encoderzoo.assets import asset_path
 from encoderzoo.config import RunConfig
+from encoderzoo.context import RunContext
 from encoderzoo.errors import ArtifactError
 from encoderzoo.infer import load_outputs
-from encoderzoo.pipeline import Pipeline
+from encoderzoo.stages import infer, prepare
 from tests.conftest import BERT_CASED_VOCAB, SST2_DEV, cli
 from tests.hub_cache import add_repo, hub_env
 
@@ -61,17 +62,16 @@ def test_two_hub_checkpoints_in_one_run_folder_each_get_their_own_graph(tmp_path
 
 def test_a_stage_refuses_data_prepared_for_another_checkpoint(tiny_bert: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    pipeline = Pipeline(RunConfig(recipe="demo", out=out, data=(str(SST2_DEV),), limit=8))
-    pipeline.prepare()  # with the demo's uncased tokenizer
-    other = Pipeline(RunConfig(recipe="demo", out=out, checkpoint=str(tiny_bert), backends=("torch:fp32",)))
+    prepare.run(RunContext(RunConfig(recipe="demo", out=out, data=(str(SST2_DEV),), limit=8)))  # uncased
+    other = RunContext(RunConfig(recipe="demo", out=out, checkpoint=str(tiny_bert), backends=("torch:fp32",)))
     with pytest.raises(ArtifactError, match="prepared data were made for another checkpoint"):
-        other.infer()
+        infer.run(other)
     result = cli("infer", "demo", "--out", str(out), "--checkpoint", str(tiny_bert),
                  "--backends", "torch:fp32")
     assert result.returncode == 2 and result.stderr.splitlines()[-1].startswith(
         f"error: {out / 'data' / 'prepare.json'}: the prepared data were made for another checkpoint")
-    same = Pipeline(RunConfig(recipe="demo", out=out, backends=("torch:fp32",), bench=False))
-    assert same.infer()["examples"] == 8  # the checkpoint it was prepared with: fine
+    same = RunContext(RunConfig(recipe="demo", out=out, backends=("torch:fp32",), bench=False))
+    assert infer.run(same)["examples"] == 8  # the checkpoint it was prepared with: fine
 
 
 def test_random_weights_are_rebuilt_for_another_tokenizer(tmp_path: Path) -> None:
@@ -80,9 +80,9 @@ def test_random_weights_are_rebuilt_for_another_tokenizer(tmp_path: Path) -> Non
     out = tmp_path / "run"
 
     def build(tokenizer: Path) -> Path:
-        pipeline = Pipeline(RunConfig(recipe="bert-base-cased-sst2", out=out, random_weights="tiny",
-                                      tokenizer=str(tokenizer), data=(str(SST2_DEV),), limit=4))
-        return Path(pipeline.checkpoint.source)
+        ctx = RunContext(RunConfig(recipe="bert-base-cased-sst2", out=out, random_weights="tiny",
+                                   tokenizer=str(tokenizer), data=(str(SST2_DEV),), limit=4))
+        return Path(ctx.checkpoint.source)
 
     cased = tmp_path / "cased"
     shutil.copytree(BERT_CASED_VOCAB.parent, cased)

@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 
 from encoderzoo.config import RunConfig
-from encoderzoo.pipeline import Pipeline, run
+from encoderzoo.context import RunContext
+from encoderzoo.pipeline import run
 from encoderzoo.recipes import RECIPES
+from encoderzoo.stages import export, optimize, prepare
 from encoderzoo.tasks import get_task
 from tests.conftest import MNLI_MATCHED, SQUAD_DEV, SST2_DEV, build_tiny_bert
 
@@ -28,7 +30,7 @@ def test_recipe_runs_end_to_end_on_a_tiny_model(
         limit=24, batch_size=5, batch_sizes=(1, 3), seq_lens=(16,), warmup=0, min_runs=1,
         min_seconds=0, calibration_size=16,  # the recipe's own gate
     )
-    runs = Pipeline(config).runs  # every backend at its default precisions on this machine
+    runs = RunContext(config).runs  # every backend at its default precisions on this machine
     passed, report_md = run(config)
     assert passed and report_md.is_file()
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -52,34 +54,55 @@ def test_artifacts_are_reused_for_the_same_weights_and_rebuilt_for_others(
 ) -> None:
     config = RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run", checkpoint=str(tiny_bert),
                        data=(str(SST2_DEV),), limit=8, calibration_size=8)
-    pipeline = Pipeline(config)
-    pipeline.prepare()
-    first = pipeline.export()
-    pipeline.optimize()
-    int8 = pipeline.artifact("onnx-int8")
-    assert pipeline.graph() == pipeline.ws.onnx_optimized and int8 is not None
-    stamp = pipeline.ws.onnx.stat().st_mtime_ns, int8.stat().st_mtime_ns
+    ctx = RunContext(config)
+    onnx, fused = ctx.store.files("onnx")[0], ctx.store.files("onnx-fused")[0]
+    prepare.run(ctx)
+    first = export.run(ctx)
+    optimize.run(ctx)
+    int8 = ctx.store.get("onnx-int8")
+    assert ctx.store.opened("onnx-fused") == fused and int8 is not None
+    stamp = onnx.stat().st_mtime_ns, int8.stat().st_mtime_ns
 
-    again = Pipeline(config)  # same bytes, same options: nothing is rebuilt
-    assert again.export() == first
-    assert again.optimize()["key"] == again.optimize_key
-    assert again.artifact("onnx-int8") == int8
-    assert (again.ws.onnx.stat().st_mtime_ns, int8.stat().st_mtime_ns) == stamp
+    again = RunContext(config)  # same bytes, same options: nothing is rebuilt
+    assert export.run(again) == first
+    assert optimize.run(again)["key"] == again.store.build_key("onnx-fused")
+    assert again.store.get("onnx-int8") == int8
+    assert (onnx.stat().st_mtime_ns, int8.stat().st_mtime_ns) == stamp
 
     # the same folder name with other weights (one value changed): every artifact is rebuilt
     other = build_tiny_bert(tmp_path / "other", seed=1)
-    changed = Pipeline(RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run",
-                                 checkpoint=str(other), data=(str(SST2_DEV),), limit=8, calibration_size=8))
-    assert changed.export_key != again.export_key
-    changed.prepare()  # the data prepared here belong to the first checkpoint: prepared again
-    changed.export()
-    assert changed.ws.onnx.stat().st_mtime_ns != stamp[0]
-    assert changed.graph() == changed.ws.onnx  # the fused graph of the old export is gone
-    changed.optimize()
-    assert changed.artifact("onnx-int8") is not None
+    changed = RunContext(RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run",
+                                   checkpoint=str(other), data=(str(SST2_DEV),), limit=8, calibration_size=8))
+    assert changed.store.build_key("onnx") != again.store.build_key("onnx")
+    prepare.run(changed)  # the data prepared here belong to the first checkpoint: prepared again
+    export.run(changed)
+    assert onnx.stat().st_mtime_ns != stamp[0]
+    assert changed.store.opened("onnx-fused") == onnx  # the fused graph of the old export is gone
+    assert not int8.exists()  # nor what was quantized from it
+    optimize.run(changed)
+    assert changed.store.get("onnx-int8") is not None
     assert int8.stat().st_mtime_ns != stamp[1]
 
     # an option that shapes the artifact (the optimizer's time limit) rebuilds only that one
-    slower = Pipeline(RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run", checkpoint=str(other),
-                                data=(str(SST2_DEV),), limit=8, optimize_timeout=600))
-    assert slower.export_key == changed.export_key and slower.optimize_key != changed.optimize_key
+    slower = RunContext(RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run", checkpoint=str(other),
+                                  data=(str(SST2_DEV),), limit=8, optimize_timeout=600))
+    assert slower.store.build_key("onnx") == changed.store.build_key("onnx")
+    assert slower.store.build_key("onnx-fused") != changed.store.build_key("onnx-fused")
+
+
+def test_every_artifact_kind_is_opened_by_a_backend_precision_and_built_by_one_method() -> None:
+    """Adding a kind is one registration plus its builder: the registry holds all it needs."""
+    import importlib
+
+    from encoderzoo.artifacts import ARTIFACTS, opened_by
+    from encoderzoo.backends import BACKENDS
+
+    for spec in BACKENDS.values():
+        for precision in spec.precisions:
+            assert opened_by(spec.name, precision).name == spec.artifact(precision)
+    for kind in ARTIFACTS.values():
+        assert kind.opened_by, f"no backend opens {kind.name}"
+        if kind.stage == "quantize":
+            module, _, function = str(kind.method).partition(":")
+            assert callable(getattr(importlib.import_module(module), function))
+            assert kind.files and kind.built_from in ARTIFACTS

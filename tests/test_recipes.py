@@ -50,7 +50,6 @@ SEED_DEFAULTS = {  # recipe: (model class, seq, reference)
 def test_seed_recipe_defaults(name: str) -> None:
     import transformers
 
-    from encoderzoo.checkpoints import AUTO_CLASSES
     from encoderzoo.random_weights import architecture_config
 
     model_class, seq_len, reference = SEED_DEFAULTS[name]
@@ -59,7 +58,7 @@ def test_seed_recipe_defaults(name: str) -> None:
     assert recipe.batch_sizes == SWEEP_BATCH_SIZES
     family = FAMILIES[recipe.family]
     config = transformers.AutoConfig.for_model(**architecture_config(recipe, family, "base"))
-    auto = getattr(transformers, AUTO_CLASSES[TASKS[recipe.task].model_kind])
+    auto = getattr(transformers, TASKS[recipe.task].auto_class)
     assert auto._model_mapping[type(config)].__name__ == model_class
     assert config.model_type in family.model_types
 

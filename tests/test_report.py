@@ -1,6 +1,7 @@
 from pathlib import Path
 
-from encoderzoo.report import markdown, plot_throughput
+from encoderzoo.report import plot_throughput
+from encoderzoo.report_md import markdown
 from encoderzoo.scoring import Gate, Reference, accuracy_rows
 from encoderzoo.tasks.base import Score
 

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from encoderzoo import pipeline as pipeline_module
 from encoderzoo.config import RunConfig
 from encoderzoo.errors import ArtifactError
 from encoderzoo.fileio import read_json
 from encoderzoo.infer import Shards, load_outputs
 from encoderzoo.pipeline import run
+from encoderzoo.stages import infer as infer_stage
 from encoderzoo.workspace import lock_file, partial_folder
 
 
@@ -55,13 +55,13 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path,
                        limit=300, batch_size=8, shard_size=40, bench=False, triage=False)
     run(config)
 
-    real = pipeline_module.Pipeline.backend
+    real = infer_stage.open_backend
 
-    def flaky(self: Any, name: str, precision: str) -> Any:
-        backend = real(self, name, precision)
+    def flaky(ctx: Any, name: str, precision: str) -> Any:
+        backend = real(ctx, name, precision)
         return DiesAfter(backend, 10) if name == "onnxruntime" else backend
 
-    monkeypatch.setattr(pipeline_module.Pipeline, "backend", flaky)
+    monkeypatch.setattr(infer_stage, "open_backend", flaky)
     cut = replace(config, out=tmp_path / "cut")
     with pytest.raises(KeyboardInterrupt):
         run(cut)

@@ -11,9 +11,10 @@ import onnx
 import pytest
 
 from encoderzoo.config import RunConfig
+from encoderzoo.context import RunContext
 from encoderzoo.errors import ArtifactError, ConfigError
 from encoderzoo.fileio import umask
-from encoderzoo.pipeline import Pipeline
+from encoderzoo.stages import triton
 from encoderzoo.triton import check_model, config_text, graph_tensors, parse_config
 from tests.conftest import cli
 
@@ -73,9 +74,9 @@ def test_a_config_that_disagrees_with_the_graph_is_refused(demo_repository: Path
 
 def test_question_answering_outputs_are_dynamic_and_gpu_configs_parse(tmp_path: Path, tiny_bert_qa: Path
                                                                      ) -> None:
-    pipeline = Pipeline(RunConfig(recipe="spanbert-base-cased-squad1", out=tmp_path / "run",
-                                  checkpoint=str(tiny_bert_qa), batch_sizes=(1, 8)))
-    info = pipeline.triton(tmp_path / "repo", kind="KIND_GPU", name="span bert/qa")
+    ctx = RunContext(RunConfig(recipe="spanbert-base-cased-squad1", out=tmp_path / "run",
+                               checkpoint=str(tiny_bert_qa), batch_sizes=(1, 8)))
+    info = triton.run(ctx, tmp_path / "repo", kind="KIND_GPU", name="span bert/qa")
     assert info["model"] == "span_bert_qa" and info["outputs"][0]["dims"] == (-1,)
     config = parse_config(tmp_path / "repo" / "span_bert_qa" / "config.pbtxt")
     assert [(t.name, list(t.dims)) for t in config.output] == [("start_logits", [-1]), ("end_logits", [-1])]
@@ -86,4 +87,4 @@ def test_question_answering_outputs_are_dynamic_and_gpu_configs_parse(tmp_path: 
     accelerator = parse_config(path).optimization.execution_accelerators.gpu_execution_accelerator[0]
     assert accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == "FP16"
     with pytest.raises(ConfigError, match="--triton-kind is KIND_CPU or KIND_GPU"):
-        pipeline.triton(tmp_path / "repo", kind="KIND_TPU")
+        triton.run(ctx, tmp_path / "repo", kind="KIND_TPU", overwrite=True)

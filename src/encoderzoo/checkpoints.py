@@ -23,10 +23,6 @@ WEIGHT_FILES = (
     "model.safetensors", "model.safetensors.index.json",
     "pytorch_model.bin", "pytorch_model.bin.index.json",
 )
-AUTO_CLASSES = {
-    "sequence-classification": "AutoModelForSequenceClassification",
-    "question-answering": "AutoModelForQuestionAnswering",
-}
 
 
 # what a hub checkpoint is fetched as (weights in safetensors, or else the .bin files)
@@ -245,31 +241,39 @@ def load_tokenizer(checkpoint: Checkpoint) -> Any:
 
 
 def load_model(checkpoint: Checkpoint, task: Task, *, attn_implementation: str | None = None) -> Any:
-    """The model in float32 eval mode. `.bin` weights load with `weights_only=True` only."""
+    """The checkpoint's model for `task` in float32 eval mode."""
+    return load_weights(checkpoint.source, task.auto_class, trust_remote_code=checkpoint.trust_remote_code,
+                        attn_implementation=attn_implementation, location=checkpoint.location)
+
+
+def load_weights(source: str, auto_class: str, *, trust_remote_code: bool = False,
+                 attn_implementation: str | None = None, location: str | None = None) -> Any:
+    """The model in `source` through transformers' `auto_class`, in float32 eval mode. `.bin`
+    weights load with `weights_only=True` only; a head without weights is an error."""
     quiet_transformers()
     import torch
     import transformers
 
-    auto_class = getattr(transformers, AUTO_CLASSES[task.model_kind])
+    location = location or source
     try:
-        model, info = auto_class.from_pretrained(
-            checkpoint.source, dtype=torch.float32, attn_implementation=attn_implementation,
-            trust_remote_code=checkpoint.trust_remote_code, weights_only=True, output_loading_info=True,
+        model, info = getattr(transformers, auto_class).from_pretrained(
+            source, dtype=torch.float32, attn_implementation=attn_implementation,
+            trust_remote_code=trust_remote_code, weights_only=True, output_loading_info=True,
         )
     except pickle.UnpicklingError:
         raise CheckpointError(
-            f"{checkpoint.location}: the .bin weights hold objects other than tensors, which "
+            f"{location}: the .bin weights hold objects other than tensors, which "
             "encoderzoo refuses to unpickle (weights_only=True); convert them to safetensors "
             "where you trust the file"
         ) from None
     except (OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{checkpoint.location}: cannot load the weights: {_first_line(err)}") from None
+        raise CheckpointError(f"{location}: cannot load the weights: {_first_line(err)}") from None
     missing = list(info.get("missing_keys", []))
     if missing:
         raise CheckpointError(
-            f"{checkpoint.location}: weights missing for {len(missing)} parameters (e.g. "
-            f"{', '.join(sorted(missing)[:3])}); is this checkpoint fine-tuned for "
-            f"{task.model_kind}?"
+            f"{location}: weights missing for {len(missing)} parameters (e.g. "
+            f"{', '.join(sorted(missing)[:3])}); is this checkpoint fine-tuned for what "
+            f"{auto_class} loads?"
         )
     return model.eval()
 

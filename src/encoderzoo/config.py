@@ -1,9 +1,10 @@
-"""RunConfig: every option of a run, typed and documented, resolved against the recipe."""
+"""RunConfig: every option of a run, typed and documented once (help text, topic, flag and
+default beside each field: the CLI and configuration files are built from it), validated, and
+resolved against the recipe. Imports no stage."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,110 +13,142 @@ from encoderzoo.bench import BenchSettings
 from encoderzoo.environment import available_cores
 from encoderzoo.errors import ConfigError
 from encoderzoo.features import Batching, Order, Padding
-from encoderzoo.infer import DEFAULT_SHARD_ROWS
-from encoderzoo.optimize import DEFAULT_TIMEOUT_S
+from encoderzoo.options import opt
 from encoderzoo.recipes import Recipe, get_recipe
+from encoderzoo.scoring import parse_reference
 from encoderzoo.sources import default_cache_dir
 
 DEFAULT_BACKENDS = ("torch", "onnxruntime", "openvino")
+RECIPES_OWN = "the recipe's"
 
 
 @dataclass(frozen=True)
 class RunConfig:
     recipe: str  # a registered recipe name
     out: Path  # the run's folder
-    checkpoint: str | None = None  # folder or hub id; default: the recipe's
-    random_weights: str | None = None  # "tiny" or "base": a random model of the recipe's architecture
-    tokenizer: str | None = None  # with random_weights: a folder with the family's tokenizer files
-    label_names: tuple[str, ...] | None = None  # the model's class names in order, over config.id2label
-    data: tuple[str, ...] = ()  # PATH, FOLDER or SPLIT=PATH values; default: the recipe's
-    backends: tuple[str, ...] = DEFAULT_BACKENDS  # "name" (its default precisions) or "name:precision"
-    seq_len: int | None = None  # max tokens per example for inference; default: the recipe's
-    batch_size: int = 32  # inference batch size
-    padding: Padding = "dynamic"  # "dynamic": pad each batch to its longest; "fixed": to seq_len
-    order: Order = "length"  # "length": batches of similar lengths (outputs return in dataset order)
-    buckets: tuple[int, ...] = ()  # static shapes: pad each batch up to the smallest bucket that fits
-    limit: int | None = None  # only the first N examples
-    batch_sizes: tuple[int, ...] | None = None  # benchmark sweep; default: the recipe's
-    seq_lens: tuple[int, ...] | None = None  # benchmark sweep; default: (seq_len,)
-    threads: int = field(default_factory=available_cores)  # intra-op threads for every backend
-    device: str = "auto"  # "auto" (a CUDA GPU when one is present, else the CPU), "cpu" or "cuda"
-    providers: tuple[str, ...] = ()  # ONNX Runtime providers in order (cpu, cuda, tensorrt); () = by device
-    backend_options: tuple[str, ...] = ()  # BACKEND.KEY=VALUE session settings, e.g. openvino.hint=throughput
-    optimize: bool = True  # fuse the ONNX graph with ONNX Runtime's transformer optimizer
-    optimize_timeout: float = DEFAULT_TIMEOUT_S  # seconds before the optimizer is given up
-    calibration_size: int = 100  # examples (spread over the data) that calibrate int8 models
-    triage: bool = True  # re-quantize an int8 model that misses its gate, leaving its worst nodes in float
-    gate: float | None = None  # fraction of the reference metric to keep; default: the recipe's
-    min_agreement: float | None = None  # share of predictions equal to torch fp32's; default: the task's
-    reference: tuple[str, ...] = ()  # METRIC=VALUE (percent or fraction): what torch fp32 is gated against
-    bench: bool = True  # run the benchmark stage in `run`
-    warmup: int = 2  # benchmark: untimed runs per point
-    min_runs: int = 5  # benchmark: timed runs per point, at least
-    min_seconds: float = 1.0  # benchmark: timed seconds per point, at least
-    cache_dir: Path = field(default_factory=default_cache_dir)  # downloads
-    engine: str = "local"  # "local": this process; "ray": a Ray cluster's actors (Ray Data)
-    ray_address: str | None = None  # with engine "ray": the cluster (default: RAY_ADDRESS, else a local one)
-    ray_actors: int = 2  # with engine "ray": actors, each with its own copy of the model
-    resume: bool = False  # continue an interrupted run from its partial folder and output shards
-    shard_size: int = DEFAULT_SHARD_ROWS  # rows per output shard (the most an interruption loses)
-    e2e_runs: int = 3  # warm passes over the data after inference, timed (0: none); the median is reported
-    e2e_rows: int = 1024  # rows (spread over the data) a timed warm pass runs at most
-    e2e_seconds: float = 5.0  # ...and no more rows than the real pass ran in this many seconds
-    trust_remote_code: bool = False  # let transformers run Python code shipped in the checkpoint folder
-    overwrite: bool = False  # replace an --out folder encoderzoo did not make (never one holding the inputs)
+    # -- data
+    data: tuple[str, ...] = opt((), "Dataset file, a folder holding each split's file, or SPLIT=PATH "
+                                "(repeatable).", panel="data", kind="multi", default_text=RECIPES_OWN)
+    limit: int | None = opt(None, "Only the first N examples.", panel="data")
+    seq_len: int | None = opt(None, "Max tokens per example.", panel="data", default_text=RECIPES_OWN)
+    label_names: tuple[str, ...] | None = opt(
+        None, "The model's class names in class order, e.g. entailment,neutral,contradiction.", panel="data",
+        flags=("--label-names", "--labels"), kind="csv", default_text="config.id2label")
+    # -- model
+    checkpoint: str | None = opt(None, "Hugging Face folder or hub id (ORG/NAME[@REVISION]).", panel="model",
+                                 default_text="the run folder's (from prepare), else the recipe's")
+    random_weights: str | None = opt(None, "tiny|base: a randomly initialised model of the recipe's "
+                                     "architecture.", panel="model")
+    tokenizer: str | None = opt(None, "With --random-weights: a folder with the family's tokenizer files.",
+                                panel="model")
+    trust_remote_code: bool = opt(False, "Let transformers run Python code shipped in the checkpoint folder "
+                                  "(auto_map). Off by default: read that code first.", panel="model")
+    optimize: bool = opt(True, "Fuse the ONNX graph with ONNX Runtime's transformer optimizer.",
+                         panel="model", switch="--optimize/--no-optimize")
+    optimize_timeout: float = opt(300.0, "Seconds before the graph optimizer is given up (the unfused "
+                                  "graph is used).", panel="model")
+    calibration_size: int = opt(100, "Examples, spread over the data, that calibrate int8 models.",
+                                panel="model")
+    # -- backends
+    backends: tuple[str, ...] = opt(DEFAULT_BACKENDS, "Comma-separated backends (each with its default "
+                                    "precisions this machine runs) or name:precision, e.g. torch:fp32,"
+                                    "onnxruntime:int8,openvino:bf16.", panel="backends", kind="csv")
+    threads: int = opt(help="Intra-op threads for every backend.", panel="backends", factory=available_cores,
+                       default_text="the available cores")
+    device: str = opt("auto", "auto: a CUDA GPU when one is present (never required), else the CPU; cpu; "
+                      "cuda.", panel="backends")
+    providers: tuple[str, ...] = opt((), "ONNX Runtime execution providers in order, e.g. tensorrt,cuda,cpu.",
+                                     panel="backends", kind="csv", default_text="by --device")
+    backend_options: tuple[str, ...] = opt(
+        (), "BACKEND.KEY=VALUE session setting (repeatable): onnxruntime.io_binding, onnxruntime.spinning, "
+        "openvino.hint, openvino.streams, openvino.async.", panel="backends", flags=("--backend-option",),
+        kind="multi")
+    engine: str = opt("local", "local: this process; ray: a Ray cluster's actors through Ray Data.",
+                      panel="backends")
+    ray_address: str | None = opt(None, "With --engine ray: the cluster, e.g. ray://head:10001.",
+                                  panel="backends", default_text="RAY_ADDRESS, else a local cluster")
+    ray_actors: int = opt(2, "With --engine ray: actors, each loading the model once.", panel="backends")
+    # -- batching
+    batch_size: int = opt(32, "Inference batch size.", panel="batching")
+    padding: Padding = opt("dynamic", "dynamic: pad each batch to its longest; fixed: pad to --seq-len.",
+                           panel="batching")
+    order: Order = opt("length", "length: batch examples of similar length together (outputs keep "
+                       "dataset order); dataset: as they come.", panel="batching")
+    buckets: tuple[int, ...] = opt((), "Static shapes: pad each batch to the smallest of these lengths "
+                                   "that fits, e.g. 32,64,128.", panel="batching", kind="ints")
+    # -- gate
+    gate: float | None = opt(None, "Fraction of the baseline metric each backend must keep.", panel="gate",
+                             default_text="the recipe's, 0.99")
+    min_agreement: float | None = opt(None, "Share of predictions that must equal torch fp32's, e.g. 0.95.",
+                                      panel="gate", default_text="the task's")
+    reference: tuple[str, ...] = opt(
+        (), "METRIC=VALUE (repeatable, percent or fraction), e.g. accuracy=92.4: what torch fp32 is gated "
+        "against.", panel="gate", kind="multi",
+        default_text="the recipe's published score for its own checkpoint, else the checkpoint's "
+                     "eval_results.json, else none: torch fp32 is the reference")
+    triage: bool = opt(True, "Re-quantize an int8 model that misses its gate, leaving the nodes that "
+                       "drift most in float.", panel="gate", switch="--triage/--no-triage")
+    # -- benchmark
+    bench: bool = opt(True, "Run the benchmark stage.", panel="benchmark", switch="--bench/--no-bench")
+    batch_sizes: tuple[int, ...] | None = opt(None, "Benchmark batch sizes, e.g. 1,8,32.", panel="benchmark",
+                                              kind="ints", default_text=RECIPES_OWN)
+    seq_lens: tuple[int, ...] | None = opt(None, "Benchmark sequence lengths, e.g. 64,128.",
+                                           panel="benchmark", kind="ints", default_text="--seq-len")
+    warmup: int = opt(2, "Benchmark: untimed runs per point.", panel="benchmark")
+    min_runs: int = opt(5, "Benchmark: timed runs per point, at least.", panel="benchmark")
+    min_seconds: float = opt(1.0, "Benchmark: timed seconds per point, at least.", panel="benchmark")
+    e2e_runs: int = opt(3, "Warm passes over the data timed after inference (the median is reported); "
+                        "0: none.", panel="benchmark")
+    e2e_rows: int = opt(1024, "Rows, spread over the data, that a timed warm pass runs at most.",
+                        panel="benchmark")
+    e2e_seconds: float = opt(5.0, "...and no more rows than the real pass ran in this many seconds.",
+                             panel="benchmark")
+    # -- run control
+    resume: bool = opt(False, "Continue an interrupted run: finished stages and output shards are kept.",
+                       panel="run control")
+    shard_size: int = opt(1024, "Inference outputs are saved every this many rows (for --resume).",
+                          panel="run control")
+    overwrite: bool = opt(False, "Replace an existing folder that encoderzoo did not make (refused by "
+                          "default; never one that holds this run's inputs).", panel="run control")
+    cache_dir: Path = opt(help="Where downloads are kept.", panel="run control", factory=default_cache_dir,
+                          default_text="$XDG_CACHE_HOME/encoderzoo")
 
     def __post_init__(self) -> None:
         get_recipe(self.recipe)
+        if not self.backends:
+            raise ConfigError("--backends is empty; name at least one backend")
         for name in self.backends:
             parse_backends(name)
         parse_backend_options(self.backend_options)
-        if not self.backends:
-            raise ConfigError("--backends is empty; name at least one backend")
-        _positive("--batch-size", [self.batch_size])
-        _positive("--batch-sizes", self.batch_sizes)
-        _positive("--seq-lens", self.seq_lens)
-        _positive("--seq-len", [self.seq_len])
-        _positive("--limit", [self.limit])
-        _positive("--threads", [self.threads])
-        _positive("--min-runs", [self.min_runs])
-        _positive("--calibration-size", [self.calibration_size])
-        _positive("--shard-size", [self.shard_size])
-        _positive("--ray-actors", [self.ray_actors])
-        _positive("--e2e-rows", [self.e2e_rows])
-        if self.e2e_seconds <= 0:
-            raise ConfigError(f"--e2e-seconds must be > 0, got {self.e2e_seconds}")
-        if self.e2e_runs < 0:
-            raise ConfigError(f"--e2e-runs must be >= 0, got {self.e2e_runs}")
-        if self.engine not in ("local", "ray"):
-            raise ConfigError(f"--engine is local or ray, not {self.engine!r}")
+        parse_reference(self.reference)
+        for option, values in (("--batch-size", [self.batch_size]), ("--batch-sizes", self.batch_sizes),
+                               ("--seq-lens", self.seq_lens), ("--seq-len", [self.seq_len]),
+                               ("--limit", [self.limit]), ("--threads", [self.threads]),
+                               ("--min-runs", [self.min_runs]), ("--shard-size", [self.shard_size]),
+                               ("--calibration-size", [self.calibration_size]),
+                               ("--ray-actors", [self.ray_actors]), ("--e2e-rows", [self.e2e_rows]),
+                               ("--buckets", self.buckets)):
+            _positive(option, values)
+        _one_of("--engine", self.engine, ("local", "ray"))
+        _one_of("--device", self.device, ("auto", "cpu", "cuda"))
+        _one_of("--padding", self.padding, ("dynamic", "fixed"))
+        _one_of("--order", self.order, ("length", "dataset"))
+        _one_of("--random-weights", self.random_weights, (None, "tiny", "base"))
+        for option, value in (("--gate", self.gate), ("--min-agreement", self.min_agreement)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{option} must be between 0 and 1 (e.g. 0.99), not {value}")
         if self.batch_sizes == () or self.seq_lens == ():
             raise ConfigError("--batch-sizes and --seq-lens need at least one value")
-        if self.warmup < 0 or self.min_seconds < 0:
-            raise ConfigError("--warmup and --min-seconds must be >= 0")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"--device is auto, cpu or cuda, not {self.device!r}")
-        if self.padding not in ("dynamic", "fixed"):
-            raise ConfigError(f"--padding must be 'dynamic' or 'fixed', not {self.padding!r}")
-        if self.order not in ("length", "dataset"):
-            raise ConfigError(f"--order must be 'length' or 'dataset', not {self.order!r}")
-        _positive("--buckets", self.buckets)
+        if self.warmup < 0 or self.min_seconds < 0 or self.e2e_runs < 0:
+            raise ConfigError("--warmup, --min-seconds and --e2e-runs must be >= 0")
+        if self.optimize_timeout <= 0 or self.e2e_seconds <= 0:
+            raise ConfigError("--optimize-timeout and --e2e-seconds must be > 0 seconds")
         if self.buckets and self.padding == "fixed":
             raise ConfigError("--buckets pads to bucket sizes; leave out --padding fixed")
-        if self.random_weights not in (None, "tiny", "base"):
-            raise ConfigError(f"--random-weights is 'tiny' or 'base', not {self.random_weights!r}")
         if self.random_weights and self.checkpoint:
             raise ConfigError("--random-weights builds its own model; leave out --checkpoint")
         if self.tokenizer and not self.random_weights:
             raise ConfigError("--tokenizer goes with --random-weights; a checkpoint brings its own")
-        if self.optimize_timeout <= 0:
-            raise ConfigError("--optimize-timeout must be > 0 seconds")
-        if self.gate is not None and not 0.0 <= self.gate <= 1.0:
-            raise ConfigError(f"--gate must be between 0 and 1 (e.g. 0.99), not {self.gate}")
-        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 1.0:
-            raise ConfigError(f"--min-agreement must be between 0 and 1 (e.g. 0.95), not "
-                              f"{self.min_agreement}")
-        parse_reference(self.reference)
 
     @property
     def recipe_spec(self) -> Recipe:
@@ -141,31 +174,12 @@ class RunConfig:
                         buckets=tuple(sorted(self.buckets)))
 
     def bench_settings(self) -> BenchSettings:
-        return BenchSettings(
-            batch_sizes=self.batch_sizes or self.recipe_spec.batch_sizes,
-            seq_lens=self.seq_lens or (self.effective_seq_len,),
-            warmup=self.warmup, min_runs=self.min_runs, min_seconds=self.min_seconds,
-        )
+        return BenchSettings(batch_sizes=self.batch_sizes or self.recipe_spec.batch_sizes,
+                             seq_lens=self.seq_lens or (self.effective_seq_len,), warmup=self.warmup,
+                             min_runs=self.min_runs, min_seconds=self.min_seconds)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
-
-
-def parse_reference(values: tuple[str, ...]) -> dict[str, float]:
-    """--reference METRIC=VALUE values as fractions: 92.4 and 0.924 both mean 92.4 %."""
-    found = {}
-    for value in values:
-        metric, sep, number = value.partition("=")
-        try:
-            fraction = float(number)
-        except ValueError:
-            fraction = -1.0
-        if not sep or not metric.strip() or not 0.0 <= fraction <= 100.0:
-            raise ConfigError(f"--reference takes METRIC=VALUE, e.g. accuracy=92.4 or f1=0.924; "
-                              f"got {value!r}")
-        found[metric.strip()] = fraction / 100 if fraction > 1.0 else fraction
-    return found
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
 def _positive(option: str, values: Any) -> None:
@@ -175,117 +189,7 @@ def _positive(option: str, values: Any) -> None:
         raise ConfigError(f"{option} must be >= 1, got {bad[0]}")
 
 
-# -- run configuration files -----------------------------------------------------------------------
-
-INTS = {"batch_size", "seq_len", "limit", "threads", "calibration_size", "warmup", "min_runs", "shard_size",
-        "ray_actors", "e2e_runs", "e2e_rows"}
-FLOATS = {"optimize_timeout", "gate", "min_seconds", "min_agreement", "e2e_seconds"}
-BOOLS = {"optimize", "triage", "bench", "resume", "trust_remote_code", "overwrite"}
-INT_LISTS = {"batch_sizes", "seq_lens", "buckets"}
-STR_LISTS = {"backends", "providers", "label_names", "data", "backend_options", "reference"}
-PATHS = {"out", "cache_dir"}
-STRS = {"recipe", "checkpoint", "random_weights", "tokenizer", "padding", "order", "device", "engine",
-        "ray_address"}
-FIELDS = INTS | FLOATS | BOOLS | INT_LISTS | STR_LISTS | PATHS | STRS
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """RunConfig values from a TOML (or YAML) file whose keys are the options' names, e.g.
-    `batch-size = 16`, `backends = ["torch", "onnxruntime:int8"]`; checked and converted."""
-    import difflib
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read the configuration file ({err})") from None
-    data = _parse_config_text(path, text)
-    values: dict[str, Any] = {}
-    for raw_key, value in data.items():
-        key = str(raw_key).replace("-", "_")
-        if key not in FIELDS:
-            close = difflib.get_close_matches(key, sorted(FIELDS), n=1)
-            hint = f"; did you mean '{close[0].replace('_', '-')}'?" if close else ""
-            raise ConfigError(f"{path}: unknown option '{raw_key}'{hint}")
-        values[key] = _convert(path, key, value)
-    return values
-
-
-def _parse_config_text(path: Path, text: str) -> dict[str, Any]:
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f", line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
-    else:
-        import tomllib
-
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: not valid TOML ({err}); see https://toml.io") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected option = value pairs at the top level")
-    return data
-
-
-def _convert(path: Path, key: str, value: Any) -> Any:
-    def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{path}: {key.replace('_', '-')} = {value!r}: expected {expected}")
-
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    if key in INTS:
-        if not is_int(value):
-            raise bad("an integer")
-        return value
-    if key in FLOATS:
-        if not (is_int(value) or isinstance(value, float)):
-            raise bad("a number")
-        return float(value)
-    if key in BOOLS:
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if key in PATHS or key in STRS:
-        if not isinstance(value, str):
-            raise bad("a string")
-        return Path(value) if key in PATHS else value
-    items = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
-    if not isinstance(items, list):
-        raise bad("a list")
-    if key in INT_LISTS:
-        if isinstance(value, str):  # "1,8,32", as on the command line
-            items = [int(v) if v.isdigit() else v for v in items]
-        if not all(is_int(v) for v in items):
-            raise bad("a list of integers")
-        return tuple(items)
-    if not all(isinstance(v, str) for v in items):
-        raise bad("a list of strings")
-    return tuple(items)
-
-
-def to_toml(values: dict[str, Any]) -> str:
-    """A RunConfig's values as a configuration file (unset options as comments)."""
-    lines = []
-    for key, value in values.items():
-        name = key.replace("_", "-")
-        if value is None:
-            lines.append(f"# {name} =  (default)")
-        elif isinstance(value, bool):
-            lines.append(f"{name} = {'true' if value else 'false'}")
-        elif isinstance(value, int | float):
-            lines.append(f"{name} = {value}")
-        elif isinstance(value, list | tuple):
-            lines.append(f"{name} = [{', '.join(json.dumps(v) for v in value)}]")
-        else:
-            lines.append(f"{name} = {json.dumps(str(value))}")
-    return "\n".join(lines) + "\n"
+def _one_of(option: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    if value not in allowed:
+        shown = " or ".join(repr(a) if a else "unset" for a in allowed)
+        raise ConfigError(f"{option} is {shown}, not {value!r}")

@@ -55,6 +55,18 @@ def _versions() -> dict[str, str | None]:
     return versions
 
 
+def free_memory() -> None:
+    """Collect garbage and give the freed heap back to the system (glibc keeps it otherwise:
+    940 -> 430 MiB after an ONNX Runtime session of base BERT was closed)."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def peak_memory() -> dict[str, float | None]:
     """Peak resident memory so far, MiB: this process (VmHWM) and its largest finished child
     (the graph optimizer runs in one)."""

@@ -1,6 +1,9 @@
 """Reduced-precision artifacts: ONNX Runtime dynamic and static (QDQ) int8 quantization, OpenVINO
 int8 through NNCF post-training quantization, and float16 graphs for GPUs. Calibration data are
-model inputs taken from the task's examples. Heavy libraries are imported inside the functions."""
+model inputs taken from the task's examples. Heavy libraries are imported inside the functions.
+
+Every method has one signature, `method(src, dst, *, calibration, exclude) -> record`, so that an
+artifact kind (encoderzoo.artifacts) names its method and nothing else changes."""
 
 from __future__ import annotations
 
@@ -39,7 +42,11 @@ def _quiet() -> None:
     logging.getLogger("root").setLevel(logging.ERROR)  # the quantizer's "consider pre-processing"
 
 
-def ort_dynamic(src: Path, dst: Path, *, exclude: Sequence[str] = ()) -> dict[str, Any]:
+Calibration = list[dict[str, np.ndarray]] | None  # model inputs, one item per feed
+
+
+def ort_dynamic(src: Path, dst: Path, *, calibration: Calibration = None, exclude: Sequence[str] = ()
+                ) -> dict[str, Any]:
     """Weights int8 per channel (symmetric, full range), activations quantized at run time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -65,9 +72,10 @@ class _Reader:
         pass
 
 
-def ort_static(src: Path, dst: Path, calibration: list[dict[str, np.ndarray]], *,
-               exclude: Sequence[str] = ()) -> dict[str, Any]:
+def ort_static(src: Path, dst: Path, *, calibration: Calibration, exclude: Sequence[str] = ()
+               ) -> dict[str, Any]:
     """QDQ int8 with activation ranges measured (MinMax) on the calibration batches."""
+    assert calibration is not None
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     _quiet()
@@ -86,7 +94,8 @@ def ort_static(src: Path, dst: Path, calibration: list[dict[str, np.ndarray]], *
             "seconds": round(time.perf_counter() - start, 2)}
 
 
-def ort_fp16(src: Path, dst: Path) -> dict[str, Any]:
+def ort_fp16(src: Path, dst: Path, *, calibration: Calibration = None, exclude: Sequence[str] = ()
+             ) -> dict[str, Any]:
     """Float16 weights and compute for GPU providers, inputs and outputs kept float32 (the
     fused operators are typed by ONNX Runtime's symbolic shape inference)."""
     import onnx
@@ -101,9 +110,11 @@ def ort_fp16(src: Path, dst: Path) -> dict[str, Any]:
             "source": src.name, "seconds": round(time.perf_counter() - start, 2)}
 
 
-def openvino_int8(src: Path, dst: Path, calibration: list[dict[str, np.ndarray]]) -> dict[str, Any]:
-    """NNCF post-training quantization for transformers (keeps the sensitive parts in float)
-    into an OpenVINO IR at `dst` (.xml, with its .bin)."""
+def openvino_int8(src: Path, dst: Path, *, calibration: Calibration, exclude: Sequence[str] = ()
+                  ) -> dict[str, Any]:
+    """NNCF post-training quantization for transformers (keeps the sensitive parts in float, and
+    the `exclude` nodes) into an OpenVINO IR at `dst` (.xml, with its .bin)."""
+    assert calibration is not None
     import nncf
     import openvino as ov
 
@@ -112,7 +123,8 @@ def openvino_int8(src: Path, dst: Path, calibration: list[dict[str, np.ndarray]]
     model = ov.Core().read_model(str(src))
     with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars, beside ours on stderr
         quantized = nncf.quantize(model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
-                                  subset_size=len(calibration))  # items are batches
+                                  subset_size=len(calibration),  # items are batches
+                                  ignored_scope=nncf.IgnoredScope(names=list(exclude)) if exclude else None)
     folder = Path(tempfile.mkdtemp(prefix=".openvino-int8.", dir=dst.parent))
     try:
         ov.save_model(quantized, str(folder / dst.name))
@@ -122,4 +134,5 @@ def openvino_int8(src: Path, dst: Path, calibration: list[dict[str, np.ndarray]]
         shutil.rmtree(folder, ignore_errors=True)
     rows = sum(len(next(iter(f.values()))) for f in calibration)
     return {"method": "NNCF post-training quantization (transformer preset)", "source": src.name,
-            "calibration_rows": rows, "seconds": round(time.perf_counter() - start, 2)}
+            "calibration_rows": rows, "excluded_nodes": list(exclude),
+            "seconds": round(time.perf_counter() - start, 2)}

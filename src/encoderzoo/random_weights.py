@@ -11,7 +11,6 @@ from typing import Any, Literal
 from encoderzoo.assets import asset_path
 from encoderzoo.cache import files_hash, make_key, versions
 from encoderzoo.checkpoints import (
-    AUTO_CLASSES,
     RANDOM_WEIGHTS_MARKER,
     quiet_transformers,
     random_weights_record,
@@ -103,7 +102,7 @@ def build_random_checkpoint(
         settings["pad_token_id"] = loaded.pad_token_id
     config = AutoConfig.for_model(model_type, **settings)
     torch.manual_seed(seed)
-    model = getattr(transformers, AUTO_CLASSES[task.model_kind]).from_config(config).eval()
+    model = getattr(transformers, task.auto_class).from_config(config).eval()
     ours = bool(random_weights_record(folder))  # made by --random-weights before markers existed
     with atomic_dir(folder, "random-weights", overwrite=ours, option="the random checkpoint") as tmp:
         model.save_pretrained(tmp)

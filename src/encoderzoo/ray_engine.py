@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from encoderzoo.backends.base import BackendContext
 from encoderzoo.errors import ConfigError
 from encoderzoo.features import Batching, Features
 from encoderzoo.infer import pad_sequence
@@ -26,47 +27,28 @@ from encoderzoo.infer import pad_sequence
 
 @dataclass(frozen=True)
 class ActorSpec:
-    """What an actor needs to build its backend (plain values: it travels to other machines)."""
+    """What an actor needs (plain values: it travels to other machines): the backend, and the
+    same BackendContext the local engine builds it from."""
 
     backend: str
     precision: str
-    recipe: str
-    checkpoint: str  # the resolved checkpoint folder (or hub id)
-    label_names: tuple[str, ...] | None
-    graph: str | None  # the artifact the backend runs
-    threads: int
-    device: str
-    providers: tuple[str, ...] = ()
-    options: dict[str, str] = field(default_factory=dict)
+    context: BackendContext
     batching: Batching = field(default_factory=Batching)
     seq_len: int = 128
-    input_names: tuple[str, ...] = ()
     sequence_outputs: tuple[str, ...] = ()
-    trust_remote_code: bool = False
+
+    @property
+    def threads(self) -> int:
+        return self.context.threads
 
 
 class Predictor:
     """A Ray Data actor: builds the backend once, then runs batches of prepared rows."""
 
     def __init__(self, spec: ActorSpec) -> None:
-        from pathlib import Path
+        from encoderzoo.backends import create_backend
 
-        from encoderzoo.backends import BackendContext, create_backend
-        from encoderzoo.checkpoints import resolve_checkpoint
-        from encoderzoo.families import get_family
-        from encoderzoo.recipes import get_recipe
-        from encoderzoo.tasks import get_task
-
-        recipe = get_recipe(spec.recipe)
-        checkpoint = resolve_checkpoint(spec.checkpoint, recipe, get_family(recipe.family),
-                                        trust_remote_code=spec.trust_remote_code)
-        task = get_task(recipe.task).for_model(checkpoint.config, checkpoint.location, spec.label_names)
-        context = BackendContext(
-            checkpoint=checkpoint, task=task, graph=Path(spec.graph) if spec.graph else None,
-            threads=spec.threads, providers=spec.providers, options=spec.options, device=spec.device,
-            batch_size=spec.batching.batch_size, seq_len=spec.seq_len, buckets=spec.batching.buckets,
-            input_names=spec.input_names)
-        self.backend = create_backend(spec.backend, spec.precision, context)
+        self.backend = create_backend(spec.backend, spec.precision, spec.context)
         self.spec = spec
         # what this actor really runs with (providers after any fallback), sent back with its rows
         self.settings = json.dumps({"node": socket.gethostname(), **self.backend.settings()}, sort_keys=True,
@@ -76,7 +58,7 @@ class Predictor:
         lengths = batch["length"]
         width = self.spec.batching.width(int(lengths.max()), self.spec.seq_len)
         feeds = {name: np.ascontiguousarray(batch[f"input.{name}"][:, :width])
-                 for name in self.spec.input_names}
+                 for name in self.spec.context.input_names}
         outputs = self.backend.run(feeds)
         result = {"row": batch["row"], "settings": np.full(len(batch["row"]), self.settings)}
         for name, array in outputs.items():
@@ -115,11 +97,12 @@ def run_ray(spec: ActorSpec, features: Features, rows: np.ndarray, *, actors: in
     if spec.batching.order == "length":
         ordered = ordered[np.argsort(features.lengths[ordered], kind="stable")]
     items = [{"row": int(r), "length": int(features.lengths[r]),
-              **{f"input.{name}": features.arrays[name][r] for name in spec.input_names}} for r in ordered]
+              **{f"input.{name}": features.arrays[name][r] for name in spec.context.input_names}}
+             for r in ordered]
     if not items:
         return {"engine": "ray", "actors": actors}
     dataset = ray.data.from_items(items)
-    gpus = 1 if spec.device == "cuda" else 0
+    gpus = 1 if spec.context.device == "cuda" else 0
     results = dataset.map_batches(
         Predictor, fn_constructor_kwargs={"spec": spec}, batch_size=spec.batching.batch_size,
         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=spec.threads,

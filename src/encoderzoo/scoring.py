@@ -58,6 +58,24 @@ class AccuracyRow:
         return asdict(self)
 
 
+def parse_reference(values: tuple[str, ...]) -> dict[str, float]:
+    """--reference METRIC=VALUE values as fractions: 92.4 and 0.924 both mean 92.4 %."""
+    from encoderzoo.errors import ConfigError
+
+    found = {}
+    for value in values:
+        metric, sep, number = value.partition("=")
+        try:
+            fraction = float(number)
+        except ValueError:
+            fraction = -1.0
+        if not sep or not metric.strip() or not 0.0 <= fraction <= 100.0:
+            raise ConfigError(f"--reference takes METRIC=VALUE, e.g. accuracy=92.4 or f1=0.924; "
+                              f"got {value!r}")
+        found[metric.strip()] = fraction / 100 if fraction > 1.0 else fraction
+    return found
+
+
 def gate_passes(value: float, baseline: float, gate: float) -> bool:
     """True when `value` keeps at least `gate` x `baseline` (1e-9 absorbs float rounding)."""
     return value >= gate * baseline - 1e-9

@@ -40,55 +40,17 @@ class Workspace:
         return self.root / "checkpoint"
 
     @property
-    def onnx(self) -> Path:
-        return self.root / "model" / "model.onnx"
+    def model_dir(self) -> Path:
+        """The artifacts (see encoderzoo.artifacts: each kind names its files here)."""
+        return self.root / "model"
 
-    @property
-    def onnx_optimized(self) -> Path:
-        return self.root / "model" / "model.optimized.onnx"
-
-    @property
-    def onnx_int8(self) -> Path:
-        return self.root / "model" / "model.int8.onnx"
-
-    @property
-    def onnx_int8_static(self) -> Path:
-        return self.root / "model" / "model.int8-static.onnx"
-
-    @property
-    def onnx_fp16(self) -> Path:
-        return self.root / "model" / "model.fp16.onnx"
-
-    @property
-    def openvino_int8(self) -> Path:
-        return self.root / "model" / "openvino-int8.xml"
-
-    def quantized(self, kind: str) -> Path:
-        """The int8 artifact of a kind named in backends.ARTIFACTS."""
-        return {"onnx-int8": self.onnx_int8, "onnx-int8-static": self.onnx_int8_static,
-                "openvino-int8": self.openvino_int8, "onnx-fp16": self.onnx_fp16}[kind]
-
-    @property
-    def quantize_json(self) -> Path:
-        return self.root / "model" / "quantize.json"
-
-    def derived_graphs(self) -> list[Path]:
-        """Everything built from the export, stale once it is redone."""
-        return [self.onnx_optimized, self.optimize_json, self.onnx_int8, self.onnx_int8_static,
-                self.onnx_fp16, self.openvino_int8, self.openvino_int8.with_suffix(".bin"),
-                self.quantize_json]
+    def record(self, stage: str) -> Path:
+        """What a stage building artifacts recorded: model/export.json, optimize.json, quantize.json."""
+        return self.model_dir / f"{stage}.json"
 
     @property
     def parity_inputs(self) -> Path:
         return self.root / "model" / "parity.npz"
-
-    @property
-    def export_json(self) -> Path:
-        return self.root / "model" / "export.json"
-
-    @property
-    def optimize_json(self) -> Path:
-        return self.root / "model" / "optimize.json"
 
     @property
     def infer_json(self) -> Path:
@@ -140,6 +102,12 @@ class Workspace:
     def bin_dir(self) -> Path:
         """`prepare --format bin`: one file per sample and input, as the reference tools read."""
         return self.root / "bin"
+
+
+def unlink(*paths: Path) -> None:
+    """Remove results that a stage about to run makes stale, so that none looks current."""
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def partial_folder(out: Path) -> Path:
@@ -274,7 +242,7 @@ def seed_from(out: Path, partial: Path) -> None:
     their recorded keys decide whether they are reused. Every write replaces a file whole, so
     the earlier run's files are never changed through the links. Temporary and hidden files are
     never carried over."""
-    for folder in (Workspace(out).onnx.parent, Workspace(out).random_checkpoint):
+    for folder in (Workspace(out).model_dir, Workspace(out).random_checkpoint):
         if not folder.is_dir():
             continue
         for source in folder.rglob("*"):

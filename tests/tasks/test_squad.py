@@ -6,14 +6,8 @@ import pytest
 
 from encoderzoo.errors import DataError
 from encoderzoo.tasks import get_task
-from encoderzoo.tasks.squad import (
-    QAExample,
-    QuestionAnswering,
-    best_over_golds,
-    exact_match,
-    f1,
-    normalize_answer,
-)
+from encoderzoo.tasks.squad import QAExample, QuestionAnswering
+from encoderzoo.tasks.squad_eval import best_over_golds, exact_match, f1, normalize_answer
 from tests.conftest import SQUAD_DEV, needs_shared
 
 SQUAD = get_task("squad")

@@ -19,21 +19,9 @@ from encoderzoo.errors import ConfigError
 from encoderzoo.registry import Registry
 
 __all__ = [
-    "ARTIFACTS", "BACKENDS", "Backend", "BackendContext", "BackendSpec", "Option", "create_backend",
+    "BACKENDS", "Backend", "BackendContext", "BackendSpec", "Option", "create_backend",
     "get_backend", "parse_backend_options", "parse_backends", "resolve_runs",
 ]
-
-# What a backend runs, built by the pipeline on demand (see Pipeline.artifact):
-ARTIFACTS = {
-    "checkpoint": "the PyTorch module itself",
-    "onnx": "the exported graph, unfused (other runtimes fuse it their own way)",
-    "onnx-fused": "the graph fused by ONNX Runtime's transformer optimizer",
-    "onnx-int8": "the fused graph, int8 by ONNX Runtime dynamic quantization",
-    "onnx-int8-static": "the exported graph, int8 QDQ by ONNX Runtime static quantization",
-    "onnx-fp16": "the fused graph with float16 weights and compute (float32 inputs and outputs), for GPUs",
-    "openvino-int8": "an OpenVINO IR quantized by NNCF",
-}
-
 
 @dataclass(frozen=True)
 class Option:
@@ -62,16 +50,19 @@ BOOLEANS = ("true", "false", "1", "0", "yes", "no")
 class BackendSpec:
     name: str
     description: str
-    artifacts: Mapping[str, str]  # precision -> the artifact it runs (a key of ARTIFACTS)
+    precisions: tuple[str, ...]  # what it runs (encoderzoo.artifacts declares the artifact of each)
     defaults: tuple[str, ...]  # the precisions a bare `--backends NAME` runs (where the machine can)
     module: str  # implementation module, imported only when used; has `create(context, precision)`
     options: Mapping[str, Option] = field(default_factory=dict)  # --backend-option NAME.KEY=VALUE keys
     needs: Mapping[str, str] = field(default_factory=dict)  # precision -> a Machine requirement
     prefers: Mapping[str, str] = field(default_factory=dict)  # default precisions run only where met
+    takes_providers: bool = False  # it runs on --providers (ONNX Runtime's execution providers)
 
-    @property
-    def precisions(self) -> tuple[str, ...]:
-        return tuple(self.artifacts)
+    def artifact(self, precision: str) -> str:
+        """The artifact kind it runs at `precision`."""
+        from encoderzoo.artifacts import opened_by
+
+        return opened_by(self.name, precision).name
 
 
 BACKENDS: Registry[BackendSpec] = Registry("backend")
@@ -80,11 +71,9 @@ BACKENDS: Registry[BackendSpec] = Registry("backend")
 def register_backend(spec: BackendSpec) -> BackendSpec:
     from encoderzoo.devices import REQUIREMENTS
 
-    unknown = set(spec.artifacts.values()) - set(ARTIFACTS)
     requirements = {*spec.needs.values(), *spec.prefers.values()} - set(REQUIREMENTS)
-    if unknown or requirements or not set(spec.defaults) <= set(spec.artifacts):
-        raise ValueError(f"backend {spec.name!r}: unknown artifacts {unknown}, requirements "
-                         f"{requirements} or default precisions")
+    if requirements or not set(spec.defaults) <= set(spec.precisions):
+        raise ValueError(f"backend {spec.name!r}: unknown requirements {requirements} or default precisions")
     return BACKENDS.register(spec.name, spec)
 
 
@@ -98,7 +87,7 @@ def parse_backends(text: str) -> list[tuple[str, str]]:
     spec = get_backend(name)
     if not precision:
         return [(name, p) for p in spec.defaults]
-    if precision not in spec.artifacts:
+    if precision not in spec.precisions:
         raise ConfigError(
             f"backend {name!r} has no precision {precision!r}; it has {', '.join(spec.precisions)}"
         )
@@ -158,7 +147,9 @@ def create_backend(name: str, precision: str, context: BackendContext) -> Backen
     machine = Machine.here(context.device)
     if need and not machine.has(need):
         raise ConfigError(machine.refusal(name, precision, need))
-    if spec.artifacts[precision] != "checkpoint" and context.graph is None:
+    from encoderzoo.artifacts import opened_by
+
+    if opened_by(name, precision).is_graph and context.graph is None:
         raise ConfigError(f"backend {name!r} needs an exported graph; run `encoderzoo export` first")
     module = importlib.import_module(spec.module)
     backend: Backend = module.create(context, precision)
@@ -167,23 +158,23 @@ def create_backend(name: str, precision: str, context: BackendContext) -> Backen
 
 register_backend(BackendSpec(
     name="torch", description="PyTorch eager: fp32 (the reference), bf16 autocast; fp16 on CUDA",
-    artifacts={"fp32": "checkpoint", "bf16": "checkpoint", "fp16": "checkpoint"}, defaults=("fp32", "bf16"),
+    precisions=("fp32", "bf16", "fp16"), defaults=("fp32", "bf16"),
     module="encoderzoo.backends.torch_backend",
     needs={"fp16": "cuda"}, prefers={"bf16": "native-bf16"},
 ))
 register_backend(BackendSpec(
     name="onnxruntime",
     description="ONNX Runtime (CPU, CUDA, TensorRT): fused fp32, int8 dynamic, int8 static QDQ, fp16 on GPU",
-    artifacts={"fp32": "onnx-fused", "int8": "onnx-int8", "int8-static": "onnx-int8-static",
-               "fp16": "onnx-fp16"},
+    precisions=("fp32", "int8", "int8-static", "fp16"),
     defaults=("fp32", "int8"), module="encoderzoo.backends.ort_backend", needs={"fp16": "cuda"},
+    takes_providers=True,
     options={"io_binding": Option("true|false: bind inputs and outputs once per batch (default: true "
                                   "on CUDA, outputs stay on the device until copied; false on CPU)"),
              "spinning": Option("true|false: worker threads spin between runs (default true)")},
 ))
 register_backend(BackendSpec(
     name="openvino", description="OpenVINO on the CPU: fp32, bf16 inference precision, NNCF int8",
-    artifacts={"fp32": "onnx", "bf16": "onnx", "int8": "openvino-int8"},
+    precisions=("fp32", "bf16", "int8"),
     defaults=("fp32", "bf16", "int8"), module="encoderzoo.backends.openvino_backend",
     needs={"bf16": "native-bf16"},
     options={"hint": Option("latency|throughput: the performance hint for single batches (default "

@@ -9,16 +9,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from encoderzoo.checkpoints import Checkpoint
-from encoderzoo.tasks.base import Task
-
 DEFAULT_PROVIDERS: tuple[str, ...] = ()  # empty: chosen by the device (see encoderzoo.devices)
 
 
 @dataclass(frozen=True)
 class BackendContext:
-    checkpoint: Checkpoint
-    task: Task
+    """What a backend is built from, in plain values (it travels to Ray actors): the model and
+    what to run it on, nothing of the task."""
+
+    checkpoint: str  # the folder the PyTorch weights load from
+    auto_class: str  # the transformers class that loads them, e.g. AutoModelForSequenceClassification
+    output_names: tuple[str, ...]  # the model outputs to return, in order
     graph: Path | None  # the artifact this backend and precision run (None: the checkpoint)
     threads: int  # intra-op threads
     providers: tuple[str, ...] = DEFAULT_PROVIDERS  # ONNX Runtime execution providers, in order
@@ -31,6 +32,7 @@ class BackendContext:
     cache_dir: Path = Path(".")  # where engines (TensorRT) are cached
     input_names: tuple[str, ...] = ()  # the model's inputs (TensorRT profiles name them)
     graph_hash: str | None = None  # the graph's SHA-256: TensorRT engines are cached per graph
+    trust_remote_code: bool = False  # the checkpoint's own code may run (the user asked)
 
 
 class Backend(Protocol):

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from encoderzoo.backends.base import BackendContext
-from encoderzoo.checkpoints import load_model
+from encoderzoo.checkpoints import load_weights
 
 
 class TorchBackend:
@@ -22,8 +22,9 @@ class TorchBackend:
         self.precision = precision
         self._torch = torch
         self._device = torch.device("cuda" if context.device == "cuda" else "cpu")
-        self._output_names = context.task.output_names
-        model = load_model(context.checkpoint, context.task)  # transformers picks SDPA where it can
+        self._output_names = context.output_names
+        model = load_weights(context.checkpoint, context.auto_class,  # transformers picks SDPA where it can
+                             trust_remote_code=context.trust_remote_code)
         if precision == "fp16":
             model = model.half()
         self._model = model.to(self._device)

@@ -29,7 +29,8 @@ class Score:
 
 class Task(Protocol):
     name: str
-    model_kind: str  # which Hugging Face auto class loads the model, e.g. "sequence-classification"
+    model_kind: str  # the kind of head, e.g. "sequence-classification"
+    auto_class: str  # the transformers auto class that loads its models
     # model outputs in ONNX order, each with its dynamic axes, e.g. {"logits": {0: "batch"}}
     output_axes: dict[str, dict[int, str]]
     metric_names: tuple[str, ...]  # e.g. ("accuracy",)
@@ -49,6 +50,18 @@ class Task(Protocol):
 
     def head_config(self) -> dict[str, Any]:
         """Config entries of a new model's task head (labels), for random weights."""
+        ...
+
+    def binding(self) -> dict[str, Any]:
+        """What prepare records of this task's binding to the checkpoint (e.g. its label order)."""
+        ...
+
+    def gold_label(self, example: Any) -> str:
+        """An example's gold answer as one line of text (for the device runners' labels.txt)."""
+        ...
+
+    def output_shapes(self, config: Any, seq_len: int) -> dict[str, tuple[int, ...]]:
+        """The shape of each model output for one row, in output order."""
         ...
 
     def encode(

@@ -43,6 +43,7 @@ class SequenceClassification:
     id_columns: tuple[str, ...] = ("idx", "index")
     model_labels: tuple[str, ...] | None = None  # dataset labels in the model's class order
     model_kind: str = "sequence-classification"
+    auto_class: str = "AutoModelForSequenceClassification"  # the transformers class that loads its models
     predictions_suffix: str = ".tsv"
     output_axes: dict[str, dict[int, str]] = field(default_factory=lambda: {"logits": {0: "batch"}})
     metric_names: tuple[str, ...] = ("accuracy",)
@@ -125,6 +126,17 @@ class SequenceClassification:
             f"{', '.join(self.label_names)}; fix id2label in config.json or pass --label-names "
             f"{','.join(self.label_names)} in the model's class order"
         )
+
+    def binding(self) -> dict[str, Any]:
+        """What prepare records of the binding to the model: the dataset labels in class order."""
+        return {"model_labels": list(self.model_labels or [])}
+
+    def gold_label(self, example: ClassificationExample) -> str:
+        return example.label
+
+    def output_shapes(self, config: Any, seq_len: int) -> dict[str, tuple[int, ...]]:
+        """Each output's shape for one row (what a device runner writes per sample)."""
+        return {"logits": (int(config.num_labels),)}
 
     def head_config(self) -> dict[str, Any]:
         return {

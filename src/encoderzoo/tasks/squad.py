@@ -4,9 +4,6 @@ search over all of an example's windows, and the official v1.1 exact-match / F1 
 from __future__ import annotations
 
 import json
-import re
-import string
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ from encoderzoo.errors import DataError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
 from encoderzoo.tasks.base import ReadResult, Score, load_jsonl, save_jsonl, split_key, splits_of
+from encoderzoo.tasks.squad_eval import best_over_golds, exact_match, f1
 
 LAYOUT = "SQuAD v1.1 JSON: {'data': [{'paragraphs': [{'context', 'qas': [{'id', 'question', 'answers'}]}]}]}"
 
@@ -32,35 +30,6 @@ class QAExample:
     split: str = "dev"
 
 
-# -- the official SQuAD v1.1 evaluation logic --------------------------------------------------
-
-_PUNCTUATION = set(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(text: str) -> str:
-    """Lower case, drop punctuation, drop the articles a/an/the, collapse whitespace."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
-def exact_match(prediction: str, gold: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(gold))
-
-
-def f1(prediction: str, gold: str) -> float:
-    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    same = sum((Counter(predicted) & Counter(expected)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(predicted), same / len(expected)
-    return 2 * precision * recall / (precision + recall)
-
-
-def best_over_golds(metric: Any, prediction: str, golds: tuple[str, ...]) -> float:
-    return max(metric(prediction, gold) for gold in golds)
-
-
 # -- the task ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -71,6 +40,7 @@ class QuestionAnswering:
     n_best: int = 20  # start and end candidates per window
     max_answer_tokens: int = 30
     model_kind: str = "question-answering"
+    auto_class: str = "AutoModelForQuestionAnswering"  # the transformers class that loads its models
     predictions_suffix: str = ".json"
     output_axes: dict[str, dict[int, str]] = field(default_factory=lambda: {
         "start_logits": {0: "batch", 1: "sequence"}, "end_logits": {0: "batch", 1: "sequence"}})
@@ -103,36 +73,13 @@ class QuestionAnswering:
                 where = f"data[{i}].paragraphs[{j}]"
                 context = _field(paragraph, "context", str, path, where)
                 for k, qa in enumerate(_field(paragraph, "qas", list, path, where)):
-                    examples.append(self._example(qa, context, article.get("title", ""), split,
+                    examples.append(_example(qa, context, article.get("title", ""), split,
                                                   path, f"{where}.qas[{k}]"))
                     if limit is not None and len(examples) >= limit:
                         return ReadResult(examples)
         if not examples:
             raise DataError(f"{path}: no questions in the file; expected {LAYOUT}")
         return ReadResult(examples)
-
-    @staticmethod
-    def _example(qa: Any, context: str, title: str, split: str, path: Path, where: str) -> QAExample:
-        qid = str(_field(qa, "id", (str, int), path, where))
-        where = f"question {qid} ({where})"
-        question = _field(qa, "question", str, path, where)
-        if not question.strip():
-            raise DataError(f"{path}: {where} has an empty question; fill it in or remove it")
-        answers = _field(qa, "answers", list, path, where)
-        if not answers:
-            raise DataError(f"{path}: {where} has no answers; SQuAD v1.1 answers every question "
-                            "(is this a SQuAD 2.0 file?)")
-        texts, starts = [], []
-        for a, answer in enumerate(answers):
-            text = _field(answer, "text", str, path, f"{where} answer {a}")
-            start = _field(answer, "answer_start", int, path, f"{where} answer {a}")
-            found = context[start:start + len(text)]
-            if found != text:
-                raise DataError(f"{path}: {where}: answer {text!r} is not at answer_start {start} of its "
-                                f"context (found {found!r}); fix answer_start")
-            texts.append(text)
-            starts.append(start)
-        return QAExample(qid, question, context, tuple(texts), tuple(starts), str(title), split)
 
     def for_model(
         self, config: Any, source: str, label_names: tuple[str, ...] | None = None
@@ -141,6 +88,15 @@ class QuestionAnswering:
 
     def head_config(self) -> dict[str, Any]:
         return {}
+
+    def binding(self) -> dict[str, Any]:
+        return {}  # span heads have no label order
+
+    def gold_label(self, example: QAExample) -> str:
+        return example.answers[0] if example.answers else ""
+
+    def output_shapes(self, config: Any, seq_len: int) -> dict[str, tuple[int, ...]]:
+        return {name: (seq_len,) for name in self.output_axes}
 
     # -- features -------------------------------------------------------------------------------
 
@@ -267,6 +223,29 @@ class QuestionAnswering:
         if not isinstance(answers, dict) or not all(isinstance(v, str) for v in answers.values()):
             raise DataError(f"{path}: expected a JSON object {{question id: answer text}}")
         return [answers.get(e.id, "") for e in examples]
+
+
+def _example(qa: Any, context: str, title: str, split: str, path: Path, where: str) -> QAExample:
+    qid = str(_field(qa, "id", (str, int), path, where))
+    where = f"question {qid} ({where})"
+    question = _field(qa, "question", str, path, where)
+    if not question.strip():
+        raise DataError(f"{path}: {where} has an empty question; fill it in or remove it")
+    answers = _field(qa, "answers", list, path, where)
+    if not answers:
+        raise DataError(f"{path}: {where} has no answers; SQuAD v1.1 answers every question "
+                        "(is this a SQuAD 2.0 file?)")
+    texts, starts = [], []
+    for a, answer in enumerate(answers):
+        text = _field(answer, "text", str, path, f"{where} answer {a}")
+        start = _field(answer, "answer_start", int, path, f"{where} answer {a}")
+        found = context[start:start + len(text)]
+        if found != text:
+            raise DataError(f"{path}: {where}: answer {text!r} is not at answer_start {start} of its "
+                            f"context (found {found!r}); fix answer_start")
+        texts.append(text)
+        starts.append(start)
+    return QAExample(qid, question, context, tuple(texts), tuple(starts), str(title), split)
 
 
 def _field(node: Any, key: str, kind: Any, path: Path, where: str) -> Any:

@@ -1,0 +1,214 @@
+"""RunContext: what every stage reads, resolved once per command — the recipe, the model family,
+the checkpoint (or the random model built for it), the task bound to the checkpoint's labels, the
+device and the runs this machine can do, the checkpoint's content hashes, the prepared data
+(checked to belong to this checkpoint, read once), the artifact store and the open backends."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from encoderzoo.artifacts import ArtifactStore
+from encoderzoo.backends import Backend, resolve_runs
+from encoderzoo.cache import file_hash, make_key, versions
+from encoderzoo.checkpoints import Checkpoint, content_hashes, random_weights_record, resolve_checkpoint
+from encoderzoo.config import RunConfig
+from encoderzoo.console import step
+from encoderzoo.errors import ArtifactError, ConfigError
+from encoderzoo.families import Family, get_family
+from encoderzoo.features import Features
+from encoderzoo.fileio import read_json
+from encoderzoo.recipes import Recipe
+from encoderzoo.tasks import get_task
+from encoderzoo.tasks.base import Task
+from encoderzoo.workspace import Workspace
+
+
+class RunContext:
+    def __init__(self, config: RunConfig, workspace: Workspace | None = None) -> None:
+        self.config = config
+        self.ws = workspace or Workspace(config.out)
+        self.store = ArtifactStore(self)
+        self.backends: dict[tuple[str, str], Backend] = {}  # open backends (see stages.infer)
+        self._loaded: dict[str, Any] = {}  # prepared features and examples, read once
+
+    @cached_property
+    def recipe(self) -> Recipe:
+        return self.config.recipe_spec
+
+    @cached_property
+    def family(self) -> Family:
+        return get_family(self.recipe.family)
+
+    @property
+    def prepared(self) -> dict[str, Any]:
+        """What `prepare` recorded in this run folder (empty before it ran)."""
+        if "prepared" not in self._loaded:
+            self._loaded["prepared"] = (
+                read_json(self.ws.prepare_json) if self.ws.prepare_json.is_file() else {}
+            )
+        return self._loaded["prepared"]  # type: ignore[no-any-return]
+
+    def prepared_again(self, record: dict[str, Any], features: Features, examples: list[Any]) -> None:
+        """After prepare wrote new data: what later stages read."""
+        self._loaded = {"prepared": record, "features": features, "examples": examples}
+
+    @cached_property
+    def checkpoint(self) -> Checkpoint:
+        """A random model (--random-weights), --checkpoint, the one this run folder was
+        prepared with (the same hub snapshot), or the recipe's."""
+        spec = self.config.checkpoint
+        if self.config.random_weights:
+            spec = str(self._random_checkpoint(self.config.random_weights))
+        elif spec is None and self.prepared.get("checkpoint"):
+            recorded = self.prepared["checkpoint"]
+            spec = str(self.ws.root / recorded) if self.prepared.get("checkpoint_in_run") else recorded
+            if self.prepared.get("revision"):
+                spec = f"{recorded}@{self.prepared['revision']}"
+        return resolve_checkpoint(
+            spec, self.recipe, self.family, trust_remote_code=self.config.trust_remote_code
+        )
+
+    def _random_checkpoint(self, size: str) -> Path:
+        """The run folder's random model, rebuilt unless it was built with this size, recipe
+        architecture, task head and tokenizer (its files' bytes)."""
+        from encoderzoo.random_weights import build_random_checkpoint, random_weights_key
+
+        folder = self.ws.random_checkpoint
+        task = get_task(self.recipe.task)
+        key = random_weights_key(
+            recipe=self.recipe,
+            family=self.family,
+            task=task,
+            size=size,  # type: ignore[arg-type]
+            tokenizer=self.config.tokenizer,
+        )
+        if random_weights_record(folder).get("key") != key:
+            step(f"random weights: building a {size} {self.recipe.architecture} model")
+            build_random_checkpoint(
+                folder,
+                recipe=self.recipe,
+                family=self.family,
+                task=task,
+                size=size,
+                tokenizer=self.config.tokenizer,
+                key=key,
+            )  # type: ignore[arg-type]
+        return folder
+
+    @cached_property
+    def model_config(self) -> Any:
+        """The model's config, without building a random model (from its architecture then)."""
+        from encoderzoo.random_weights import architecture_config
+
+        size = self.config.random_weights
+        if size:
+            return SimpleNamespace(**architecture_config(self.recipe, self.family, size))  # type: ignore[arg-type]
+        return self.checkpoint.config
+
+    @cached_property
+    def task(self) -> Task:
+        """The recipe's task, bound to the checkpoint's labels."""
+        return get_task(self.recipe.task).for_model(
+            self.checkpoint.config, self.checkpoint.location, self.config.label_names
+        )
+
+    @cached_property
+    def device(self) -> str:
+        """ "cpu" or "cuda": --device, with auto resolved by looking for a GPU."""
+        from encoderzoo.devices import resolve_device
+
+        return resolve_device(self.config.device)
+
+    @cached_property
+    def _resolved_runs(self) -> tuple[list[tuple[str, str]], list[str]]:
+        from encoderzoo.devices import Machine
+
+        return resolve_runs(self.config.backends, Machine.here(self.device))
+
+    @property
+    def runs(self) -> list[tuple[str, str]]:
+        """(backend, precision) pairs this machine runs, in the order given (see resolve_runs)."""
+        return self._resolved_runs[0]
+
+    @cached_property
+    def providers(self) -> list[str]:
+        """The ONNX Runtime providers this run asks for, resolved from --providers and the device."""
+        import onnxruntime as ort
+
+        from encoderzoo.devices import choose_providers
+
+        return choose_providers(
+            self.device,
+            self.config.providers,
+            ort.get_available_providers(),
+            explicit_device=self.config.device == "cuda",
+        )[0]
+
+    def validate(self) -> list[str]:
+        """Everything that can be checked before the first stage writes anything (device,
+        precision x device, bf16 support, sequence lengths; options are checked by RunConfig):
+        raises the ConfigError a later stage would, returns notes on default precisions left out."""
+        self.check_seq_lens("--seq-len", (self.config.effective_seq_len,))
+        if self.config.bench:
+            self.check_seq_lens("--seq-lens", self.config.bench_settings().seq_lens)
+        return self._resolved_runs[1]
+
+    def check_seq_lens(self, option: str, seq_lens: tuple[int, ...]) -> None:
+        """Refuse lengths the model's position embeddings cannot hold."""
+        limit, why = self.family.max_tokens(self.model_config)
+        too_long = [n for n in seq_lens if limit is not None and n > limit]
+        if too_long:
+            raise ConfigError(f"{option} {too_long[0]} is above the model's maximum of {limit} tokens{why}")
+
+    # -- identity of the prepared data ---------------------------------------------------------
+
+    @cached_property
+    def hashes(self) -> dict[str, str]:
+        return content_hashes(self.checkpoint)
+
+    def prepare_options(self, files: dict[str, Path]) -> dict[str, Any]:
+        """What prepared data depend on besides the checkpoint: recorded, so that a later stage
+        can recompute the key with its own checkpoint (see check_prepared)."""
+        return {
+            "task": self.recipe.task,
+            "data": {s: file_hash(p) for s, p in files.items()},
+            "seq_len": self.config.effective_seq_len,
+            "limit": self.config.limit,
+            "label_names": self.config.label_names,
+            "inputs": self.family.input_names,
+        }
+
+    def prepare_key(self, options: dict[str, Any]) -> str:
+        return make_key("prepare", **options, **self.hashes, libraries=versions("tokenizers", "transformers"))
+
+    def check_prepared(self) -> None:
+        """Refuse prepared data made for another checkpoint (or tokenizer, or library versions):
+        the key is recomputed from the recorded options and this run's checkpoint, never taken
+        from the record alone."""
+        options = self.prepared.get("options")
+        if options is None or self.prepare_key(options) != self.prepared.get("key"):
+            raise ArtifactError(
+                f"{self.ws.prepare_json}: the prepared data were made for another checkpoint, tokenizer "
+                f"or library versions than {self.checkpoint.location}; run `encoderzoo prepare` again "
+                "with this checkpoint (or `encoderzoo run`)"
+            )
+
+    def features(self) -> Features:
+        if "features" not in self._loaded:
+            if self.ws.prepare_json.is_file():
+                self.check_prepared()
+            self._loaded["features"] = Features.load(self.ws.features)
+        return self._loaded["features"]  # type: ignore[no-any-return]
+
+    def examples(self) -> list[Any]:
+        if "examples" not in self._loaded:
+            if not self.ws.examples.is_file():
+                raise ArtifactError(
+                    f"{self.ws.examples}: no prepared examples; run `encoderzoo prepare` first"
+                )
+            self.check_prepared()
+            self._loaded["examples"] = self.task.load_examples(self.ws.examples)
+        return self._loaded["examples"]  # type: ignore[no-any-return]

@@ -1,0 +1,70 @@
+"""How a RunConfig field is offered on the command line and in configuration files, declared
+once beside the field (`opt(...)`): its help text, the topic it is listed under in `--help`,
+its flag and how the flag's text becomes the field's value. The CLI is generated from these."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any
+
+PANELS = ("data", "model", "backends", "batching", "gate", "benchmark", "run control")
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    help: str
+    panel: str  # one of PANELS
+    flags: tuple[str, ...] = ()  # default: --field-name
+    kind: str = "plain"  # plain | csv (a,b -> strings) | ints (1,8 -> integers) | multi (repeatable)
+    switch: str | None = None  # a boolean's --yes/--no form, e.g. "--bench/--no-bench"
+    default_text: str | None = None  # what a computed default (None, a factory) means
+
+    def __post_init__(self) -> None:
+        if self.panel not in PANELS or self.kind not in ("plain", "csv", "ints", "multi"):
+            raise ValueError(f"option panel {self.panel!r} or kind {self.kind!r} is not one of ours")
+
+
+def opt(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    panel: str,
+    flags: tuple[str, ...] = (),
+    kind: str = "plain",
+    switch: str | None = None,
+    default_text: str | None = None,
+    factory: Any = MISSING,
+) -> Any:
+    """A dataclass field carrying its command-line option."""
+    spec = OptionSpec(
+        help=help, panel=panel, flags=flags, kind=kind, switch=switch, default_text=default_text
+    )
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata={"option": spec})
+    return field(default=default, metadata={"option": spec})
+
+
+def option_fields(cls: Any) -> dict[str, tuple[Field[Any], OptionSpec]]:
+    """{field name: (field, its option)} for every field of `cls` that is an option."""
+    return {f.name: (f, f.metadata["option"]) for f in fields(cls) if "option" in f.metadata}
+
+
+def flags_of(name: str, spec: OptionSpec) -> tuple[str, ...]:
+    return spec.flags or ("--" + name.replace("_", "-"),)
+
+
+def parse_text(kind: str, option: str, value: Any) -> Any:
+    """The field value of what the command line gave (None stays None: the default)."""
+    from encoderzoo.errors import ConfigError
+
+    if value is None or kind == "plain":
+        return value
+    if kind == "multi":
+        return tuple(value)
+    parts = [part.strip() for part in str(value).split(",") if part.strip()]
+    if kind == "csv":
+        return tuple(parts)
+    try:
+        return tuple(int(part) for part in parts)
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated integers, e.g. 1,8,32; got {value!r}") from None

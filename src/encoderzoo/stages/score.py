@@ -1,0 +1,148 @@
+"""score: every backend's predictions scored with the task's metrics, compared with torch fp32
+(agreement, output drift) and gated (see encoderzoo.scoring); and predictions files made
+anywhere scored against the gold data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from encoderzoo.checkpoints import default_checkpoint, trainer_results
+from encoderzoo.console import step
+from encoderzoo.context import RunContext
+from encoderzoo.errors import ArtifactError, ConfigError
+from encoderzoo.fileio import read_json, write_json
+from encoderzoo.infer import load_outputs
+from encoderzoo.scoring import (
+    REFERENCE_BACKEND,
+    Gate,
+    Reference,
+    accuracy_rows,
+    agreement_of,
+    output_drift,
+    parse_reference,
+)
+from encoderzoo.tasks.base import read_splits, split_key
+
+
+def reference(ctx: RunContext) -> Reference | None:
+    """What torch fp32 is gated against: --reference; the recipe's published score, for the
+    recipe's own checkpoint only; else the checkpoint's recorded eval_results.json. None (torch
+    fp32 is the reference) when there is none, and always with random weights."""
+    checkpoint, task = ctx.checkpoint, ctx.task
+    if checkpoint.random_weights:
+        return None
+    splits = list(ctx.recipe.data)
+    if ctx.config.reference:
+        given = parse_reference(ctx.config.reference)
+        known = [split_key(s, m, splits) for s in splits for m in task.metric_names]
+        unknown = [k for k in given if k not in known]
+        if unknown:
+            raise ConfigError(
+                f"--reference {unknown[0]}: not a metric of task '{ctx.recipe.task}' "
+                f"(its metrics: {', '.join(known)})"
+            )
+        return Reference(given, "--reference")
+    if checkpoint.location == default_checkpoint(ctx.recipe) and ctx.recipe.reference:
+        return Reference(dict(ctx.recipe.reference), "published")
+    recorded = trainer_results(checkpoint, task.metric_names, splits)
+    return Reference(recorded, "eval_results.json") if recorded else None
+
+
+def gate(ctx: RunContext) -> Gate:
+    floor = ctx.config.min_agreement
+    return Gate(
+        keep=ctx.config.effective_gate,
+        min_agreement=ctx.task.agreement_floor if floor is None else floor,
+        random_weights=ctx.checkpoint.random_weights is not None,
+    )
+
+
+def predictions_of(ctx: RunContext, backend: str, precision: str) -> tuple[dict[str, Any], list[Any]]:
+    """(outputs, predictions) of one finished inference run."""
+    features = ctx.features()
+    ids, outputs = load_outputs(ctx.ws.outputs(backend, precision))
+    if list(ids) != list(features.example_ids):
+        raise ArtifactError(
+            f"{ctx.ws.outputs(backend, precision)}: outputs do not match the prepared "
+            "features; run infer again"
+        )
+    return outputs, ctx.task.predict(ctx.examples(), features, outputs)
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    ws = ctx.ws
+    if not ws.infer_json.is_file():
+        raise ArtifactError(f"{ws.infer_json}: no inference results; run `encoderzoo infer` first")
+    examples = ctx.examples()
+    outputs, predictions = {}, {}
+    for entry in read_json(ws.infer_json)["runs"]:
+        key = (entry["backend"], entry["precision"])
+        outputs[key], predictions[key] = predictions_of(ctx, *key)
+    scores = {key: ctx.task.score(examples, found) for key, found in predictions.items()}
+    agreement = {}
+    if REFERENCE_BACKEND in outputs:
+        torch = predictions[REFERENCE_BACKEND]
+        agreement = {
+            key: {
+                "agreement": agreement_of(found, torch),
+                "max_abs_diff": output_drift(outputs[key], outputs[REFERENCE_BACKEND]),
+            }
+            for key, found in predictions.items()
+            if key != REFERENCE_BACKEND
+        }
+    rows = accuracy_rows(scores, agreement, reference=reference(ctx), gate=gate(ctx))
+    info = {
+        "examples": len(examples),
+        "random_weights": ctx.checkpoint.random_weights,
+        "gate_passed": all(r.gate_passed for r in rows),
+        "rows": [r.to_json() for r in rows],
+    }
+    write_json(ws.accuracy_json, info)
+    for r in rows:
+        values = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items())
+        verdict = "pass" if r.gate_passed else f"FAIL: {'; '.join(r.failures)}"
+        step(f"score: {r.backend} {r.precision} {values} (gate {verdict})")
+    return info
+
+
+def score_predictions(
+    name: str, predictions: Path, data: tuple[str, ...], cache_dir: Path | None = None
+) -> dict[str, Any]:
+    """Score a predictions file made anywhere against the gold data of a task (`name` is a task,
+    with --data) or of a recipe (its data by default). Metrics are percentages at full precision,
+    as the official evaluation scripts print them."""
+    from encoderzoo.recipes import RECIPES
+    from encoderzoo.sources import default_cache_dir, given_splits, resolve_data
+    from encoderzoo.tasks import TASKS, get_task
+
+    if name in TASKS:
+        task = get_task(name)
+        if not data:
+            raise ConfigError(f"pass --data PATH to the gold {name} data to score against")
+        # the task's splits as its recipes name them (MNLI: matched, mismatched), so that scores and
+        # a run's split-prefixed ids line up
+        recipe = next((r for r in RECIPES.values() if r.task == name), None)
+        if recipe is not None and len(recipe.data) > 1 and (len(data) > 1 or "=" in data[0]):
+            files = given_splits(recipe, data)
+        else:
+            files = {"dev": Path(data[0])}
+    else:
+        recipe = RECIPES[name]
+        task = get_task(recipe.task)
+        files = resolve_data(recipe, data, cache_dir or default_cache_dir())
+    examples, _ = read_splits(task, files)
+    answers = task.read_predictions(predictions, examples)
+    result: dict[str, Any] = {k: 100 * v for k, v in task.score(examples, answers).metrics.items()}
+    missing = sum(1 for a in answers if a in ("", None))
+    return result | {"examples": len(examples), "without_prediction": missing}
+
+
+def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
+    return [
+        (
+            "score",
+            f"metrics per backend; gate {ctx.config.effective_gate:.0%} of torch fp32 and agreement with it",
+            "build",
+        )
+    ]

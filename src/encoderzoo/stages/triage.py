@@ -1,0 +1,101 @@
+"""triage: for each triage-able int8 artifact below its gate, rank its quantized nodes by the
+drift they add on rows of the data, then re-quantize leaving the worst 1, 2, 4, ... in float
+until the gate (metrics and agreement with torch fp32) passes, at most a quarter of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from encoderzoo import quantize, triage
+from encoderzoo.artifacts import ARTIFACTS
+from encoderzoo.backends import get_backend
+from encoderzoo.console import step
+from encoderzoo.context import RunContext
+from encoderzoo.fileio import read_json, write_json
+from encoderzoo.scoring import REFERENCE_BACKEND, agreement_of, gate_failures
+
+TRIAGE_ROWS = 32  # rows (spread over the data) the drift of each quantized node is measured on
+
+
+def triageable(name: str, precision: str) -> bool:
+    return ARTIFACTS[get_backend(name).artifact(precision)].triageable
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Rescores at the end; returns what triage.json records (empty when nothing needed it)."""
+    from encoderzoo.stages import infer, score
+
+    ws = ctx.ws
+    accuracy = read_json(ws.accuracy_json)
+    failing = [
+        r
+        for r in accuracy["rows"]
+        if not r["gate_passed"] and r["baseline"] == "torch_fp32" and triageable(r["backend"], r["precision"])
+    ]
+    if not failing:
+        return {}
+    features, examples = ctx.features(), ctx.examples()
+    feeds = quantize.calibration_feeds(
+        features, min(TRIAGE_ROWS, ctx.config.calibration_size), batch_size=1
+    )  # rows one at a time: bounded memory
+    torch_metrics = next(
+        r["metrics"] for r in accuracy["rows"] if (r["backend"], r["precision"]) == REFERENCE_BACKEND
+    )
+    _, torch_predictions = score.predictions_of(ctx, *REFERENCE_BACKEND)
+    records = read_json(ws.infer_json)
+    results = {}
+    for row in failing:
+        name, precision = row["backend"], row["precision"]
+        kind = ARTIFACTS[get_backend(name).artifact(precision)]
+        assert kind.built_from is not None
+        source, path = ctx.store.opened(kind.built_from), ctx.store.files(kind.name)[0]
+        assert source is not None
+        step(f"triage: ranking the quantized nodes of {path.name}")
+        ranking = triage.rank_nodes(
+            source, path, feeds, op_types=kind.quantized_ops, threads=ctx.config.threads
+        )
+        attempts, excluded = [], []
+        for count in triage.exclusion_steps(len(ranking)):
+            excluded = [d.exclude_as for d in ranking[:count]]
+            ctx.store.build(kind.name, excluded)
+            infer.release(ctx, name, precision)
+            entry, predictions = infer.run_one(ctx, name, precision)
+            records["runs"] = [
+                entry if (r["backend"], r["precision"]) == (name, precision) else r for r in records["runs"]
+            ]
+            metrics = ctx.task.score(examples, predictions).metrics
+            vs_torch = {"agreement": agreement_of(predictions, torch_predictions)}
+            failures = gate_failures(metrics, torch_metrics, "torch fp32", vs_torch, score.gate(ctx))
+            attempts.append(
+                {
+                    "float_nodes": count,
+                    "metrics": metrics,
+                    **vs_torch,
+                    "gate_passed": not failures,
+                    "failures": failures,
+                }
+            )
+            step(
+                f"triage: {name} {precision} with {count} nodes in float: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+            )
+            if not failures:
+                break
+        results[f"{name}:{precision}"] = {
+            "before": row["metrics"],
+            "candidates": len(ranking),
+            "attempts": attempts,
+            "float_nodes": excluded,
+            "recovered": attempts[-1]["gate_passed"],
+            "worst": [d.to_json() for d in ranking[:10]],
+        }
+    write_json(ws.infer_json, records)
+    write_json(ws.triage_json, results)
+    score.run(ctx)
+    return results
+
+
+def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
+    if ctx.config.triage and any(triageable(n, p) for n, p in ctx.runs):
+        return [("triage", "only for an int8 model below its gate", "if needed")]
+    return []
