@@ -95,3 +95,9 @@ def cli(*args: str, cwd: Path | None = None, timeout: int = 600,
         [sys.executable, "-m", "encoderzoo", *args], capture_output=True, text=True,
         cwd=cwd, timeout=timeout, env=os.environ | {"COLUMNS": "200"} | (env or {}),
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow end-to-end tests first, so that `pytest -n 2` spreads them over both workers
+    instead of leaving one long test for the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -64,6 +64,7 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
+@pytest.mark.slow
 @needs_shared(SST2_DEV)
 def test_stages_one_at_a_time(tiny_bert: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"

@@ -224,6 +224,7 @@ def test_spanbert_release(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "hf" / "config.json").read_text())["model_type"] == "bert"
 
 
+@pytest.mark.slow
 def test_a_converted_checkpoint_runs_through_the_chain(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -127,6 +127,7 @@ def test_fp16_on_this_cpu_is_a_one_line_error(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_the_fp16_graph_builds_on_the_cpu(tmp_path: Path) -> None:
     """Only its run needs a GPU: the conversion is checked here."""
     import numpy as np

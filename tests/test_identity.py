@@ -40,6 +40,7 @@ def logits(out: Path, name: str) -> np.ndarray:
     return load_outputs(out / "outputs" / f"{name}.npz")[1]["logits"]
 
 
+@pytest.mark.slow
 def test_two_hub_checkpoints_in_one_run_folder_each_get_their_own_graph(tmp_path: Path) -> None:
     cache = tmp_path / "hub"
     add_repo(cache, "org/model-a", DEMO)

@@ -74,6 +74,7 @@ def test_output_folder_errors(tmp_path: Path) -> None:
         read_outputs(tmp_path / "empty", 3, {"logits": (2,)})
 
 
+@pytest.mark.slow
 def test_prepare_bin_then_a_device_runner_then_score_equals_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run(RunConfig(recipe="demo", out=out, backends=("torch:fp32", "onnxruntime:fp32"), limit=150,

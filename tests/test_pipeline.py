@@ -17,6 +17,7 @@ from tests.conftest import MNLI_MATCHED, SQUAD_DEV, SST2_DEV, build_tiny_bert
 LOCAL_DATA = {"sst2": SST2_DEV, "mnli": MNLI_MATCHED.parent, "squad": SQUAD_DEV}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(RECIPES))
 def test_recipe_runs_end_to_end_on_a_tiny_model(
     name: str, family_tokenizers: dict[str, Path], tmp_path: Path

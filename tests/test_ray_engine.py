@@ -23,6 +23,7 @@ def cluster() -> Iterator[None]:
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_and_local_engines_agree_on_the_demo(cluster: None, tmp_path: Path) -> None:
     local = RunConfig(recipe="demo", out=tmp_path / "local", backends=("torch:fp32", "onnxruntime:fp32"),
                       limit=160, bench=False, triage=False, shard_size=64)

@@ -49,6 +49,7 @@ class DiesAfter:
         return self.backend.settings()  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     config = RunConfig(recipe="demo", out=tmp_path / "whole", backends=("torch:fp32", "onnxruntime:fp32"),
@@ -88,6 +89,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path,
     assert "resumed (80 of 300 rows done before)" in (cut.out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_killed_process_resumes(tmp_path: Path) -> None:
     """SIGKILL in the middle of inference (nothing gets to clean up), then --resume."""
     out = tmp_path / "run"
@@ -157,6 +159,7 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path: Path) -> None:
     assert not partial_folder(out).exists()
 
 
+@pytest.mark.slow
 def test_resume_with_another_hub_checkpoint_starts_over_and_says_why(tmp_path: Path) -> None:
     """A killed run of org/model-a, resumed with org/model-c: nothing of model-a's is kept."""
     from encoderzoo.assets import asset_path

@@ -29,6 +29,7 @@ from tests.conftest import cli
 QUICK = ["--limit", "16", "--backends", "torch:fp32,onnxruntime:fp32", "--no-bench"]
 
 
+@pytest.mark.slow
 def test_an_out_folder_encoderzoo_did_not_make_is_refused_and_kept(tmp_path: Path) -> None:
     out = tmp_path / "mine"
     out.mkdir()
@@ -59,6 +60,7 @@ def test_the_checkpoint_folder_as_out_is_refused_even_with_overwrite(tmp_path: P
     assert not (checkpoint / "data").exists()
 
 
+@pytest.mark.slow
 def test_an_error_in_a_later_stage_keeps_finished_work_for_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -86,6 +88,7 @@ def test_an_error_in_a_later_stage_keeps_finished_work_for_resume(
     assert (config.out / "outputs" / "onnxruntime-fp32.npz").is_file() and not partial.exists()
 
 
+@pytest.mark.slow
 def test_precisions_the_machine_cannot_run_fail_before_anything_is_written(tmp_path: Path) -> None:
     args = ["run", "demo", "--out", str(tmp_path / "run"), "--backends",
             "torch:fp32,onnxruntime:fp32,onnxruntime:fp16", "--device", "cpu", "--limit", "8"]
@@ -146,6 +149,7 @@ def test_publishing_a_folder_is_one_atomic_exchange(tmp_path: Path) -> None:
     assert (old / "a").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+@pytest.mark.slow
 def test_temporary_files_of_a_killed_run_are_removed_and_never_carried_over(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert cli("run", "demo", "--out", str(out), *QUICK).returncode == 0
@@ -180,6 +184,7 @@ def test_outputs_honour_the_umask_and_are_fsynced(tmp_path: Path, monkeypatch: p
     assert target.is_file()
 
 
+@pytest.mark.slow
 def test_convert_and_bin_refuse_folders_they_did_not_make(tmp_path: Path) -> None:
     out = tmp_path / "notes"
     out.mkdir()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from encoderzoo.config import RunConfig
 from encoderzoo.context import RunContext
 from encoderzoo.fileio import read_json
@@ -12,6 +14,7 @@ from encoderzoo.stages import infer, prepare, report
 from tests.conftest import SST2_DEV
 
 
+@pytest.mark.slow
 def test_the_end_to_end_rate_is_a_warm_pass_with_setup_apart(tmp_path: Path) -> None:
     config = RunConfig(recipe="demo", out=tmp_path / "run", data=(str(SST2_DEV),), limit=48, batch_size=8,
                        backends=("torch:fp32", "onnxruntime:int8"), e2e_runs=2, e2e_rows=40, bench=False)

@@ -36,6 +36,7 @@ def demo_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "repo"
 
 
+@pytest.mark.slow
 def test_the_demo_repository_parses_with_tritons_schema(demo_repository: Path) -> None:
     model = demo_repository / "demo"
     assert sorted(p.relative_to(model).as_posix() for p in model.rglob("*")) == [

@@ -178,6 +178,7 @@ def test_span_rules(tiny_tokenizer) -> None:  # type: ignore[no-untyped-def]
     assert task.predict([example], features, outputs) == ["one two"]
 
 
+@pytest.mark.slow
 @needs_shared(SQUAD_DEV)
 def test_round_trip_of_gold_spans_through_features_and_postprocessing(tiny_tokenizer) -> None:  # type: ignore[no-untyped-def]
     """Every first gold answer turned into start/end logits that peak on its tokens, through the
