@@ -20,7 +20,8 @@ from tests.conftest import BERT_CASED_VOCAB, SST2_DEV, cli
 from tests.hub_cache import add_repo, hub_env
 
 DEMO = asset_path("demo/model")
-QUICK = ["--limit", "40", "--backends", "torch:fp32,onnxruntime:fp32", "--no-bench"]
+QUICK = ["--limit", "40", "--backends", "torch:fp32,onnxruntime:fp32", "--no-bench",
+         "--no-optimize"]
 
 
 def shifted(dst: Path, delta: tuple[float, float], src: Path = DEMO) -> Path:

@@ -26,7 +26,7 @@ def cluster() -> Iterator[None]:
 @pytest.mark.slow
 def test_ray_and_local_engines_agree_on_the_demo(cluster: None, tmp_path: Path) -> None:
     local = RunConfig(recipe="demo", out=tmp_path / "local", backends=("torch:fp32", "onnxruntime:fp32"),
-                      limit=160, bench=False, triage=False, shard_size=64)
+                      limit=160, bench=False, optimize=False, triage=False, shard_size=64)
     on_ray = replace(local, out=tmp_path / "ray", engine="ray", ray_actors=2)
     run(local)
     run(on_ray)

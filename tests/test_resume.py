@@ -53,7 +53,7 @@ class DiesAfter:
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     config = RunConfig(recipe="demo", out=tmp_path / "whole", backends=("torch:fp32", "onnxruntime:fp32"),
-                       limit=300, batch_size=8, shard_size=40, bench=False, triage=False)
+                       limit=300, batch_size=8, shard_size=40, bench=False, triage=False, optimize=False)
     run(config)
 
     real = infer_stage.open_backend
@@ -94,7 +94,7 @@ def test_killed_process_resumes(tmp_path: Path) -> None:
     """SIGKILL in the middle of inference (nothing gets to clean up), then --resume."""
     out = tmp_path / "run"
     args = [sys.executable, "-m", "encoderzoo", "run", "demo", "--out", str(out), "--backends", "torch:fp32",
-            "--limit", "480", "--batch-size", "4", "--shard-size", "16", "--no-bench"]
+            "--limit", "480", "--batch-size", "4", "--shard-size", "16", "--no-bench", "--no-optimize"]
     shards = partial_folder(out) / "outputs" / "torch-fp32.shards"
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              env=os.environ | {"COLUMNS": "200"})
@@ -116,7 +116,7 @@ def test_killed_process_resumes(tmp_path: Path) -> None:
     assert record["resumed_rows"] >= done  # shards written after the count above are kept too
 
     whole = RunConfig(recipe="demo", out=tmp_path / "whole", backends=("torch:fp32",), limit=480,
-                      batch_size=4, bench=False)
+                      batch_size=4, bench=False, optimize=False)
     run(whole)
     assert predictions(out, "torch-fp32") == predictions(whole.out, "torch-fp32")
     assert accuracy(out) == accuracy(whole.out)
@@ -171,7 +171,8 @@ def test_resume_with_another_hub_checkpoint_starts_over_and_says_why(tmp_path: P
     add_repo(cache, "org/model-c", shifted(tmp_path / "c", (0.0, 1.0)))
     out = tmp_path / "run"
     args = [sys.executable, "-m", "encoderzoo", "run", "demo", "--out", str(out), "--backends", "torch:fp32",
-            "--limit", "480", "--batch-size", "4", "--shard-size", "16", "--no-bench", "--e2e-runs", "0"]
+            "--limit", "480", "--batch-size", "4", "--shard-size", "16", "--no-bench", "--e2e-runs", "0",
+            "--no-optimize"]
     env = os.environ | {"COLUMNS": "200"} | hub_env(cache)
     shards = partial_folder(out) / "outputs" / "torch-fp32.shards"
     child = subprocess.Popen([*args, "--checkpoint", "org/model-a"], stdout=subprocess.DEVNULL,

@@ -26,7 +26,8 @@ from encoderzoo.stages import infer as infer_stage
 from encoderzoo.workspace import locked, partial_folder, recover
 from tests.conftest import cli
 
-QUICK = ["--limit", "16", "--backends", "torch:fp32,onnxruntime:fp32", "--no-bench"]
+QUICK = ["--limit", "16", "--backends", "torch:fp32,onnxruntime:fp32", "--no-bench",
+         "--no-optimize"]
 
 
 @pytest.mark.slow

@@ -1,0 +1,82 @@
+"""A run within its memory: each backend is closed and dropped before the next one loads, NNCF
+calibrates one row per item, the report records the run's peak resident memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from encoderzoo import quantize as quantize_lib
+from encoderzoo.artifacts import ARTIFACTS
+from encoderzoo.backends.openvino_backend import OpenVinoBackend
+from encoderzoo.config import RunConfig
+from encoderzoo.context import RunContext
+from encoderzoo.fileio import read_json
+from encoderzoo.stages import export, infer, prepare, quantize, report, score
+from tests.conftest import SST2_DEV
+
+BACKENDS = ("torch:fp32", "onnxruntime:fp32", "openvino:fp32")
+
+
+def test_each_backend_is_closed_before_the_next_one_loads(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = RunContext(RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run", checkpoint=str(tiny_bert),
+                               data=(str(SST2_DEV),), limit=12, backends=BACKENDS, optimize=False,
+                               bench=False, e2e_runs=1))
+    prepare.run(ctx)
+    export.run(ctx)
+    open_when_loading: list[list[tuple[str, str]]] = []
+    closed: list[Any] = []
+    original_open, original_close = infer.open_backend, OpenVinoBackend.close
+
+    def spy_open(c: RunContext, name: str, precision: str) -> Any:
+        if (name, precision) not in c.backends:
+            open_when_loading.append(sorted(c.backends))
+        return original_open(c, name, precision)
+
+    def spy_close(self: OpenVinoBackend) -> None:
+        original_close(self)
+        closed.append(self)
+
+    monkeypatch.setattr(infer, "open_backend", spy_open)
+    monkeypatch.setattr(OpenVinoBackend, "close", spy_close)
+    infer.run(ctx)
+    assert open_when_loading == [[]] * len(BACKENDS)  # nothing else open when a backend loads
+    assert ctx.backends == {}
+    assert len(closed) == 1 and closed[0]._compiled is None and closed[0]._queue is None
+
+
+def test_nncf_calibrates_one_row_per_item(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NNCF's peak grows with the size of a calibration item (base BERT on 384-token SQuAD windows:
+    2.0 GB with single rows, 4.6 GB with batches of 8), not with their number."""
+    ctx = RunContext(RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run", checkpoint=str(tiny_bert),
+                               data=(str(SST2_DEV),), limit=20, backends=("openvino:int8",),
+                               calibration_size=10, optimize=False))
+    prepare.run(ctx)
+    export.run(ctx)
+    seen: list[list[int]] = []
+    original = quantize_lib.openvino_int8
+
+    def spy(src: Path, dst: Path, **kw: Any) -> dict[str, Any]:
+        seen.append([len(item["input_ids"]) for item in kw["calibration"]])
+        return original(src, dst, **kw)
+
+    monkeypatch.setattr(quantize_lib, "openvino_int8", spy)
+    quantize.build(ctx, ARTIFACTS["openvino-int8"])
+    assert seen == [[1] * 10]
+
+
+def test_the_report_records_the_runs_peak_memory(tiny_bert: Path, tmp_path: Path) -> None:
+    ctx = RunContext(RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run", checkpoint=str(tiny_bert),
+                               data=(str(SST2_DEV),), limit=8, backends=("torch:fp32",), optimize=False,
+                               bench=False))
+    for stage in (prepare, export, infer, score, report):
+        stage.run(ctx)
+    peak = read_json(ctx.ws.report_json)["peak_memory"]
+    assert 100 < peak["process_mib"] < 24 * 1024
+    assert "peak resident memory" in ctx.ws.report_md.read_text()
