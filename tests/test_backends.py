@@ -43,7 +43,7 @@ def test_backend_option_values_are_checked_when_read(option: str, message: str) 
 
 @pytest.fixture(scope="module")
 def context(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> BackendContext:
-    checkpoint = resolve_checkpoint(str(tiny_bert), get_recipe("bert-base-cased-sst2"), BERT)
+    checkpoint = resolve_checkpoint(str(tiny_bert), get_recipe("bert-base-cased-sst2"))
     ids = np.array([[101, 8667, 1362, 102, 0, 0], [101, 1109, 2523, 1110, 1363, 102]])
     arrays = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64),
               "token_type_ids": np.zeros_like(ids)}

@@ -96,7 +96,7 @@ CASES: list[tuple[str, dict[str, object], list[str], str]] = [
     ("another model's tokenizer", {}, ["run", "demo", "--checkpoint", "CKPT:roberta-tokenizer", *QUICK],
      "has 5 tokens but"),
     ("unsupported architecture", {}, ["run", "demo", "--checkpoint", "CKPT:gpt2", *QUICK],
-     "a 'gpt2' model, but recipe 'demo' expects 'bert'"),
+     "a 'gpt2' model, which encoderzoo does not run"),
     ("code in the checkpoint", {}, ["run", "demo", "--checkpoint", "CKPT:auto-map", *QUICK],
      "pass --trust-remote-code if you trust it"),
     ("batch size 0", {}, ["run", "demo", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),

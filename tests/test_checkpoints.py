@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import torch
 
 from encoderzoo.checkpoints import fingerprint, load_model, load_tokenizer, resolve_checkpoint
 from encoderzoo.errors import CheckpointError
-from encoderzoo.families import get_family
+from encoderzoo.families import family_of, get_family
 from encoderzoo.recipes import get_recipe
 from encoderzoo.tasks import get_task
 from tests.conftest import build_tiny_bert
@@ -18,7 +19,7 @@ BERT, SST2 = get_family("bert"), get_task("sst2")
 
 
 def resolve(spec: str | Path):  # type: ignore[no-untyped-def]
-    return resolve_checkpoint(str(spec), RECIPE, BERT)
+    return resolve_checkpoint(str(spec), RECIPE)
 
 
 def copy_without(src: Path, dst: Path, *names: str) -> Path:
@@ -110,15 +111,18 @@ def test_the_real_tokenizers_fit_their_models() -> None:
     assert len(load_tokenizer(resolve(asset_path("demo/model")))) == 30522
 
 
-def test_wrong_family_names_the_model_type(tmp_path: Path) -> None:
+def test_the_family_comes_from_the_checkpoint_not_the_recipe(tmp_path: Path) -> None:
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
     RobertaForSequenceClassification(RobertaConfig(
         vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=32)).save_pretrained(tmp_path / "roberta")
-    expected = "a 'roberta' model, but recipe 'bert-base-cased-sst2' expects 'bert'"
-    with pytest.raises(CheckpointError, match=expected):
-        resolve(tmp_path / "roberta")
+    checkpoint = resolve(tmp_path / "roberta")  # through a bert recipe
+    assert family_of(checkpoint.config.model_type, checkpoint.location).name == "roberta"
+    expected = ("gpt2/: a 'gpt2' model, which encoderzoo does not run (model types it runs: albert, "
+                "bert, deberta-v2, roberta)")  # tests/test_bad_inputs.py: the whole command
+    with pytest.raises(CheckpointError, match=re.escape(expected)):
+        family_of("gpt2", "gpt2/")
 
 
 def test_label_count_must_match_the_task(tmp_path: Path) -> None:
@@ -198,7 +202,7 @@ def test_code_runs_only_when_the_user_asks(tiny_bert: Path, tmp_path: Path) -> N
     config |= {"auto_map": {"AutoConfig": "custom.CustomConfig"}}
     (folder / "config.json").write_text(json.dumps(config))
     recipe = get_recipe("bert-base-cased-sst2")
-    resolve_checkpoint(str(folder), recipe, get_family(recipe.family), trust_remote_code=True)
+    resolve_checkpoint(str(folder), recipe, trust_remote_code=True)
     assert marker.exists()
 
 

@@ -15,7 +15,6 @@ import torch
 from encoderzoo.checkpoints import load_model, resolve_checkpoint
 from encoderzoo.convert import convert_checkpoint
 from encoderzoo.errors import CheckpointError
-from encoderzoo.families import get_family
 from encoderzoo.recipes import get_recipe
 from encoderzoo.tasks import get_task
 from tests.reference_models import (
@@ -30,7 +29,7 @@ from tests.reference_models import (
 def converted_model(folder: Path, recipe_name: str):  # type: ignore[no-untyped-def]
     """Load the result through encoderzoo's own safe loading path."""
     recipe = get_recipe(recipe_name)
-    checkpoint = resolve_checkpoint(str(folder), recipe, get_family(recipe.family))
+    checkpoint = resolve_checkpoint(str(folder), recipe)
     return checkpoint, load_model(checkpoint, get_task(recipe.task))
 
 

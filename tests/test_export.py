@@ -20,7 +20,7 @@ DEMO_DEV = asset_path("demo/data/sst2-dev.tsv")
 
 @pytest.fixture(scope="module")
 def exported(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    checkpoint = resolve_checkpoint(str(tiny_bert), get_recipe("bert-base-cased-sst2"), BERT)
+    checkpoint = resolve_checkpoint(str(tiny_bert), get_recipe("bert-base-cased-sst2"))
     examples = SST2.read(DEMO_DEV, limit=10).examples
     features = SST2.encode(examples, load_tokenizer(checkpoint), seq_len=48, input_names=BERT.input_names)
     model = load_model(checkpoint, SST2, attn_implementation="eager")

@@ -107,3 +107,33 @@ def test_every_artifact_kind_is_opened_by_a_backend_precision_and_built_by_one_m
             module, _, function = str(kind.method).partition(":")
             assert callable(getattr(importlib.import_module(module), function))
             assert kind.files and kind.built_from in ARTIFACTS
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_another_family_runs_through_a_task_preset_and_a_seed_preset(
+    family_tokenizers: dict[str, Path], tmp_path: Path
+) -> None:
+    """The family comes from the checkpoint: a RoBERTa model runs through the `sst2` task preset
+    and through the BERT seed recipe, where the seed's published score does not apply."""
+    import onnx
+
+    from encoderzoo.checkpoints import RANDOM_WEIGHTS_MARKER
+    from encoderzoo.families import get_family
+    from encoderzoo.random_weights import build_random_checkpoint
+
+    folder = build_random_checkpoint(tmp_path / "roberta", recipe=RECIPES["roberta-base-sst2"],
+                                     family=get_family("roberta"), task=get_task("sst2"), size="tiny",
+                                     tokenizer=str(family_tokenizers["roberta"]))
+    (folder / RANDOM_WEIGHTS_MARKER).unlink()  # a user's checkpoint, as far as encoderzoo can tell
+    for name in ("sst2", "bert-base-cased-sst2"):
+        out = tmp_path / name
+        passed, report_md = run(RunConfig(
+            recipe=name, out=out, checkpoint=str(folder), data=(str(SST2_DEV),), limit=16,
+            backends=("torch:fp32", "onnxruntime:fp32"), bench=False, e2e_runs=0))
+        report = json.loads((out / "report.json").read_text())
+        assert passed and report["recipe"]["family"] == "roberta"
+        graph = onnx.load(str(out / "model" / "model.onnx"), load_external_data=False)
+        assert [i.name for i in graph.graph.input] == ["input_ids", "attention_mask"]  # RoBERTa's
+        rows = {r["backend"]: r for r in report["accuracy"]}
+        assert rows["torch"]["baseline"] == "none" and rows["onnxruntime"]["vs_torch"]["agreement"] == 1.0
+        assert "torch fp32 is the reference" in report_md.read_text()

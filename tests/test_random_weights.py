@@ -28,7 +28,7 @@ def test_random_checkpoint_loads_like_any_other(
     family, task = get_family(recipe.family), get_task(recipe.task)
     folder = build_random_checkpoint(tmp_path / "ckpt", recipe=recipe, family=family, task=task,
                                      size="tiny", tokenizer=str(family_tokenizers[recipe.family]))
-    checkpoint = resolve_checkpoint(str(folder), recipe, family)
+    checkpoint = resolve_checkpoint(str(folder), recipe)
     assert checkpoint.random_weights == "tiny"
     tokenizer = load_tokenizer(checkpoint)
     assert checkpoint.config.vocab_size >= len(tokenizer)

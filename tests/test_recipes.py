@@ -14,12 +14,15 @@ def test_recipe_is_complete(name: str) -> None:
     recipe = RECIPES[name]
     assert recipe.task in TASKS
     assert recipe.family in FAMILIES
-    assert recipe.checkpoint.hub_id or recipe.checkpoint.packaged
     assert recipe.data and all(source.url or source.packaged for source in recipe.data.values())
     assert 0 < recipe.gate <= 1
     metrics = TASKS[recipe.task].metric_names
     expected = set(metrics) if len(recipe.data) == 1 else {f"{s}.{m}" for s in recipe.data for m in metrics}
-    assert recipe.reference and set(recipe.reference) <= expected  # keyed like the run's scores
+    if recipe.kind == "seed":  # a default checkpoint and its published score, keyed like the run's
+        assert (recipe.checkpoint.hub_id or recipe.checkpoint.packaged) and recipe.reference
+        assert set(recipe.reference) <= expected
+    else:  # a task preset: the user's checkpoint, no published score
+        assert recipe.kind == "task" and not recipe.reference and recipe.name == recipe.task
     assert asset_path(f"configs/{recipe.architecture}.json").is_file()
 
 

@@ -24,7 +24,7 @@ SST2, BERT = get_task("sst2"), get_family("bert")
 @pytest.fixture(scope="module")
 def graphs(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("triage")
-    checkpoint = resolve_checkpoint(str(tiny_bert), get_recipe("bert-base-cased-sst2"), BERT)
+    checkpoint = resolve_checkpoint(str(tiny_bert), get_recipe("bert-base-cased-sst2"))
     examples = SST2.read(SST2_DEV, limit=48).examples
     features = SST2.encode(examples, load_tokenizer(checkpoint), seq_len=64, input_names=BERT.input_names)
     export_onnx(load_model(checkpoint, SST2, attn_implementation="eager"), features, folder / "model.onnx",

@@ -13,7 +13,7 @@ from typing import Any
 from encoderzoo.assets import asset_path
 from encoderzoo.cache import files_hash
 from encoderzoo.errors import CheckpointError
-from encoderzoo.families import Family
+from encoderzoo.families import family_of
 from encoderzoo.recipes import Recipe
 from encoderzoo.tasks.base import Task
 from encoderzoo.tokenizer_check import check_tokenizer
@@ -123,9 +123,9 @@ def trainer_results(checkpoint: Checkpoint, metric_names: tuple[str, ...], split
     return found
 
 
-def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family, *,
-                       trust_remote_code: bool = False) -> Checkpoint:
-    """Find and check the checkpoint: `spec` (a folder or hub id) or the recipe's default.
+def resolve_checkpoint(spec: str | None, recipe: Recipe, *, trust_remote_code: bool = False) -> Checkpoint:
+    """Find and check the checkpoint: `spec` (a folder or hub id) or the recipe's default, of any
+    family encoderzoo runs (the family comes from its config's model_type, not from the recipe).
     Code shipped in the folder (config `auto_map`) runs only with `trust_remote_code`."""
     quiet_transformers()
     from transformers import AutoConfig
@@ -136,7 +136,8 @@ def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family, *,
         elif recipe.checkpoint.hub_id:
             spec = recipe.checkpoint.hub_id
         else:
-            raise CheckpointError(f"recipe '{recipe.name}' has no default checkpoint; pass --checkpoint")
+            raise CheckpointError(f"recipe '{recipe.name}' has no default checkpoint; pass --checkpoint "
+                                  "PATH_OR_HUB_ID (or --random-weights tiny|base)")
     path = Path(spec).expanduser()
     is_local = path.exists()
     revision = None
@@ -164,11 +165,7 @@ def resolve_checkpoint(spec: str | None, recipe: Recipe, family: Family, *,
         raise CheckpointError(
             f"{spec}: cannot load the config of this {where}: {_first_line(err)}{hint}"
         ) from None
-    if config.model_type not in family.model_types:
-        raise CheckpointError(
-            f"{spec}: a '{config.model_type}' model, but recipe '{recipe.name}' expects "
-            f"{' or '.join(repr(t) for t in family.model_types)}; pick the recipe for this model"
-        )
+    family_of(config.model_type, spec)
     return Checkpoint(location=spec, is_local=is_local, config=config, trust_remote_code=trust_remote_code,
                       folder=path, revision=revision)
 

@@ -58,18 +58,21 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
 
 @app.command()
 def recipes() -> None:
-    """List the built-in recipes."""
+    """List the built-in recipes: task presets (any checkpoint) and seed presets."""
     from rich.console import Console
     from rich.table import Table
 
     from encoderzoo.recipes import RECIPES
 
-    table = Table("recipe", "task", "family", "seq", "batch sizes", "reference", "checkpoint")
-    for r in RECIPES.values():
-        reference = ", ".join(f"{k} {100 * v:.2f}" for k, v in r.reference.items())
-        source = r.checkpoint.hub_id or f"(embedded) {r.checkpoint.packaged}"
+    table = Table("recipe", "kind", "task", "family", "seq", "batch sizes", "reference", "checkpoint")
+    for r in sorted(RECIPES.values(), key=lambda r: r.kind != "task"):
+        reference = ", ".join(f"{k} {100 * v:.2f}" for k, v in r.reference.items()) or "-"
+        if r.kind == "task":
+            family, source = "any (the checkpoint's)", "--checkpoint"
+        else:
+            family, source = r.family, r.checkpoint.hub_id or f"(embedded) {r.checkpoint.packaged}"
         sizes = ",".join(map(str, r.batch_sizes))
-        table.add_row(r.name, r.task, r.family, str(r.seq_len), sizes, reference, source)
+        table.add_row(r.name, r.kind, r.task, family, str(r.seq_len), sizes, reference, source)
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 

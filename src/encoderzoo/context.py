@@ -17,7 +17,7 @@ from encoderzoo.checkpoints import Checkpoint, content_hashes, random_weights_re
 from encoderzoo.config import RunConfig
 from encoderzoo.console import step
 from encoderzoo.errors import ArtifactError, ConfigError
-from encoderzoo.families import Family, get_family
+from encoderzoo.families import Family, family_of, get_family
 from encoderzoo.features import Features
 from encoderzoo.fileio import read_json
 from encoderzoo.recipes import Recipe
@@ -40,7 +40,10 @@ class RunContext:
 
     @cached_property
     def family(self) -> Family:
-        return get_family(self.recipe.family)
+        """The checkpoint's family (its config's model_type); the recipe's for random weights."""
+        if self.config.random_weights:
+            return get_family(self.recipe.family)
+        return family_of(self.checkpoint.config.model_type, self.checkpoint.location)
 
     @property
     def prepared(self) -> dict[str, Any]:
@@ -67,9 +70,7 @@ class RunContext:
             spec = str(self.ws.root / recorded) if self.prepared.get("checkpoint_in_run") else recorded
             if self.prepared.get("revision"):
                 spec = f"{recorded}@{self.prepared['revision']}"
-        return resolve_checkpoint(
-            spec, self.recipe, self.family, trust_remote_code=self.config.trust_remote_code
-        )
+        return resolve_checkpoint(spec, self.recipe, trust_remote_code=self.config.trust_remote_code)
 
     def _random_checkpoint(self, size: str) -> Path:
         """The run folder's random model, rebuilt unless it was built with this size, recipe

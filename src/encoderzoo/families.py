@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from encoderzoo.errors import CheckpointError
 from encoderzoo.registry import Registry
 
 WITH_SEGMENTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -48,6 +49,16 @@ def register_family(family: Family) -> Family:
 
 def get_family(name: str) -> Family:
     return FAMILIES[name]
+
+
+def family_of(model_type: str, where: str) -> Family:
+    """The family of a checkpoint, from its config's `model_type`."""
+    for family in FAMILIES.values():
+        if model_type in family.model_types:
+            return family
+    known = ", ".join(sorted(t for f in FAMILIES.values() for t in f.model_types))
+    raise CheckpointError(f"{where}: a '{model_type}' model, which encoderzoo does not run (model "
+                          f"types it runs: {known})")
 
 
 register_family(Family(

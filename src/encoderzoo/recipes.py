@@ -1,6 +1,12 @@
-"""Recipes: a model family, a task, a checkpoint and a dataset, with the defaults to run them.
+"""Recipes: presets of a task, a dataset and the defaults to run them. Two kinds:
+- task presets (`sst2`, `mnli`, `squad`): any checkpoint of any family encoderzoo runs, given with
+  --checkpoint (or --random-weights, which builds the preset's bert architecture);
+- seed presets (the demo and the five reference pipelines): besides, a default checkpoint and its
+  published score, which applies to that checkpoint only.
+The family always comes from the checkpoint's config; a recipe's `family` is that of its own
+checkpoint and of its random weights.
 
-Adding a pipeline means adding one `register_recipe(Recipe(...))` below.
+Adding a preset means adding one `register_recipe(Recipe(...))` below.
 """
 
 from __future__ import annotations
@@ -55,6 +61,11 @@ class Recipe:
     gate: float = 0.99  # a backend passes when it keeps >= gate x the reference metric
     export_atol: float = 1e-4  # max |Δ| allowed between PyTorch and ONNX outputs
     notes: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """"task" (bring a checkpoint) or "seed" (a default checkpoint and its published score)."""
+        return "seed" if self.checkpoint.hub_id or self.checkpoint.packaged else "task"
 
 
 RECIPES: Registry[Recipe] = Registry("recipe")
@@ -148,4 +159,30 @@ register_recipe(Recipe(
     tokenizer_kwargs={"do_lower_case": False},
     notes=(SEED_NOTE.format(" (F1; exact match is reported beside it); use --seq-len 384 for the "
                             "shorter windows"),),
+))
+
+
+# Task presets: any checkpoint of a supported family, the task's dev data and its usual length.
+TASK_PRESET = "{} with any encoder checkpoint (--checkpoint PATH_OR_HUB_ID): {}."
+register_recipe(Recipe(
+    name="sst2", description=TASK_PRESET.format("Sentence sentiment (2 classes)", "GLUE SST-2 dev"),
+    task="sst2", family="bert", checkpoint=CheckpointSource(), data=GLUE_SST2, seq_len=128,
+    reference={}, architecture="bert-base-cased", tokenizer_hub_id="bert-base-cased",
+    tokenizer_kwargs={"do_lower_case": False},
+))
+register_recipe(Recipe(
+    name="mnli", description=TASK_PRESET.format("Natural language inference (3 classes)",
+                                                "MNLI dev matched and mismatched"),
+    task="mnli", family="bert", checkpoint=CheckpointSource(), data=GLUE_MNLI, seq_len=256,
+    reference={}, architecture="bert-base-cased", tokenizer_hub_id="bert-base-cased",
+    tokenizer_kwargs={"do_lower_case": False},
+))
+register_recipe(Recipe(
+    name="squad", description=TASK_PRESET.format("Extractive question answering",
+                                                 "SQuAD 1.1 dev, windows of 384 tokens advancing by 128"),
+    task="squad", family="bert", checkpoint=CheckpointSource(),
+    data={"dev": DataSource(url="https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json",
+                            hint="the SQuAD v1.1 dev-v1.1.json")},
+    seq_len=384, reference={}, architecture="bert-base-cased", tokenizer_hub_id="bert-base-cased",
+    tokenizer_kwargs={"do_lower_case": False},
 ))

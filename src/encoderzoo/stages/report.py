@@ -27,7 +27,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
             "name": recipe.name,
             "description": recipe.description,
             "task": recipe.task,
-            "family": recipe.family,
+            "family": ctx.family.name,
             "seq_len": ctx.prepared.get("seq_len", ctx.config.effective_seq_len),
             "reference": dict(recipe.reference),
             "gate": ctx.config.effective_gate,
