@@ -158,3 +158,16 @@ def test_openvino_async_dataset_path_matches_single_batches(context: BackendCont
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert queued.settings()["async_dataset_streams"] >= 1
     assert single.settings()["async_dataset_streams"] is None
+
+
+def test_openvino_queues_long_requests_on_one_stream(context: BackendContext) -> None:
+    """Each stream keeps its own activations: requests of 32 x 512 tokens go through one stream
+    unless openvino.streams says otherwise."""
+    from dataclasses import replace
+
+    from encoderzoo.backends.openvino_backend import LARGE_REQUEST
+
+    long = replace(context, batch_size=32, seq_len=LARGE_REQUEST // 32, threads=2)
+    assert create_backend("openvino", "fp32", long).settings()["async_dataset_streams"] == 1
+    asked = create_backend("openvino", "fp32", replace(long, options={"streams": "2"}))
+    assert asked.settings()["async_dataset_streams"] == 2

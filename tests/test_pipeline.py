@@ -137,3 +137,27 @@ def test_a_checkpoint_of_another_family_runs_through_a_task_preset_and_a_seed_pr
         rows = {r["backend"]: r for r in report["accuracy"]}
         assert rows["torch"]["baseline"] == "none" and rows["onnxruntime"]["vs_torch"]["agreement"] == 1.0
         assert "torch fp32 is the reference" in report_md.read_text()
+
+
+@pytest.mark.slow
+def test_a_bert_mnli_checkpoint_runs_through_the_mnli_preset_and_the_deberta_recipe(tmp_path: Path) -> None:
+    """A BERT-type MNLI checkpoint (labels by name) scores matched and mismatched through `mnli`,
+    and through the DeBERTa seed recipe with the note that its published score does not apply."""
+    folder = build_tiny_bert(tmp_path / "bert-mnli", num_labels=3)
+    config = json.loads((folder / "config.json").read_text())
+    names = ["contradiction", "neutral", "entailment"]
+    config["id2label"] = dict(enumerate(names))
+    config["label2id"] = {name: i for i, name in enumerate(names)}
+    (folder / "config.json").write_text(json.dumps(config))
+    for name in ("mnli", "deberta-v3-base-mnli"):
+        out = tmp_path / name
+        passed, report_md = run(RunConfig(
+            recipe=name, out=out, checkpoint=str(folder), data=(str(MNLI_MATCHED.parent),), limit=12,
+            backends=("torch:fp32", "onnxruntime:fp32"), bench=False, e2e_runs=0))
+        report = json.loads((out / "report.json").read_text())
+        assert passed and report["recipe"]["family"] == "bert"
+        rows = {r["backend"]: r for r in report["accuracy"]}
+        assert set(rows["onnxruntime"]["metrics"]) >= {"matched.accuracy", "mismatched.accuracy"}
+        assert rows["onnxruntime"]["metrics"] == rows["torch"]["metrics"]
+        assert rows["onnxruntime"]["vs_torch"]["agreement"] == 1.0 and rows["torch"]["baseline"] == "none"
+        assert "No published or recorded reference applies to this checkpoint" in report_md.read_text()
