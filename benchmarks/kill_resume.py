@@ -7,7 +7,9 @@ Each round starts a fresh run folder, kills the run with SIGKILL after a random 
 the length of an uninterrupted run, then resumes it and checks:
   - the outputs hold every row exactly once and equal the uninterrupted run's (predictions
     identical, logits within 1e-4);
-  - no process of the killed run is left (the graph optimizer child dies with it);
+  - no process of the killed run is left 10 s after the kill (the graph optimizer child dies
+    with it; one still starting up exits as soon as it sees its parent gone; zombies, dead and
+    waiting for init to reap them, are not counted);
   - no temporary file is left in the finished run folder, nor beside it.
 It prints one line per round and a summary; exit 1 if any round failed.
 """
@@ -60,6 +62,34 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def alive(pid: int) -> bool:
+    """Running (a zombie is dead: it only waits for init to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120].strip()
+    except OSError:
+        return "?"
+
+
+def survivors(family: dict[int, str], grace: float = 10.0) -> dict[int, str]:
+    """Processes of the killed run still running after `grace` seconds. A child that was still
+    starting when its parent died exits by itself once it arms its parent-death signal and sees
+    the parent gone; that takes up to a few seconds, and is not an orphan."""
+    deadline = time.monotonic() + grace
+    while True:
+        left = {pid: line for pid, line in family.items() if alive(pid)}
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
 def check(reference: dict[str, dict[str, np.ndarray]], found: dict[str, dict[str, np.ndarray]]) -> str | None:
     if set(found) != set(reference):
         return f"outputs {sorted(found)} != {sorted(reference)}"
@@ -100,18 +130,17 @@ def main() -> None:
         process = subprocess.Popen(encoderzoo(*RUN, *limit, "--out", str(out)), stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         time.sleep(delay)
-        family = descendants(process.pid)
+        family = {pid: command_line(pid) for pid in descendants(process.pid)}
         finished = process.poll() is not None
         if not finished:
             os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        time.sleep(0.5)
-        orphans = [p for p in family if Path(f"/proc/{p}").exists()]
+        orphans = survivors(family)
         resumed = subprocess.run(encoderzoo(*RUN, *limit, "--out", str(out), "--resume"),
                                  capture_output=True, text=True)
         problem = None
         if orphans:
-            problem = f"processes {orphans} outlived the killed run"
+            problem = f"processes outlived the killed run by 10 s: {orphans}"
         elif resumed.returncode != 0:
             problem = f"--resume exited {resumed.returncode}: {resumed.stderr.strip().splitlines()[-1:]}"
         else:
