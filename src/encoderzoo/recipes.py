@@ -162,27 +162,25 @@ register_recipe(Recipe(
 ))
 
 
-# Task presets: any checkpoint of a supported family, the task's dev data and its usual length.
-TASK_PRESET = "{} with any encoder checkpoint (--checkpoint PATH_OR_HUB_ID): {}."
-register_recipe(Recipe(
-    name="sst2", description=TASK_PRESET.format("Sentence sentiment (2 classes)", "GLUE SST-2 dev"),
-    task="sst2", family="bert", checkpoint=CheckpointSource(), data=GLUE_SST2, seq_len=128,
-    reference={}, architecture="bert-base-cased", tokenizer_hub_id="bert-base-cased",
-    tokenizer_kwargs={"do_lower_case": False},
-))
-register_recipe(Recipe(
-    name="mnli", description=TASK_PRESET.format("Natural language inference (3 classes)",
-                                                "MNLI dev matched and mismatched"),
-    task="mnli", family="bert", checkpoint=CheckpointSource(), data=GLUE_MNLI, seq_len=256,
-    reference={}, architecture="bert-base-cased", tokenizer_hub_id="bert-base-cased",
-    tokenizer_kwargs={"do_lower_case": False},
-))
-register_recipe(Recipe(
-    name="squad", description=TASK_PRESET.format("Extractive question answering",
-                                                 "SQuAD 1.1 dev, windows of 384 tokens advancing by 128"),
-    task="squad", family="bert", checkpoint=CheckpointSource(),
-    data={"dev": DataSource(url="https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json",
-                            hint="the SQuAD v1.1 dev-v1.1.json")},
-    seq_len=384, reference={}, architecture="bert-base-cased", tokenizer_hub_id="bert-base-cased",
-    tokenizer_kwargs={"do_lower_case": False},
-))
+# Task presets: any checkpoint of a supported family, the task's dev data and its usual length;
+# --random-weights builds bert-base-cased's architecture for them.
+def register_task_preset(task: str, what: str, data: Mapping[str, DataSource], data_text: str,
+                         seq_len: int) -> Recipe:
+    return register_recipe(Recipe(
+        name=task, description=f"{what} with any encoder checkpoint (--checkpoint PATH_OR_HUB_ID): "
+                               f"{data_text}.",
+        task=task, family="bert", checkpoint=CheckpointSource(), data=data, seq_len=seq_len,
+        reference={}, architecture="bert-base-cased", tokenizer_hub_id="bert-base-cased",
+        tokenizer_kwargs={"do_lower_case": False},
+    ))
+
+
+register_task_preset("sst2", "Sentence sentiment (2 classes)", GLUE_SST2, "GLUE SST-2 dev", 128)
+register_task_preset("mnli", "Natural language inference (3 classes)", GLUE_MNLI,
+                     "MNLI dev matched and mismatched", 256)
+register_task_preset(
+    "squad", "Extractive question answering",
+    {"dev": DataSource(url="https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json",
+                       hint="the SQuAD v1.1 dev-v1.1.json")},
+    "SQuAD 1.1 dev, windows of 384 tokens advancing by 128", 384,
+)
