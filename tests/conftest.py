@@ -21,6 +21,7 @@ MNLI_MATCHED = SHARED / "data" / "mnli" / "dev_matched.tsv"
 MNLI_MISMATCHED = SHARED / "data" / "mnli" / "dev_mismatched.tsv"
 ROBERTA_VOCAB = SHARED / "data" / "tokenizers" / "roberta-base"
 SQUAD_DEV = SHARED / "data" / "squad1.1" / "dev-v1.1.json"
+LOCAL_DATA = {"sst2": SST2_DEV, "mnli": MNLI_MATCHED.parent, "squad": SQUAD_DEV}  # --data per task
 BERT_CASED_VOCAB = SHARED / "data" / "tokenizers" / "bert-base-cased" / "vocab.txt"
 TINY_BERT = {
     "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,

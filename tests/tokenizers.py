@@ -1,8 +1,10 @@
-"""Tokenizer folders for tests and benchmarks, per family. The ALBERT and DeBERTa-v3
-SentencePiece models are not available offline, so small ones are trained on real SST-2 and
-MNLI text; BERT and RoBERTa use the real vocabularies in ../shared.
+"""Tokenizer folders for tests and benchmarks, one per registered family. The SentencePiece
+models (ALBERT, DeBERTa-v3, XLM-RoBERTa, CamemBERT) are not available offline, so small ones are
+trained on real SST-2 and MNLI text; the WordPiece and byte-level BPE families use the real
+bert-base-cased and roberta-base vocabularies in ../shared (MPNet's with its own special tokens
+first, ModernBERT's as a tokenizer.json).
 
-    python -m tests.tokenizers OUT    # writes OUT/bert, OUT/roberta, OUT/albert, OUT/deberta-v2
+    python -m tests.tokenizers OUT    # writes OUT/<family> for every family
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SST2_TRAIN = SHARED / "data" / "sst2" / "train.tsv"
 MNLI_MATCHED = SHARED / "data" / "mnli" / "dev_matched.tsv"
-REAL = {
-    "bert": SHARED / "data" / "tokenizers" / "bert-base-cased",
-    "roberta": SHARED / "data" / "tokenizers" / "roberta-base",
-}
+BERT_VOCAB = SHARED / "data" / "tokenizers" / "bert-base-cased"
+ROBERTA_VOCAB = SHARED / "data" / "tokenizers" / "roberta-base"
+REAL = {"bert": BERT_VOCAB, "roberta": ROBERTA_VOCAB, "distilbert": BERT_VOCAB, "electra": BERT_VOCAB,
+        "deberta": ROBERTA_VOCAB}  # DebertaTokenizer reads GPT-2 BPE files and adds [CLS], [SEP], ...
+FAIRSEQ = {"pad_id": -1, "unk_id": 0, "unk_piece": "<unk>", "bos_id": 1, "bos_piece": "<s>", "eos_id": 2,
+           "eos_piece": "</s>"}  # XLM-R / CamemBERT's model; the tokenizer adds <pad> in fairseq's order
 SENTENCEPIECE = {
     # family: (file name, special pieces numbered as in the real albert-base-v2 / deberta-v3 models)
     "albert": ("spiece.model", {"pad_id": 0, "pad_piece": "<pad>", "unk_id": 1, "unk_piece": "<unk>",
@@ -26,11 +30,13 @@ SENTENCEPIECE = {
     "deberta-v2": ("spm.model", {"pad_id": 0, "pad_piece": "[PAD]", "bos_id": 1, "bos_piece": "[CLS]",
                                  "eos_id": 2, "eos_piece": "[SEP]", "unk_id": 3, "unk_piece": "[UNK]",
                                  "user_defined_symbols": ["[MASK]"]}),
+    "xlm-roberta": ("sentencepiece.bpe.model", FAIRSEQ),
+    "camembert": ("sentencepiece.bpe.model", FAIRSEQ),
 }
 
 
 def missing_inputs() -> list[Path]:
-    return [p for p in (SST2_TRAIN, *REAL.values()) if not p.exists()]
+    return [p for p in (SST2_TRAIN, BERT_VOCAB, ROBERTA_VOCAB) if not p.exists()]
 
 
 def train_sentencepiece(folder: Path, family: str, vocab_size: int = 2000) -> Path:
@@ -54,11 +60,36 @@ def train_sentencepiece(folder: Path, family: str, vocab_size: int = 2000) -> Pa
     return folder
 
 
+def mpnet_vocabulary(folder: Path) -> Path:
+    """microsoft/mpnet-base's layout: <s> <pad> </s> <unk> first (padding index 1, which its
+    positions count from), then a WordPiece vocabulary, then <mask>."""
+    words = (BERT_VOCAB / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["<s>", "<pad>", "</s>", "<unk>", *words, "<mask>"]
+    (folder / "vocab.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def fast_only(folder: Path) -> Path:
+    """A tokenizer.json only (ModernBERT ships no vocabulary files), from roberta-base's."""
+    from transformers import PreTrainedTokenizerFast, RobertaTokenizer
+
+    RobertaTokenizer.from_pretrained(str(ROBERTA_VOCAB)).save_pretrained(str(folder))
+    specials = {"bos_token": "<s>", "eos_token": "</s>", "cls_token": "<s>", "sep_token": "</s>",
+                "pad_token": "<pad>", "unk_token": "<unk>", "mask_token": "<mask>"}
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), **specials)
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
 def family_tokenizers(root: Path) -> dict[str, Path]:
     """{family: --tokenizer folder}."""
     folders = dict(REAL)
     for family in SENTENCEPIECE:
-        folders[family] = train_sentencepiece(root / family, family)
+        same = next((f for f in folders if SENTENCEPIECE.get(f) == SENTENCEPIECE[family]), None)
+        folders[family] = folders[same] if same else train_sentencepiece(root / family, family)
+    folders["mpnet"] = mpnet_vocabulary(root / "mpnet")
+    folders["modernbert"] = fast_only(root / "modernbert")
     return folders
 
 

@@ -139,7 +139,7 @@ class ArtifactStore:
                 kind=ctx.task.model_kind,
                 opset=OPSET,
                 outputs=ctx.task.output_axes,
-                inputs=ctx.family.input_names,
+                inputs=ctx.input_names,
                 libraries=versions("torch", "transformers", "onnx"),
             )
         if kind.stage == "optimize":

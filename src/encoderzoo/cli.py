@@ -59,21 +59,18 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
 @app.command()
 def recipes() -> None:
     """List the built-in recipes: task presets (any checkpoint) and seed presets."""
-    from rich.console import Console
-    from rich.table import Table
+    from encoderzoo.listings import print_table, recipes_table
 
-    from encoderzoo.recipes import RECIPES
+    print_table(recipes_table())
 
-    table = Table("recipe", "kind", "task", "family", "seq", "batch sizes", "reference", "checkpoint")
-    for r in sorted(RECIPES.values(), key=lambda r: r.kind != "task"):
-        reference = ", ".join(f"{k} {100 * v:.2f}" for k, v in r.reference.items()) or "-"
-        if r.kind == "task":
-            family, source = "any (the checkpoint's)", "--checkpoint"
-        else:
-            family, source = r.family, r.checkpoint.hub_id or f"(embedded) {r.checkpoint.packaged}"
-        sizes = ",".join(map(str, r.batch_sizes))
-        table.add_row(r.name, r.kind, r.task, family, str(r.seq_len), sizes, reference, source)
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+@app.command()
+def families() -> None:
+    """List the model families encoderzoo runs: the config model types, graph inputs, tokenizer
+    files and the base architecture `--random-weights --family` builds."""
+    from encoderzoo.listings import families_table, print_table
+
+    print_table(families_table())
 
 
 @app.command()

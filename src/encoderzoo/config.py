@@ -39,6 +39,9 @@ class RunConfig:
                                  default_text="the run folder's (from prepare), else the recipe's")
     random_weights: str | None = opt(None, "tiny|base: a randomly initialised model of the recipe's "
                                      "architecture.", panel="model")
+    family: str | None = opt(None, "With --random-weights: the model family whose base architecture is built "
+                             "(bert, roberta, distilbert, electra, ...; see `encoderzoo families`).",
+                             panel="model", default_text="the recipe's")
     tokenizer: str | None = opt(None, "With --random-weights: a folder with the family's tokenizer files.",
                                 panel="model")
     trust_remote_code: bool = opt(False, "Let transformers run Python code shipped in the checkpoint folder "
@@ -147,6 +150,13 @@ class RunConfig:
             raise ConfigError("--buckets pads to bucket sizes; leave out --padding fixed")
         if self.random_weights and self.checkpoint:
             raise ConfigError("--random-weights builds its own model; leave out --checkpoint")
+        if self.family and not self.random_weights:
+            raise ConfigError("--family picks the architecture of --random-weights; a checkpoint's family "
+                              "comes from its config.json")
+        if self.family:
+            from encoderzoo.families import get_family
+
+            get_family(self.family)
         if self.tokenizer and not self.random_weights:
             raise ConfigError("--tokenizer goes with --random-weights; a checkpoint brings its own")
 

@@ -42,8 +42,13 @@ class RunContext:
     def family(self) -> Family:
         """The checkpoint's family (its config's model_type); the recipe's for random weights."""
         if self.config.random_weights:
-            return get_family(self.recipe.family)
+            return get_family(self.config.family or self.recipe.family)
         return family_of(self.checkpoint.config.model_type, self.checkpoint.location)
+
+    @cached_property
+    def input_names(self) -> tuple[str, ...]:
+        """The graph's inputs: the family's, with segments where the config has them."""
+        return self.family.inputs(self.model_config)
 
     @property
     def prepared(self) -> dict[str, Any]:
@@ -87,7 +92,9 @@ class RunContext:
             tokenizer=self.config.tokenizer,
         )
         if random_weights_record(folder).get("key") != key:
-            step(f"random weights: building a {size} {self.recipe.architecture} model")
+            from encoderzoo.random_weights import architecture
+
+            step(f"random weights: building a {size} {architecture(self.recipe, self.family)[0]} model")
             build_random_checkpoint(
                 folder,
                 recipe=self.recipe,
@@ -179,7 +186,7 @@ class RunContext:
             "seq_len": self.config.effective_seq_len,
             "limit": self.config.limit,
             "label_names": self.config.label_names,
-            "inputs": self.family.input_names,
+            "inputs": self.input_names,
         }
 
     def prepare_key(self, options: dict[str, Any]) -> str:

@@ -24,15 +24,24 @@ from encoderzoo.tasks.base import Task
 Size = Literal["tiny", "base"]
 
 
+def architecture(recipe: Recipe, family: Family) -> tuple[str, str, dict[str, Any]]:
+    """(architecture, hub tokenizer, tokenizer options): the recipe's for its own family, else
+    the family's base model (`--family`)."""
+    if family.name == recipe.family:
+        return recipe.architecture, recipe.tokenizer_hub_id, dict(recipe.tokenizer_kwargs)
+    return family.architecture, family.hub_tokenizer, {}
+
+
 def architecture_config(recipe: Recipe, family: Family, size: Size) -> dict[str, Any]:
-    """The recipe's bundled base-size config, shrunk by the family's tiny overrides if asked."""
-    config = json.loads(asset_path(f"configs/{recipe.architecture}.json").read_text(encoding="utf-8"))
+    """The bundled base-size config, shrunk by the family's tiny overrides if asked."""
+    name = architecture(recipe, family)[0]
+    config = json.loads(asset_path(f"configs/{name}.json").read_text(encoding="utf-8"))
     return config | dict(family.tiny) if size == "tiny" else config
 
 
 def load_family_tokenizer(recipe: Recipe, family: Family, spec: str | None) -> Any:
     """The tokenizer for a random model: a --tokenizer folder with the family's files, or the
-    recipe's hub tokenizer when online."""
+    architecture's hub tokenizer when online."""
     quiet_transformers()
     import transformers
 
@@ -46,11 +55,10 @@ def load_family_tokenizer(recipe: Recipe, family: Family, spec: str | None) -> A
                 f"--tokenizer {spec}: expected a folder with {files} (or tokenizer.json) for a "
                 f"{family.name} tokenizer"
             )
-        source = str(folder)
-    else:
-        source = recipe.tokenizer_hub_id
+    _, hub_id, kwargs = architecture(recipe, family)
+    source = str(folder) if spec is not None else hub_id
     try:
-        tokenizer = tokenizer_class.from_pretrained(source, **dict(recipe.tokenizer_kwargs))
+        tokenizer = tokenizer_class.from_pretrained(source, **kwargs)
         if _knows_words(tokenizer):
             return tokenizer
         problem = "no vocabulary came with it"  # transformers builds an empty one without error
@@ -74,7 +82,7 @@ def random_weights_key(*, recipe: Recipe, family: Family, task: Task, size: Size
                        seed: int = 0) -> str:
     """Everything a random model is built from: the architecture's config, its task head, the
     seed and the tokenizer (the bytes of a --tokenizer folder's files, else the hub id)."""
-    source: Any = tokenizer or recipe.tokenizer_hub_id
+    source: Any = tokenizer or architecture(recipe, family)[1]
     if tokenizer is not None and Path(tokenizer).expanduser().is_dir():
         folder = Path(tokenizer).expanduser()
         source = files_hash([p for p in folder.iterdir() if p.is_file()])
@@ -107,8 +115,8 @@ def build_random_checkpoint(
     with atomic_dir(folder, "random-weights", overwrite=ours, option="the random checkpoint") as tmp:
         model.save_pretrained(tmp)
         loaded.save_pretrained(tmp)
-        marker = {"size": size, "seed": seed, "architecture": recipe.architecture,
-                  "tokenizer": tokenizer or recipe.tokenizer_hub_id,
+        name, hub_id, _ = architecture(recipe, family)
+        marker = {"size": size, "seed": seed, "architecture": name, "tokenizer": tokenizer or hub_id,
                   "key": key or random_weights_key(recipe=recipe, family=family, task=task, size=size,
                                                    tokenizer=tokenizer, seed=seed)}
         (tmp / RANDOM_WEIGHTS_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")

@@ -19,7 +19,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     ctx.check_seq_lens("--seq-lens", settings.seq_lens)
     ensure_graph(ctx)
     backends = [open_backend(ctx, n, p) for n, p in ctx.runs]
-    rows = sweep(backends, ctx.family.input_names, int(ctx.checkpoint.config.vocab_size), settings)
+    rows = sweep(backends, ctx.input_names, int(ctx.checkpoint.config.vocab_size), settings)
     used = {f"{b.name}:{b.precision}": b.settings() for b in backends}
     del backends
     for name, precision in ctx.runs:

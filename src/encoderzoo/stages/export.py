@@ -82,7 +82,7 @@ def ensure_graph(ctx: RunContext, force: bool = False) -> None:
     features = None
     if not ctx.ws.features.is_file():
         features = synthetic_features(
-            ctx.family.input_names,
+            ctx.input_names,
             int(ctx.checkpoint.config.vocab_size),
             max(ctx.config.bench_settings().seq_lens),
         )

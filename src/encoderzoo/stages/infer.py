@@ -45,7 +45,7 @@ def backend_context(
         seq_len=max(ctx.prepared.get("seq_len", cfg.effective_seq_len), *settings.seq_lens),
         buckets=tuple(sorted(cfg.buckets)),
         cache_dir=cfg.cache_dir,
-        input_names=ctx.family.input_names,
+        input_names=ctx.input_names,
         trust_remote_code=cfg.trust_remote_code,
     )
 

@@ -41,7 +41,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     seq_len = cfg.effective_seq_len
     ctx.check_seq_lens("--seq-len", (seq_len,))
     features = ctx.task.encode(
-        examples, load_tokenizer(ctx.checkpoint), seq_len=seq_len, input_names=ctx.family.input_names
+        examples, load_tokenizer(ctx.checkpoint), seq_len=seq_len, input_names=ctx.input_names
     )
     ctx.task.save_examples(examples, ws.examples)
     features.save(ws.features)

@@ -31,7 +31,7 @@ def build(ctx: RunContext, kind: ArtifactKind, exclude: Sequence[str] = ()) -> d
         features = (
             ctx.features()
             if prepared
-            else synthetic_features(ctx.family.input_names, int(ctx.checkpoint.config.vocab_size), 128)
+            else synthetic_features(ctx.input_names, int(ctx.checkpoint.config.vocab_size), 128)
         )
         # one row per calibration item: NNCF's peak memory grows with the item's size (base BERT
         # on SQuAD windows: 2.0 GB with single rows, 4.6 GB with batches of 8), not their number
