@@ -21,7 +21,8 @@ VARIANTS = {("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"),
 def test_run_demo_on_the_whole_dev_set(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = cli("run", "demo", "--out", str(out), "--backends", "torch,onnxruntime,openvino",
-                 "--batch-sizes", "1,8", "--warmup", "1", "--min-runs", "3", "--min-seconds", "0")
+                 "--batch-sizes", "1,8", "--warmup", "1", "--min-runs", "3", "--min-seconds", "0",
+                 "--e2e-runs", "1")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     recorded = json.loads((asset_path("demo/model") / "eval_results.json").read_text())

@@ -78,7 +78,7 @@ def test_output_folder_errors(tmp_path: Path) -> None:
 def test_prepare_bin_then_a_device_runner_then_score_equals_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run(RunConfig(recipe="demo", out=out, backends=("torch:fp32", "onnxruntime:fp32"), limit=150,
-                  optimize=False, bench=False, triage=False))
+                  optimize=False, bench=False, triage=False, e2e_runs=0))
     prepared = cli("prepare", "demo", "--out", str(out), "--limit", "150", "--format", "bin")
     assert prepared.returncode == 0, prepared.stderr
     assert "prepare: reusing data/" in prepared.stderr  # same data and tokenizer: nothing redone

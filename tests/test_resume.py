@@ -94,7 +94,7 @@ def test_killed_process_resumes(tmp_path: Path) -> None:
     """SIGKILL in the middle of inference (nothing gets to clean up), then --resume."""
     out = tmp_path / "run"
     args = [sys.executable, "-m", "encoderzoo", "run", "demo", "--out", str(out), "--backends", "torch:fp32",
-            "--limit", "480", "--batch-size", "4", "--shard-size", "16", "--no-bench", "--no-optimize"]
+            "--limit", "240", "--batch-size", "4", "--shard-size", "16", "--no-bench", "--no-optimize"]
     shards = partial_folder(out) / "outputs" / "torch-fp32.shards"
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              env=os.environ | {"COLUMNS": "200"})
@@ -171,7 +171,7 @@ def test_resume_with_another_hub_checkpoint_starts_over_and_says_why(tmp_path: P
     add_repo(cache, "org/model-c", shifted(tmp_path / "c", (0.0, 1.0)))
     out = tmp_path / "run"
     args = [sys.executable, "-m", "encoderzoo", "run", "demo", "--out", str(out), "--backends", "torch:fp32",
-            "--limit", "480", "--batch-size", "4", "--shard-size", "16", "--no-bench", "--e2e-runs", "0",
+            "--limit", "240", "--batch-size", "4", "--shard-size", "16", "--no-bench", "--e2e-runs", "0",
             "--no-optimize"]
     env = os.environ | {"COLUMNS": "200"} | hub_env(cache)
     shards = partial_folder(out) / "outputs" / "torch-fp32.shards"

@@ -44,7 +44,7 @@ def train_sentencepiece(folder: Path, family: str, vocab_size: int = 2000) -> Pa
     import sentencepiece
 
     name, specials = SENTENCEPIECE[family]
-    lines = [line.split("\t")[0] for line in SST2_TRAIN.read_text(encoding="utf-8").splitlines()[1:15001]]
+    lines = [line.split("\t")[0] for line in SST2_TRAIN.read_text(encoding="utf-8").splitlines()[1:8001]]
     if MNLI_MATCHED.exists():
         rows = MNLI_MATCHED.read_text(encoding="utf-8").splitlines()[1:3001]
         lines += [text for row in rows for text in row.split("\t")[2:4]]

@@ -117,6 +117,9 @@ class ArtifactStore:
         self.folder = ctx.ws.model_dir
 
     def files(self, name: str) -> list[Path]:
+        graph = self.ctx.graph
+        if name == "onnx" and graph is not None and graph.info.format == "openvino":
+            return [self.folder / "model.xml", self.folder / "model.bin"]  # an imported IR stands for it
         return [self.folder / f for f in ARTIFACTS[name].files]
 
     def record_path(self, name: str) -> Path:
@@ -132,6 +135,9 @@ class ArtifactStore:
     def build_key(self, name: str) -> str:
         """The key over everything the artifact is built from (see stages for export/optimize)."""
         ctx, kind = self.ctx, ARTIFACTS[name]
+        if kind.stage == "export" and ctx.graph is not None:  # imported, not exported
+            return make_key("imported", graph=ctx.graph.key, outputs=ctx.task.output_axes,
+                            parity=ctx.hashes["model"], libraries=versions("onnx", "openvino"))
         if kind.stage == "export":
             return make_key(
                 "export",

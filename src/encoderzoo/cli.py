@@ -26,7 +26,8 @@ app = typer.Typer(
 _state = {"debug": False}
 GATE_FAILED_EXIT = 3
 
-MODEL = ("checkpoint", "random_weights", "tokenizer", "trust_remote_code")
+MODEL = ("checkpoint", "random_weights", "family", "tokenizer", "onnx", "openvino", "input_map",
+         "trust_remote_code")
 DATA = ("data", "limit", "seq_len", "label_names")
 BACKENDS = ("backends", "threads", "device", "providers", "backend_options")
 BATCHING = ("batch_size", "padding", "order", "buckets")

@@ -39,6 +39,15 @@ class RunConfig:
                                  default_text="the run folder's (from prepare), else the recipe's")
     random_weights: str | None = opt(None, "tiny|base: a randomly initialised model of the recipe's "
                                      "architecture.", panel="model")
+    onnx: str | None = opt(None, "An ONNX graph exported elsewhere to run instead of exporting one (needs "
+                           "--tokenizer, or --checkpoint for the tokenizer and a PyTorch comparison).",
+                           panel="model", flags=("--onnx",))
+    openvino: str | None = opt(None, "An OpenVINO IR (FILE.xml beside FILE.bin) made elsewhere, run on "
+                               "openvino (with --tokenizer or --checkpoint, as --onnx).", panel="model",
+                               flags=("--openvino",))
+    input_map: tuple[str, ...] = opt((), "With --onnx/--openvino: GRAPH_INPUT=OURS pairs, OURS one of "
+                                     "input_ids, attention_mask, token_type_ids (default: matched by name).",
+                                     panel="model", kind="csv")
     family: str | None = opt(None, "With --random-weights: the model family whose base architecture is built "
                              "(bert, roberta, distilbert, electra, ...; see `encoderzoo families`).",
                              panel="model", default_text="the recipe's")
@@ -157,8 +166,22 @@ class RunConfig:
             from encoderzoo.families import get_family
 
             get_family(self.family)
-        if self.tokenizer and not self.random_weights:
-            raise ConfigError("--tokenizer goes with --random-weights; a checkpoint brings its own")
+        graph = self.onnx or self.openvino
+        if self.onnx and self.openvino:
+            raise ConfigError("--onnx and --openvino each name the graph to run; give one of them")
+        if graph and self.random_weights:
+            raise ConfigError("--random-weights builds its own model; leave it out with --onnx/--openvino")
+        if graph and not (self.tokenizer or self.checkpoint):
+            option = "--onnx" if self.onnx else "--openvino"
+            raise ConfigError(f"{option} {graph}: pass --tokenizer FOLDER (the "
+                              "tokenizer the graph was exported with) or --checkpoint (its PyTorch model)")
+        if self.input_map and not graph:
+            raise ConfigError("--input-map names the inputs of an --onnx or --openvino graph")
+        if self.tokenizer and not (self.random_weights or graph):
+            raise ConfigError("--tokenizer goes with --random-weights or --onnx/--openvino; a checkpoint "
+                              "brings its own")
+        if self.tokenizer and self.checkpoint:
+            raise ConfigError("--checkpoint brings its own tokenizer; leave out --tokenizer")
 
     @property
     def recipe_spec(self) -> Recipe:
@@ -167,8 +190,16 @@ class RunConfig:
     @property
     def input_paths(self) -> tuple[Path, ...]:
         """The local files and folders this run reads (none of them may lie inside --out)."""
-        named = [self.checkpoint, self.tokenizer, *(d.partition("=")[2] or d for d in self.data)]
+        named = [self.checkpoint, self.tokenizer, self.onnx, self.openvino,
+                 *(d.partition("=")[2] or d for d in self.data)]
         return tuple(Path(p) for p in named if p and Path(p).expanduser().exists())
+
+    @property
+    def graph(self) -> tuple[Path, str] | None:
+        """The graph made elsewhere and its format ("onnx" or "openvino"), if one is given."""
+        if self.onnx:
+            return Path(self.onnx).expanduser(), "onnx"
+        return (Path(self.openvino).expanduser(), "openvino") if self.openvino else None
 
     @property
     def effective_seq_len(self) -> int:

@@ -12,11 +12,19 @@ from typing import Any
 
 from encoderzoo.artifacts import ArtifactStore
 from encoderzoo.backends import Backend, resolve_runs
-from encoderzoo.cache import file_hash, make_key, versions
+from encoderzoo.cache import file_hash, files_hash, make_key, versions
 from encoderzoo.checkpoints import Checkpoint, content_hashes, random_weights_record, resolve_checkpoint
 from encoderzoo.config import RunConfig
 from encoderzoo.console import step
 from encoderzoo.errors import ArtifactError, ConfigError
+from encoderzoo.external import (
+    ImportedGraph,
+    graph_checkpoint,
+    graph_family,
+    graph_runs,
+    imported_graph,
+    shaped_config,
+)
 from encoderzoo.families import Family, family_of, get_family
 from encoderzoo.features import Features
 from encoderzoo.fileio import read_json
@@ -33,22 +41,71 @@ class RunContext:
         self.store = ArtifactStore(self)
         self.backends: dict[tuple[str, str], Backend] = {}  # open backends (see stages.infer)
         self._loaded: dict[str, Any] = {}  # prepared features and examples, read once
+        if self.graph is not None:  # a static-shape graph fixes the batching
+            self.config = shaped_config(config, self.graph)
 
     @cached_property
     def recipe(self) -> Recipe:
         return self.config.recipe_spec
 
     @cached_property
+    def graph(self) -> ImportedGraph | None:
+        """The graph made elsewhere (--onnx/--openvino), or None: the checkpoint is exported."""
+        given, input_map = self.config.graph, self.config.input_map
+        recorded = self.recorded_graph
+        if given is None and recorded:  # a stage command in a run folder made from a graph
+            given, input_map = (Path(recorded["path"]), recorded["format"]), tuple(recorded["input_map"])
+        if given is None:
+            return None
+        return imported_graph(*given, input_map, get_task(self.recipe.task).output_names)
+
+    @property
+    def recorded_graph(self) -> dict[str, Any]:
+        """The graph prepare recorded, for stage commands that name no model."""
+        cfg = self.config
+        if cfg.graph or cfg.checkpoint or cfg.random_weights:
+            return {}
+        return self.prepared.get("graph") or {}
+
+    @property
+    def graph_only(self) -> bool:
+        """A graph made elsewhere without its PyTorch checkpoint (given or recorded)."""
+        with_checkpoint = self.config.checkpoint or self.recorded_graph.get("with_checkpoint")
+        return self.graph is not None and not with_checkpoint
+
+    def graph_record(self) -> dict[str, Any]:
+        """What prepare records of the graph, so that stage commands find it again."""
+        assert self.graph is not None
+        return {"path": str(self.graph.info.path.resolve()), "format": self.graph.info.format,
+                "input_map": list(self.config.input_map or self.recorded_graph.get("input_map", [])),
+                "tokenizer": str(self.checkpoint.folder) if self.graph_only else None,
+                "with_checkpoint": not self.graph_only}
+
+    @cached_property
     def family(self) -> Family:
         """The checkpoint's family (its config's model_type); the recipe's for random weights."""
         if self.config.random_weights:
             return get_family(self.config.family or self.recipe.family)
+        if self.graph_only:
+            assert self.graph is not None
+            return graph_family(self.graph)
         return family_of(self.checkpoint.config.model_type, self.checkpoint.location)
 
     @cached_property
     def input_names(self) -> tuple[str, ...]:
-        """The graph's inputs: the family's, with segments where the config has them."""
+        """The graph's inputs: the family's, with segments where the config has them (a graph
+        made elsewhere: those it takes)."""
+        if self.graph is not None:
+            return self.graph.input_names
         return self.family.inputs(self.model_config)
+
+    @property
+    def reference_run(self) -> tuple[str, str]:
+        """The run the others are compared with: torch fp32, or the graph's first fp32 run when
+        there is no PyTorch model."""
+        if ("torch", "fp32") in self.runs or self.graph is None:
+            return ("torch", "fp32")
+        return next((r for r in self.runs if r[1] == "fp32"), self.runs[0])
 
     @property
     def prepared(self) -> dict[str, Any]:
@@ -68,6 +125,8 @@ class RunContext:
         """A random model (--random-weights), --checkpoint, the one this run folder was
         prepared with (the same hub snapshot), or the recipe's."""
         spec = self.config.checkpoint
+        if self.graph_only:
+            return self._graph_checkpoint()
         if self.config.random_weights:
             spec = str(self._random_checkpoint(self.config.random_weights))
         elif spec is None and self.prepared.get("checkpoint"):
@@ -76,6 +135,12 @@ class RunContext:
             if self.prepared.get("revision"):
                 spec = f"{recorded}@{self.prepared['revision']}"
         return resolve_checkpoint(spec, self.recipe, trust_remote_code=self.config.trust_remote_code)
+
+    def _graph_checkpoint(self) -> Checkpoint:
+        """The --tokenizer folder stands for the checkpoint of a graph given alone."""
+        given = self.config.tokenizer or self.recorded_graph.get("tokenizer")
+        assert self.graph is not None and given is not None
+        return graph_checkpoint(self.graph, Path(given), self.config.label_names, get_task(self.recipe.task))
 
     def _random_checkpoint(self, size: str) -> Path:
         """The run folder's random model, rebuilt unless it was built with this size, recipe
@@ -134,7 +199,10 @@ class RunContext:
     def _resolved_runs(self) -> tuple[list[tuple[str, str]], list[str]]:
         from encoderzoo.devices import Machine
 
-        return resolve_runs(self.config.backends, Machine.here(self.device))
+        runs, notes = resolve_runs(self.config.backends, Machine.here(self.device))
+        if self.graph is not None:
+            return graph_runs(runs, notes, self.config, self.graph)
+        return runs, notes
 
     @property
     def runs(self) -> list[tuple[str, str]]:
@@ -175,6 +243,11 @@ class RunContext:
 
     @cached_property
     def hashes(self) -> dict[str, str]:
+        if self.graph is not None and self.graph_only:  # the graph and the tokenizer's files
+            folder = self.checkpoint.folder
+            assert folder is not None
+            rest = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+            return {"model": self.graph.key, "tokenizer": files_hash(rest)}
         return content_hashes(self.checkpoint)
 
     def prepare_options(self, files: dict[str, Path]) -> dict[str, Any]:

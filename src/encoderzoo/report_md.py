@@ -80,6 +80,7 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
     gate, agreement = rows[0]["gate"], next((r["min_agreement"] for r in rows if r["min_agreement"]), None)
     reference = rows[0]["reference"]
     out = ["## Accuracy", ""]
+    compared = report.get("compared_with") or "torch fp32"
     random = report["checkpoint"].get("random_weights")
     if random:
         out += [f"**Random weights ({random})**: these scores say nothing about the architecture; the "
@@ -87,15 +88,15 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
                 "are shown, not gated: a random model has no margins to keep).", ""]
     elif reference["reference"] is None:
         out += ["No published or recorded reference applies to this checkpoint (pass --reference "
-                "METRIC=VALUE to give one): torch fp32 is the reference.", ""]
+                f"METRIC=VALUE to give one): {compared} is the reference.", ""]
     source = REFERENCE_SOURCES.get(reference["source"] or "", reference["source"])
-    rules = [] if random else [f"keep ≥ {100 * gate:g} % of the baseline metric (torch fp32 for the other "
-                               f"backends{f'; {source} for torch fp32' if reference['reference'] else ''})"]
+    rules = [] if random else [f"keep ≥ {100 * gate:g} % of the baseline metric ({compared} for the other "
+                               f"backends{f'; {source} for {compared}' if reference['reference'] else ''})"]
     if agreement is not None:
-        rules.append(f"agree with torch fp32 on ≥ {100 * agreement:g} % of the predictions")
+        rules.append(f"agree with {compared} on ≥ {100 * agreement:g} % of the predictions")
     out += [f"Gate: {' and '.join(rules)}.", "",
             "| backend | precision | " + " | ".join(_metric_label(k) for k in keys)
-            + " | agreement with torch | max abs diff | gate |",
+            + f" | agreement with {compared.split()[0]} | max abs diff | gate |",
             "|---|---|" + "---:|" * len(keys) + "---:|---:|---|"]
     if reference["reference"]:
         label = "published reference" if reference["source"] == "published" else f"reference ({source})"
@@ -196,14 +197,27 @@ def _export_section(report: dict[str, Any]) -> list[str]:
     export, optimize = report.get("export"), report.get("optimize")
     if not export:
         return []
-    out = ["## Export", "",
-           f"- `{export['file']}`: ONNX opset {export['opset']}, {export['bytes'] / 2**20:.1f} MiB, "
-           f"max abs diff vs PyTorch {export['max_abs_diff']:.2g} over "
-           f"{len({p['inputs'] for p in export['parity']})} padded batches of "
-           f"{export.get('parity_inputs', 'the prepared examples')}"]
+    batches = (f"{len({p['inputs'] for p in export['parity']})} padded batches of "
+               f"{export.get('parity_inputs', 'the prepared examples')}")
+    imported = export.get("imported")
+    if imported:
+        fixed = [f"{what} {imported[f'static_{what}']}" for what in ("batch", "seq")
+                 if imported[f"static_{what}"]]
+        out = ["## Graph (made elsewhere)", "",
+               f"- `{imported['file']}` ({imported['format']}, SHA-256 {imported['sha256'][:12]}…), "
+               f"imported as `{export['file']}` with inputs {imported['inputs']} and outputs "
+               f"{imported['outputs']}",
+               f"- shape: fixed {' x '.join(fixed)}; every batch is padded to it" if fixed else
+               "- shape: dynamic batch and sequence",
+               f"- max abs diff vs {export['parity_against']} {export['max_abs_diff']:.2g} over {batches}"]
+    else:
+        out = ["## Export", "",
+               f"- `{export['file']}`: ONNX opset {export['opset']}, {export['bytes'] / 2**20:.1f} MiB, "
+               f"max abs diff vs PyTorch {export['max_abs_diff']:.2g} over {batches}"]
     if optimize and optimize["fused"]:
         fused = ", ".join(f"{op} × {n}" for op, n in optimize["fused_ops"].items()) or "nothing"
-        out.append(f"- `{optimize['file']}`: fused {fused}; max abs diff vs PyTorch "
+        against = export.get("parity_against", "PyTorch")
+        out.append(f"- `{optimize['file']}`: fused {fused}; max abs diff vs {against} "
                    f"{optimize['max_abs_diff']:.2g}")
     elif optimize:
         out.append(f"- ONNX Runtime's optimizer {optimize['reason']}; the backends run the "

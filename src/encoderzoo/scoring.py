@@ -94,7 +94,8 @@ def agreement_of(found: list[Any], reference: list[Any]) -> float:
 
 
 def gate_failures(metrics: dict[str, float], baseline: dict[str, float], baseline_name: str,
-                  vs_torch: dict[str, float] | None, gate: Gate) -> list[str]:
+                  vs_torch: dict[str, float] | None, gate: Gate,
+                  compared_with: str = "torch fp32") -> list[str]:
     """Why a row misses its gate (empty: it passes)."""
     failures = []
     if not gate.random_weights:
@@ -103,34 +104,35 @@ def gate_failures(metrics: dict[str, float], baseline: dict[str, float], baselin
                 failures.append(f"{key} {100 * metrics[key]:.2f} < {100 * gate.keep:g} % of "
                                 f"{baseline_name}'s {100 * value:.2f}")
     if vs_torch is not None and vs_torch["agreement"] < gate.min_agreement - 1e-9:
-        failures.append(f"agreement with torch fp32 {100 * vs_torch['agreement']:.2f} % < "
+        failures.append(f"agreement with {compared_with} {100 * vs_torch['agreement']:.2f} % < "
                         f"{100 * gate.min_agreement:g} %")
     return failures
 
 
 def accuracy_rows(
     scores: dict[tuple[str, str], Score], agreement: dict[tuple[str, str], dict[str, float]],
-    *, reference: Reference | None, gate: Gate,
+    *, reference: Reference | None, gate: Gate, reference_run: tuple[str, str] = REFERENCE_BACKEND,
 ) -> list[AccuracyRow]:
-    """One row per (backend, precision). torch fp32 is gated against the reference (it is the
-    reference when there is none); every other run against torch fp32, or the reference when
-    torch did not run."""
-    torch_score = scores.get(REFERENCE_BACKEND)
+    """One row per (backend, precision). torch fp32 (or `reference_run`, a graph's fp32 run when
+    there is no PyTorch model) is gated against the reference (it is the reference when there is
+    none); every other run against it, or the reference when it did not run."""
+    torch_score = scores.get(reference_run)
+    compared_with = " ".join(reference_run)
     torch_metrics = torch_score.metrics if torch_score else None
     references = {"reference": reference.metrics if reference else None,
                   "source": reference.source if reference else None, "torch_fp32": torch_metrics}
     rows = []
     for key, score in scores.items():
-        is_torch = key == REFERENCE_BACKEND
+        is_torch = key == reference_run
         if not is_torch and torch_metrics is not None:
-            baseline, values, label = "torch_fp32", torch_metrics, "torch fp32"
+            baseline, values, label = "_".join(reference_run), torch_metrics, compared_with
         elif reference is not None:
             baseline, values, label = "reference", reference.metrics, f"the {reference.source} reference"
         else:
             baseline, values, label = "none", {}, ""
         vs_torch = None if is_torch else agreement.get(key)
         gated = gate.gates(key[1])
-        failures = gate_failures(score.metrics, values, label, vs_torch, gate) if gated else []
+        failures = gate_failures(score.metrics, values, label, vs_torch, gate, compared_with) if gated else []
         rows.append(AccuracyRow(
             backend=key[0], precision=key[1], metrics=score.metrics, reference=references,
             baseline=baseline, gate=gate.keep, min_agreement=None if is_torch else gate.min_agreement,

@@ -16,6 +16,7 @@ from encoderzoo.export import (
     ParityResult,
     check_parity,
     export_onnx,
+    graph_outputs,
     parity_cases,
     save_parity_cases,
     torch_outputs,
@@ -43,6 +44,8 @@ def run(ctx: RunContext, features: Features | None = None) -> dict[str, Any]:
         return read_json(store.record_path(EXPORTED))  # type: ignore[no-any-return]
     inputs = "the prepared examples" if features is None else "synthetic inputs"
     features = features or ctx.features()
+    if ctx.graph is not None:
+        return import_graph_of(ctx, features, inputs)
     step("export: tracing to ONNX (TorchScript exporter, eager attention)")
     model = load_model(ctx.checkpoint, ctx.task, attn_implementation="eager")
     store.invalidate_derived(EXPORTED)  # built from the old export
@@ -63,6 +66,39 @@ def run(ctx: RunContext, features: Features | None = None) -> dict[str, Any]:
     }
     write_json(store.record_path(EXPORTED), record)
     step(f"export: {path.name}, parity max |Δ| {record['max_abs_diff']:.2g}")
+    return record
+
+
+def import_graph_of(ctx: RunContext, features: Features, inputs: str) -> dict[str, Any]:
+    """A graph made elsewhere, written into the run folder with our input and output names; its
+    outputs on padded batches are what later graphs (fused, quantized) are checked against: those
+    of its PyTorch model when --checkpoint is given (their difference reported, the gate judges
+    the predictions), else its own."""
+    from encoderzoo.graphs import import_graph
+
+    store, graph = ctx.store, ctx.graph
+    assert graph is not None
+    files = store.files(EXPORTED)
+    step(f"export: importing {graph.info.path} ({graph.info.format}; inputs {graph.inputs}"
+         + (f"; fixed {graph.static}, every batch padded to it" if graph.static else "") + ")")
+    store.invalidate_derived(EXPORTED)
+    import_graph(graph.info, graph.inputs, graph.outputs, files)
+    cases = parity_cases(features, graph.batch)
+    if ctx.config.checkpoint is not None:
+        model = load_model(ctx.checkpoint, ctx.task, attn_implementation="eager")
+        expected = [torch_outputs(model, case.feeds, ctx.task.output_names) for case in cases]
+        against = "PyTorch"
+    else:
+        expected = [{k: v for k, v in out.items() if k in ctx.task.output_names}
+                    for out in graph_outputs(files[0], cases)]
+        against = "the graph itself (no --checkpoint)"
+    save_parity_cases(ctx.ws.parity_inputs, cases, expected)
+    parity = check_parity(files[0], cases, expected, ctx.recipe.export_atol, strict=False)
+    record = {"key": store.build_key(EXPORTED), "sha256": store.sha256(EXPORTED), "imported": graph.to_json(),
+              "file": files[0].name, "bytes": sum(f.stat().st_size for f in files), "parity_inputs": inputs,
+              "parity_against": against, **parity_summary(parity)}
+    write_json(store.record_path(EXPORTED), record)
+    step(f"export: {files[0].name}, max |Δ| vs {against} {record['max_abs_diff']:.2g}")
     return record
 
 
@@ -93,6 +129,10 @@ def ensure_graph(ctx: RunContext, force: bool = False) -> None:
 
 def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
     name = ctx.store.files(EXPORTED)[0].name
+    if ctx.graph is not None:
+        fixed = f", fixed {ctx.graph.static}" if ctx.graph.static else ""
+        what = f"import {ctx.graph.info.path} as {name} (inputs {ctx.graph.inputs}{fixed})"
+        return [("export", what, "reuse" if current(ctx) else "build")]
     return [
         ("export", f"{name}, opset {OPSET}, parity against PyTorch", "reuse" if current(ctx) else "build")
     ]

@@ -52,9 +52,13 @@ def backend_context(
 
 def open_backend(ctx: RunContext, name: str, precision: str) -> Backend:
     if (name, precision) not in ctx.backends:
-        ctx.backends[(name, precision)] = create_backend(
-            name, precision, backend_context(ctx, name, precision)
-        )
+        backend = create_backend(name, precision, backend_context(ctx, name, precision))
+        graph = ctx.graph
+        if graph is not None and graph.batch is not None and name != "torch":
+            from encoderzoo.external import StaticBatch
+
+            backend = StaticBatch(backend, graph.batch)
+        ctx.backends[(name, precision)] = backend
     return ctx.backends[(name, precision)]
 
 

@@ -72,6 +72,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "checkpoint": str(location.relative_to(ws.root.resolve())) if in_run else checkpoint.location,
         "checkpoint_in_run": in_run,
         "revision": checkpoint.revision,
+        "graph": ctx.graph_record() if ctx.graph is not None else None,
         **ctx.task.binding(),
     }
     write_json(ws.prepare_json, record)

@@ -14,7 +14,6 @@ from encoderzoo.errors import ArtifactError, ConfigError
 from encoderzoo.fileio import read_json, write_json
 from encoderzoo.infer import load_outputs
 from encoderzoo.scoring import (
-    REFERENCE_BACKEND,
     Gate,
     Reference,
     accuracy_rows,
@@ -81,19 +80,23 @@ def run(ctx: RunContext) -> dict[str, Any]:
         outputs[key], predictions[key] = predictions_of(ctx, *key)
     scores = {key: ctx.task.score(examples, found) for key, found in predictions.items()}
     agreement = {}
-    if REFERENCE_BACKEND in outputs:
-        torch = predictions[REFERENCE_BACKEND]
+    compared = ctx.reference_run  # torch fp32, or a graph's own fp32 run without PyTorch
+    if ctx.graph_only and compared not in outputs:  # a stage command: the runs infer made
+        compared = next((k for k in outputs if k[1] == "fp32"), next(iter(outputs)))
+    if compared in outputs:
+        torch = predictions[compared]
         agreement = {
             key: {
                 "agreement": agreement_of(found, torch),
-                "max_abs_diff": output_drift(outputs[key], outputs[REFERENCE_BACKEND]),
+                "max_abs_diff": output_drift(outputs[key], outputs[compared]),
             }
             for key, found in predictions.items()
-            if key != REFERENCE_BACKEND
+            if key != compared
         }
-    rows = accuracy_rows(scores, agreement, reference=reference(ctx), gate=gate(ctx))
+    rows = accuracy_rows(scores, agreement, reference=reference(ctx), gate=gate(ctx), reference_run=compared)
     info = {
         "examples": len(examples),
+        "compared_with": " ".join(compared),
         "random_weights": ctx.checkpoint.random_weights,
         "gate_passed": all(r.gate_passed for r in rows),
         "rows": [r.to_json() for r in rows],
