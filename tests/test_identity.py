@@ -21,7 +21,7 @@ from tests.hub_cache import add_repo, hub_env
 
 DEMO = asset_path("demo/model")
 QUICK = ["--limit", "40", "--backends", "torch:fp32,onnxruntime:fp32", "--no-bench",
-         "--no-optimize"]
+         "--no-optimize", "--e2e-runs", "0"]
 
 
 def shifted(dst: Path, delta: tuple[float, float], src: Path = DEMO) -> Path:

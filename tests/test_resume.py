@@ -53,7 +53,8 @@ class DiesAfter:
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     config = RunConfig(recipe="demo", out=tmp_path / "whole", backends=("torch:fp32", "onnxruntime:fp32"),
-                       limit=300, batch_size=8, shard_size=40, bench=False, triage=False, optimize=False)
+                       limit=300, batch_size=8, shard_size=40, bench=False, triage=False, optimize=False,
+                       e2e_runs=0)
     run(config)
 
     real = infer_stage.open_backend
@@ -94,7 +95,8 @@ def test_killed_process_resumes(tmp_path: Path) -> None:
     """SIGKILL in the middle of inference (nothing gets to clean up), then --resume."""
     out = tmp_path / "run"
     args = [sys.executable, "-m", "encoderzoo", "run", "demo", "--out", str(out), "--backends", "torch:fp32",
-            "--limit", "240", "--batch-size", "4", "--shard-size", "16", "--no-bench", "--no-optimize"]
+            "--limit", "240", "--batch-size", "4", "--shard-size", "16", "--no-bench", "--no-optimize",
+            "--e2e-runs", "0"]
     shards = partial_folder(out) / "outputs" / "torch-fp32.shards"
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              env=os.environ | {"COLUMNS": "200"})

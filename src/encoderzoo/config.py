@@ -30,6 +30,14 @@ class RunConfig:
     data: tuple[str, ...] = opt((), "Dataset file, a folder holding each split's file, or SPLIT=PATH "
                                 "(repeatable).", panel="data", kind="multi", default_text=RECIPES_OWN)
     limit: int | None = opt(None, "Only the first N examples.", panel="data")
+    text_column: str | None = opt(None, "classify/regress: the column holding the text.", panel="data")
+    text_pair_column: str | None = opt(None, "classify/regress: the column holding a pair's second text.",
+                                       panel="data")
+    label_column: str | None = opt(None, "classify/regress: the column holding the label (a class name or "
+                                   "index) or the target number.", panel="data")
+    metric: tuple[str, ...] = opt((), "classify: accuracy,f1,f1-macro,mcc; regress: pearson,spearman "
+                                  "(gated; RMSE is shown beside).", panel="data", kind="csv",
+                                  default_text="accuracy / pearson,spearman")
     seq_len: int | None = opt(None, "Max tokens per example.", panel="data", default_text=RECIPES_OWN)
     label_names: tuple[str, ...] | None = opt(
         None, "The model's class names in class order, e.g. entailment,neutral,contradiction.", panel="data",

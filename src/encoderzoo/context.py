@@ -148,7 +148,7 @@ class RunContext:
         from encoderzoo.random_weights import build_random_checkpoint, random_weights_key
 
         folder = self.ws.random_checkpoint
-        task = get_task(self.recipe.task)
+        task = self.task_spec
         key = random_weights_key(
             recipe=self.recipe,
             family=self.family,
@@ -182,9 +182,16 @@ class RunContext:
         return self.checkpoint.config
 
     @cached_property
+    def task_spec(self) -> Task:
+        """The recipe's task, with the columns and metrics of a file of the user's."""
+        from encoderzoo.tasks.generic import task_for
+
+        return task_for(get_task(self.recipe.task), self.config)
+
+    @cached_property
     def task(self) -> Task:
         """The recipe's task, bound to the checkpoint's labels."""
-        return get_task(self.recipe.task).for_model(
+        return self.task_spec.for_model(
             self.checkpoint.config, self.checkpoint.location, self.config.label_names
         )
 
@@ -227,6 +234,7 @@ class RunContext:
         """Everything that can be checked before the first stage writes anything (device,
         precision x device, bf16 support, sequence lengths; options are checked by RunConfig):
         raises the ConfigError a later stage would, returns notes on default precisions left out."""
+        _ = self.task_spec  # a file of the user's names its columns
         self.check_seq_lens("--seq-len", (self.config.effective_seq_len,))
         if self.config.bench:
             self.check_seq_lens("--seq-lens", self.config.bench_settings().seq_lens)
@@ -255,6 +263,8 @@ class RunContext:
         can recompute the key with its own checkpoint (see check_prepared)."""
         return {
             "task": self.recipe.task,
+            "columns": [*self.task_spec.text_columns, self.task_spec.label_column]  # type: ignore[attr-defined]
+            if getattr(self.task_spec, "user_columns", False) else None,
             "data": {s: file_hash(p) for s, p in files.items()},
             "seq_len": self.config.effective_seq_len,
             "limit": self.config.limit,

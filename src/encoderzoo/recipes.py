@@ -178,6 +178,31 @@ def register_task_preset(task: str, what: str, data: Mapping[str, DataSource], d
 register_task_preset("sst2", "Sentence sentiment (2 classes)", GLUE_SST2, "GLUE SST-2 dev", 128)
 register_task_preset("mnli", "Natural language inference (3 classes)", GLUE_MNLI,
                      "MNLI dev matched and mismatched", 256)
+GLUE = {  # task: (what, the zip's folder, what --data is)
+    "cola": ("Linguistic acceptability (2 classes, Matthews correlation)", "CoLA",
+             "the GLUE CoLA dev.tsv (no header: source, label, mark, sentence)"),
+    "mrpc": ("Paraphrase (2 classes, F1 and accuracy)", "MRPC",
+             "the GLUE MRPC dev.tsv (Quality, #1 ID, #2 ID, #1 String, #2 String)"),
+    "qqp": ("Duplicate questions (2 classes, accuracy and F1)", "QQP",
+            "the GLUE QQP dev.tsv (id, qid1, qid2, question1, question2, is_duplicate)"),
+    "qnli": ("Question-answer entailment (2 classes)", "QNLI",
+             "the GLUE QNLI dev.tsv (index, question, sentence, label)"),
+    "rte": ("Textual entailment (2 classes)", "RTE",
+            "the GLUE RTE dev.tsv (index, sentence1, sentence2, label)"),
+    "stsb": ("Semantic similarity (regression 0-5, Pearson and Spearman)", "STS-B",
+             "the GLUE STS-B dev.tsv (index ... sentence1, sentence2, score)"),
+    "wnli": ("Winograd entailment (2 classes)", "WNLI",
+             "the GLUE WNLI dev.tsv (index, sentence1, sentence2, label)"),
+}
+for task, (what, folder, hint) in GLUE.items():
+    source = DataSource(url=f"https://dl.fbaipublicfiles.com/glue/data/{folder}.zip",
+                        member=f"{folder}/dev.tsv", hint=hint)
+    register_task_preset(task, what, {"dev": source}, f"GLUE {folder} dev", 128)
+FILE_HINT = "your labelled file: CSV, TSV, JSONL or Parquet"
+register_task_preset("classify", "Classification of a file of yours (--text-column, --label-column)",
+                     {"dev": DataSource(hint=FILE_HINT)}, "--data FILE", 128)
+register_task_preset("regress", "Regression of a file of yours (--text-column, --label-column with numbers)",
+                     {"dev": DataSource(hint=FILE_HINT)}, "--data FILE", 128)
 register_task_preset(
     "squad", "Extractive question answering",
     {"dev": DataSource(url="https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json",

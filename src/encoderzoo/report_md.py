@@ -182,13 +182,17 @@ def _breakdown_table(rows: list[dict[str, Any]]) -> list[str]:
     groups = list(dict.fromkeys(g for r in rows for g in r["breakdown"]))
     if not groups:
         return []
-    out = ["Accuracy per group:", "", "| group | examples | " + " | ".join(_label(r) for r in rows) + " |",
+    first = next(c for r in rows for c in r["breakdown"].values())
+    metric = next(k for k in first if k != "examples")  # accuracy per genre, or a regression's RMSE
+    shown = _pct if metric == "accuracy" else (lambda v: f"{v:.4f}")
+    out = [f"{metric.capitalize() if metric == 'accuracy' else metric.upper()} per group:", "",
+           "| group | examples | " + " | ".join(_label(r) for r in rows) + " |",
            "|---|---:|" + "---:|" * len(rows)]
     for group in groups:
         cells = [r["breakdown"].get(group) for r in rows]
         count = next(int(c["examples"]) for c in cells if c)
-        out.append(f"| {group} | {count} | "
-                   + " | ".join(_pct(c["accuracy"]) if c else "—" for c in cells) + " |")
+        values = " | ".join(shown(c[metric]) if c else "—" for c in cells)
+        out.append(f"| {group} | {count} | {values} |")
     out.append("")
     return out
 

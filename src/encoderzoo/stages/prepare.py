@@ -12,7 +12,6 @@ from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.fileio import write_json
 from encoderzoo.sources import describe_data, resolve_data
-from encoderzoo.tasks import get_task
 from encoderzoo.tasks.base import read_splits
 from encoderzoo.workspace import unlink
 
@@ -26,7 +25,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     cfg, ws = ctx.config, ctx.ws
     files = resolve_data(ctx.recipe, cfg.data, cfg.cache_dir)
     step(f"prepare: reading {', '.join(f'{split}: {path}' for split, path in files.items())}")
-    examples, results = read_splits(get_task(ctx.recipe.task), files, limit=cfg.limit)
+    examples, results = read_splits(ctx.task_spec, files, limit=cfg.limit)
     options = ctx.prepare_options(files)
     key = ctx.prepare_key(options)  # after reading: bad data fails before a model is built
     if current(ctx, key):
@@ -37,6 +36,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
             "prepare: the data prepared here were made with another checkpoint, data or options; "
             "preparing again"
         )
+    examples = ctx.task.check(examples, files)  # gold labels the model can name (a file of the user's)
     unlink(ws.infer_json, *ws.results())  # made from the old data
     seq_len = cfg.effective_seq_len
     ctx.check_seq_lens("--seq-len", (seq_len,))

@@ -17,7 +17,6 @@ from encoderzoo.scoring import (
     Gate,
     Reference,
     accuracy_rows,
-    agreement_of,
     output_drift,
     parse_reference,
 )
@@ -87,7 +86,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         torch = predictions[compared]
         agreement = {
             key: {
-                "agreement": agreement_of(found, torch),
+                "agreement": ctx.task.agreement(found, torch),
                 "max_abs_diff": output_drift(outputs[key], outputs[compared]),
             }
             for key, found in predictions.items()
@@ -134,6 +133,9 @@ def score_predictions(
         recipe = RECIPES[name]
         task = get_task(recipe.task)
         files = resolve_data(recipe, data, cache_dir or default_cache_dir())
+    if getattr(task, "user_columns", False):
+        raise ConfigError(f"`score {name} --predictions` cannot know your file's columns; score the run "
+                          f"folder instead (`encoderzoo score {name} --out RUN`)")
     examples, _ = read_splits(task, files)
     answers = task.read_predictions(predictions, examples)
     result: dict[str, Any] = {k: 100 * v for k, v in task.score(examples, answers).metrics.items()}

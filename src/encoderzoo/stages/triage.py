@@ -12,7 +12,7 @@ from encoderzoo.backends import get_backend
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.fileio import read_json, write_json
-from encoderzoo.scoring import REFERENCE_BACKEND, agreement_of, gate_failures
+from encoderzoo.scoring import gate_failures
 
 TRIAGE_ROWS = 32  # rows (spread over the data) the drift of each quantized node is measured on
 
@@ -27,10 +27,14 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
     ws = ctx.ws
     accuracy = read_json(ws.accuracy_json)
+    # the run the others were gated against: torch fp32, or a graph's own fp32 run without PyTorch
+    compared = accuracy.get("compared_with", "torch fp32")
+    reference_run = tuple(compared.split())
     failing = [
         r
         for r in accuracy["rows"]
-        if not r["gate_passed"] and r["baseline"] == "torch_fp32" and triageable(r["backend"], r["precision"])
+        if not r["gate_passed"] and r["baseline"] == "_".join(reference_run)
+        and triageable(r["backend"], r["precision"])
     ]
     if not failing:
         return {}
@@ -39,9 +43,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
         features, min(TRIAGE_ROWS, ctx.config.calibration_size), batch_size=1
     )  # rows one at a time: bounded memory
     torch_metrics = next(
-        r["metrics"] for r in accuracy["rows"] if (r["backend"], r["precision"]) == REFERENCE_BACKEND
+        r["metrics"] for r in accuracy["rows"] if (r["backend"], r["precision"]) == reference_run
     )
-    _, torch_predictions = score.predictions_of(ctx, *REFERENCE_BACKEND)
+    _, torch_predictions = score.predictions_of(ctx, *reference_run)
     records = read_json(ws.infer_json)
     results = {}
     for row in failing:
@@ -64,8 +68,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
                 entry if (r["backend"], r["precision"]) == (name, precision) else r for r in records["runs"]
             ]
             metrics = ctx.task.score(examples, predictions).metrics
-            vs_torch = {"agreement": agreement_of(predictions, torch_predictions)}
-            failures = gate_failures(metrics, torch_metrics, "torch fp32", vs_torch, score.gate(ctx))
+            vs_torch = {"agreement": ctx.task.agreement(predictions, torch_predictions)}
+            failures = gate_failures(metrics, torch_metrics, compared, vs_torch, score.gate(ctx), compared)
             attempts.append(
                 {
                     "float_nodes": count,

@@ -36,6 +36,15 @@ class Task(Protocol):
     metric_names: tuple[str, ...]  # e.g. ("accuracy",)
     agreement_floor: float  # the gate's default share of predictions equal to torch fp32's
 
+    def check(self, examples: list[Any], files: dict[str, Path] | None = None) -> list[Any]:
+        """The examples, checked against the bound model (e.g. every gold label is a class)."""
+        ...
+
+    def agreement(self, found: list[Any], reference: list[Any]) -> float:
+        """The share of predictions that agree with the reference run's (equal, or close for a
+        regression)."""
+        ...
+
     @property
     def output_names(self) -> tuple[str, ...]: ...
 

@@ -1,4 +1,6 @@
-"""Sequence classification on GLUE-style TSV files: single sentences (SST-2) or pairs (MNLI).
+"""Sequence classification on GLUE-style TSV files: single sentences (SST-2, CoLA) or pairs
+(MNLI, MRPC, QQP, QNLI, RTE, WNLI), scored with each task's official metrics as scikit-learn
+computes them.
 
 Dataset labels are matched to a checkpoint's classes by name through `config.id2label`, never
 by assumed order."""
@@ -6,6 +8,7 @@ by assumed order."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
 from encoderzoo.tasks.base import ReadResult, Score, load_jsonl, save_jsonl, split_key, splits_of
 from encoderzoo.tasks.tokenize import encode_fixed
-from encoderzoo.tasks.tsv import read_tsv
+from encoderzoo.tasks.tsv import TsvRow, read_tsv
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,35 @@ class ClassificationExample:
     group: str | None = None  # e.g. the MNLI genre, when the file has one
 
 
+def _accuracy(gold: list[str], found: list[str], labels: tuple[str, ...]) -> float:
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(gold, found))
+
+
+def _f1(gold: list[str], found: list[str], labels: tuple[str, ...]) -> float:
+    """F1 of the positive class (the second label: MRPC's and QQP's "1"), as GLUE reports it."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(gold, found, pos_label=labels[1], labels=list(labels), zero_division=0.0))
+
+
+def _f1_macro(gold: list[str], found: list[str], labels: tuple[str, ...]) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(gold, found, average="macro", labels=list(labels), zero_division=0.0))
+
+
+def _mcc(gold: list[str], found: list[str], labels: tuple[str, ...]) -> float:
+    """Matthews correlation (CoLA); 0 when every prediction is one class."""
+    from sklearn.metrics import matthews_corrcoef
+
+    return float(matthews_corrcoef(gold, found))
+
+
+METRICS = {"accuracy": _accuracy, "f1": _f1, "f1-macro": _f1_macro, "mcc": _mcc}
+
+
 @dataclass(frozen=True)
 class SequenceClassification:
     name: str
@@ -40,13 +72,15 @@ class SequenceClassification:
     labels_are_indices: bool = False  # dataset labels are class indices (GLUE SST-2: 0, 1)
     skip_labels: tuple[str, ...] = ()  # rows without a gold label (MNLI "-"): skipped, counted
     group_column: str | None = None  # accuracy per group when the file has this column
-    id_columns: tuple[str, ...] = ("idx", "index")
+    id_columns: tuple[str, ...] = ("idx", "index", "id")
+    columns: tuple[str, ...] | None = None  # the columns of a file without a header row (CoLA)
+    user_columns: bool = False  # text and label columns come from the user (see tasks.generic)
     model_labels: tuple[str, ...] | None = None  # dataset labels in the model's class order
     model_kind: str = "sequence-classification"
     auto_class: str = "AutoModelForSequenceClassification"  # the transformers class that loads its models
     predictions_suffix: str = ".tsv"
     output_axes: dict[str, dict[int, str]] = field(default_factory=lambda: {"logits": {0: "batch"}})
-    metric_names: tuple[str, ...] = ("accuracy",)
+    metric_names: tuple[str, ...] = ("accuracy",)  # of METRICS below
     # the gate's default share of predictions equal to torch fp32's: the demo's int8 variants agree
     # on 96-99 %, a graph of another model on about as many as chance gives
     agreement_floor: float = 0.95
@@ -57,17 +91,38 @@ class SequenceClassification:
 
     @property
     def layout(self) -> str:
+        if self.columns is not None:
+            return f"'{'<TAB>'.join(self.columns)}' without a header row, labels {'/'.join(self.labels)}"
         columns = "<TAB>".join((*self.text_columns, self.label_column))
         return f"'{columns}' with a header row, labels {'/'.join(self.labels)}"
 
     # -- reading --------------------------------------------------------------------------------
 
+    def rows(self, path: Path) -> Iterator[TsvRow]:
+        """The file's rows: GLUE's TSV layout."""
+        return read_tsv(path, (*self.text_columns, self.label_column), self.layout, self.columns)
+
+    def check(self, examples: list[ClassificationExample], files: dict[str, Path] | None = None
+              ) -> list[ClassificationExample]:
+        return examples  # labels were checked against the task's when read
+
+    def gold(self, label: str, path: Path, line: int) -> str:
+        """The row's gold label, checked."""
+        if label not in self.labels:
+            raise DataError(f"{path}, line {line}: label {label!r} is not one of {', '.join(self.labels)}; "
+                            "fix or remove the row")
+        return label
+
+    def agreement(self, found: list[Any], reference: list[Any]) -> float:
+        """The share of predictions equal to the reference's."""
+        from encoderzoo.scoring import agreement_of
+
+        return agreement_of(found, reference)
+
     def read(self, path: Path, *, split: str = "dev", limit: int | None = None) -> ReadResult:
-        allowed = set(self.labels)
         examples: list[ClassificationExample] = []
         skipped = 0
-        rows = read_tsv(path, (*self.text_columns, self.label_column), self.layout)
-        for i, row in enumerate(rows):
+        for i, row in enumerate(self.rows(path)):
             if limit is not None and len(examples) >= limit:
                 break
             values = row.values
@@ -75,11 +130,7 @@ class SequenceClassification:
             if label in self.skip_labels:
                 skipped += 1
                 continue
-            if label not in allowed:
-                raise DataError(
-                    f"{path}, line {row.line}: label {label!r} is not one of "
-                    f"{', '.join(self.labels)}; fix or remove the row"
-                )
+            label = self.gold(label, path, row.line)
             texts = tuple(values[c] for c in self.text_columns)
             for column, text in zip(self.text_columns, texts, strict=True):
                 if not text.strip():
@@ -185,8 +236,10 @@ class SequenceClassification:
         splits = splits_of(examples)
         metrics, breakdown = {}, {}
         for split in splits:
-            in_split = np.array([e.split == split for e in examples])
-            metrics[split_key(split, "accuracy", splits)] = float(correct[in_split].mean())
+            in_split = [i for i, e in enumerate(examples) if e.split == split]
+            gold, found = [examples[i].label for i in in_split], [predictions[i] for i in in_split]
+            for name in self.metric_names:
+                metrics[split_key(split, name, splits)] = METRICS[name](gold, found, self.labels)
             groups: dict[str, list[bool]] = defaultdict(list)
             for e, ok in zip(examples, correct, strict=True):
                 if e.split == split and e.group is not None:
@@ -212,8 +265,16 @@ class SequenceClassification:
                         f"{prediction}\t{values}\n")
 
     def read_predictions(self, path: Path, examples: list[ClassificationExample]) -> list[str]:
-        """The `prediction` column of a predictions TSV, matched to examples by id (and split);
-        a missing example counts as wrong."""
-        rows = read_tsv(path, ("id", "prediction"), "'id<TAB>prediction' with a header row")
+        """The `prediction` column of a predictions TSV, matched to examples by id (and split), as
+        a run writes it; or GLUE's submission format (`index<TAB>prediction`, index = the 0-based
+        position of the example among the dev file's rows). A missing example counts as wrong."""
+        layout = "'id<TAB>prediction' (a run's) or 'index<TAB>prediction' (GLUE's) with a header row"
+        rows = list(read_tsv(path, ("prediction",), layout))
+        if rows and "id" not in rows[0].values and "index" in rows[0].values:
+            first = 1 if self.columns is not None else 2  # the line of the file's first data row
+            by_position = {r.values["index"].strip(): r.values["prediction"].strip() for r in rows}
+            return [by_position.get(str(e.line - first), "") for e in examples]
+        if rows and "id" not in rows[0].values:
+            raise DataError(f"{path}, line 1: no column 'id' or 'index' in the header; expected {layout}")
         found = {(r.values.get("split", ""), r.values["id"]): r.values["prediction"].strip() for r in rows}
         return [found.get((e.split, e.id), found.get(("", e.id), "")) for e in examples]

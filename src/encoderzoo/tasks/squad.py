@@ -81,6 +81,15 @@ class QuestionAnswering:
             raise DataError(f"{path}: no questions in the file; expected {LAYOUT}")
         return ReadResult(examples)
 
+    def check(self, examples: list[Any], files: dict[str, Path] | None = None) -> list[Any]:
+        return examples
+
+    def agreement(self, found: list[Any], reference: list[Any]) -> float:
+        """The share of answers equal to the reference's."""
+        from encoderzoo.scoring import agreement_of
+
+        return agreement_of(found, reference)
+
     def for_model(
         self, config: Any, source: str, label_names: tuple[str, ...] | None = None
     ) -> QuestionAnswering:

@@ -15,7 +15,7 @@ class TsvRow:
     values: dict[str, str]
 
 
-def _decode(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -32,12 +32,17 @@ def _decode(path: Path) -> str:
         ) from None
 
 
-def read_tsv(path: Path, required: Sequence[str], layout: str) -> Iterator[TsvRow]:
-    """Rows of a headed TSV file as {column: value}; `layout` describes the expected header."""
-    text = _decode(path)
+def read_tsv(path: Path, required: Sequence[str], layout: str,
+             columns: Sequence[str] | None = None) -> Iterator[TsvRow]:
+    """Rows of a headed TSV file as {column: value}; `layout` describes the expected header. A
+    file without a header (GLUE's CoLA) is read with the given `columns`. Fields are split on
+    tabs only: GLUE files are not quoted (QQP and MRPC have '"' inside fields)."""
+    text = read_text(path)
     lines = text.split("\n")
     if not text.strip():
-        raise DataError(f"{path}: the file is empty; expected a header row ({layout})")
+        raise DataError(f"{path}: the file is empty; expected {layout}")
+    if columns is not None:
+        lines = ["\t".join(columns), *lines]  # numbered from 2 below: shift back to the file's lines
     header = [name.strip() for name in lines[0].rstrip("\r").split("\t")]
     missing = [name for name in required if name not in header]
     if missing:
@@ -46,17 +51,19 @@ def read_tsv(path: Path, required: Sequence[str], layout: str) -> Iterator[TsvRo
             f"(found: {', '.join(header)}); expected {layout}"
         )
     rows = 0
-    for number, raw in enumerate(lines[1:], start=2):
+    first = 1 if columns is not None else 2
+    for number, raw in enumerate(lines[1:], start=first):
         raw = raw.rstrip("\r")
         if not raw.strip():
-            if any(rest.strip() for rest in lines[number:]):
+            if any(rest.strip() for rest in lines[number + 2 - first:]):
                 raise DataError(f"{path}, line {number}: empty line inside the data; remove it")
             break
         fields = raw.split("\t")
         if len(fields) != len(header):
             raise DataError(
-                f"{path}, line {number}: {len(fields)} tab-separated fields, the header has "
-                f"{len(header)}; check for a stray or missing tab on that line"
+                f"{path}, line {number}: {len(fields)} tab-separated fields, the "
+                f"{'header' if columns is None else 'layout'} has {len(header)}; check for a stray or "
+                "missing tab on that line"
             )
         rows += 1
         yield TsvRow(line=number, values=dict(zip(header, fields, strict=True)))
