@@ -95,7 +95,7 @@ def test_killed_process_resumes(tmp_path: Path) -> None:
     """SIGKILL in the middle of inference (nothing gets to clean up), then --resume."""
     out = tmp_path / "run"
     args = [sys.executable, "-m", "encoderzoo", "run", "demo", "--out", str(out), "--backends", "torch:fp32",
-            "--limit", "240", "--batch-size", "4", "--shard-size", "16", "--no-bench", "--no-optimize",
+            "--limit", "480", "--batch-size", "4", "--shard-size", "16", "--no-bench", "--no-optimize",
             "--e2e-runs", "0"]
     shards = partial_folder(out) / "outputs" / "torch-fp32.shards"
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
