@@ -207,6 +207,10 @@ class RunContext:
         from encoderzoo.devices import Machine
 
         runs, notes = resolve_runs(self.config.backends, Machine.here(self.device))
+        why = self.family.torch_bf16_fails
+        if why and ("torch", "bf16") in runs:
+            runs = [r for r in runs if r != ("torch", "bf16")]
+            notes = [*notes, f"torch bf16 left out: {why}"]
         if self.graph is not None:
             return graph_runs(runs, notes, self.config, self.graph)
         return runs, notes

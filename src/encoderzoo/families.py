@@ -37,6 +37,8 @@ class Family:
     # positions start after the padding index (RoBERTa's fairseq heritage): 514 positions hold
     # 512 tokens
     positions_after_padding: bool = False
+    # why PyTorch cannot run this family under bfloat16 autocast (None: it can)
+    torch_bf16_fails: str | None = None
 
     def inputs(self, config: Any) -> tuple[str, ...]:
         """The graph's inputs for a model of this family with this config."""
@@ -104,6 +106,8 @@ register_family(Family(
     tokenizer_files=("vocab.json", "merges.txt"), architecture="deberta-base",
     hub_tokenizer="microsoft/deberta-base", segments_from_config=True,
     tiny=TINY | {"pooler_hidden_size": 32},
+    torch_bf16_fails="transformers' DeBERTa (v1) fills its attention mask with float32's minimum, which "
+                     "overflows bfloat16 under autocast",
 ))
 register_family(Family(
     name="distilbert", model_types=("distilbert",), tokenizer_class="DistilBertTokenizer",
