@@ -79,7 +79,7 @@ def test_splits_side_by_side_and_groups() -> None:
     assert "| backend | precision | accuracy (matched) | accuracy (mismatched) |" in text
     assert "| published reference | | 90.50 | 90.50 | | | |" in text
     assert "| onnxruntime | fp32 | 80.00 | 50.00 | 99.00 % | 1e-06 | **FAIL** |" in text
-    assert "| matched/fiction | 1973 | 91.00 | 81.00 |" in text
+    assert "| matched/fiction accuracy | 1973 | 91.00 | 81.00 |" in text
 
 
 def test_random_weights_are_labelled() -> None:

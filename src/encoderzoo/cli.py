@@ -172,12 +172,13 @@ def _infer(ctx: typer.Context, config: Any) -> None:
     infer.run(_stage(ctx, config))
 
 
-command(app, "infer", ("checkpoint", "trust_remote_code", *BACKENDS, *BATCHING, *RAY, *E2E, "resume",
+command(app, "infer", ("checkpoint", "trust_remote_code", "null_threshold", "strict_entities", *BACKENDS,
+                       *BATCHING, *RAY, *E2E, "resume",
                        "shard_size"), _infer)
 
 
-def _score(ctx: typer.Context, make_config: Any, predictions: Path | None, outputs: Path | None, layout: str,
-           output_dtype: str) -> None:
+def _score(ctx: typer.Context, make_config: Any, predictions: Path | None, na_probs: Path | None,
+           outputs: Path | None, layout: str, output_dtype: str) -> None:
     """Score a run folder's outputs (exit 3 when a gate fails), a device runner's outputs, or a
     predictions file against the gold data, as the official evaluation scripts do."""
     from encoderzoo.stages import interop, score
@@ -186,8 +187,10 @@ def _score(ctx: typer.Context, make_config: Any, predictions: Path | None, outpu
         name, data = ctx.params["recipe"], tuple(ctx.params.get("data") or ())
         if not name:
             raise ConfigError("name the recipe or task whose gold data --predictions is scored against")
-        typer.echo(json.dumps(score.score_predictions(name, predictions, data), indent=2))
+        typer.echo(json.dumps(score.score_predictions(name, predictions, data, na_probs=na_probs), indent=2))
         return
+    if na_probs is not None:
+        raise ConfigError("--na-probs goes with --predictions (`score squad2 --predictions P --na-probs F`)")
     run_ctx = _stage(ctx, make_config())
     if outputs is not None:
         scores = interop.score_outputs(run_ctx, outputs, layout=layout, dtype=output_dtype)
@@ -196,9 +199,9 @@ def _score(ctx: typer.Context, make_config: Any, predictions: Path | None, outpu
     _exit_on_gate(bool(score.run(run_ctx)["gate_passed"]))
 
 
-command(app, "score", (*GATE, "label_names", "data"), _score, lazy=True,
-        recipe_help="Recipe name; with --predictions also a task name (sst2, mnli, squad).",
-        extra=own("predictions", "outputs", "layout", "output_dtype"))
+command(app, "score", (*GATE, "label_names", "data", "null_threshold", "strict_entities"), _score, lazy=True,
+        recipe_help="Recipe name; with --predictions also a task name (sst2, mnli, squad, ner, ...).",
+        extra=own("predictions", "na_probs", "outputs", "layout", "output_dtype"))
 
 
 def _triage(ctx: typer.Context, config: Any) -> None:

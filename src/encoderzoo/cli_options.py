@@ -89,6 +89,8 @@ OWN: dict[str, tuple[Any, Any, str, str]] = {
                          "benchmark batch size]."),
     "predictions": (Path | None, None, "--predictions", "Score this predictions file (made anywhere) instead "
                     "of a run folder: squad {id: answer} JSON, or a TSV with id and prediction."),
+    "na_probs": (Path | None, None, "--na-probs", "squad2 with --predictions: {id: no-answer probability} "
+                 "JSON, as the official script's --na-prob-file (adds best_exact / best_f1 and thresholds)."),
     "outputs": (Path | None, None, "--outputs", "Score a device runner's output folder (ais_bench "
                 "<i>_<k>.bin|.npy or msame <i>_output_<k>.bin) for the samples `prepare --format bin` "
                 "wrote."),

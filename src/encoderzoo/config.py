@@ -39,6 +39,10 @@ class RunConfig:
                                   "(gated; RMSE is shown beside).", panel="data", kind="csv",
                                   default_text="accuracy / pearson,spearman")
     seq_len: int | None = opt(None, "Max tokens per example.", panel="data", default_text=RECIPES_OWN)
+    strict_entities: bool = opt(False, "ner: count only the entities the tag scheme allows (IOB2, BIOES), as "
+                                "seqeval's strict mode; default: conlleval's rules.", panel="data")
+    null_threshold: float | None = opt(None, "squad2: answer \"\" when the null score beats the best span by "
+                                       "more than this (logits).", panel="data", default_text="0")
     label_names: tuple[str, ...] | None = opt(
         None, "The model's class names in class order, e.g. entailment,neutral,contradiction.", panel="data",
         flags=("--label-names", "--labels"), kind="csv", default_text="config.id2label")

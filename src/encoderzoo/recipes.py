@@ -209,3 +209,14 @@ register_task_preset(
                        hint="the SQuAD v1.1 dev-v1.1.json")},
     "SQuAD 1.1 dev, windows of 384 tokens advancing by 128", 384,
 )
+register_task_preset(
+    "squad2", "Extractive question answering with unanswerable questions",
+    {"dev": DataSource(url="https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v2.0.json",
+                       hint="the SQuAD 2.0 dev-v2.0.json")},
+    "SQuAD 2.0 dev, windows of 384 tokens advancing by 128, --null-threshold for no answer", 384,
+)
+register_task_preset(
+    "ner", "Named entities (token classification)",
+    {"dev": DataSource(hint="a CoNLL-2003-layout file (eng.testa, valid.txt: token ... tag per line)")},
+    "--data FILE in the CoNLL-2003 layout, entity F1 as conlleval computes it", 128,
+)

@@ -178,21 +178,24 @@ def _triage_lines(triage: dict[str, Any]) -> list[str]:
     return [*out, ""] if out else []
 
 
+_NOT_FRACTIONS = ("rmse", "threshold")  # breakdown values shown as numbers, not percentages
+
+
 def _breakdown_table(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per group and value (accuracy per genre; HasAns/NoAns exact and F1; F1 per
+    entity type), one column per run."""
     groups = list(dict.fromkeys(g for r in rows for g in r["breakdown"]))
     if not groups:
         return []
-    first = next(c for r in rows for c in r["breakdown"].values())
-    metric = next(k for k in first if k != "examples")  # accuracy per genre, or a regression's RMSE
-    shown = _pct if metric == "accuracy" else (lambda v: f"{v:.4f}")
-    out = [f"{metric.capitalize() if metric == 'accuracy' else metric.upper()} per group:", "",
-           "| group | examples | " + " | ".join(_label(r) for r in rows) + " |",
+    out = ["Per group:", "", "| group | examples | " + " | ".join(_label(r) for r in rows) + " |",
            "|---|---:|" + "---:|" * len(rows)]
     for group in groups:
         cells = [r["breakdown"].get(group) for r in rows]
-        count = next(int(c["examples"]) for c in cells if c)
-        values = " | ".join(shown(c[metric]) if c else "—" for c in cells)
-        out.append(f"| {group} | {count} | {values} |")
+        first = next(c for c in cells if c)
+        for metric in (k for k in first if k != "examples"):
+            shown = (lambda v: f"{v:.4f}") if metric in _NOT_FRACTIONS else _pct
+            values = " | ".join(shown(c[metric]) if c and metric in c else "—" for c in cells)
+            out.append(f"| {group} {metric} | {int(first['examples'])} | {values} |")
     out.append("")
     return out
 

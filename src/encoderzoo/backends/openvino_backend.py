@@ -46,6 +46,7 @@ class OpenVinoBackend:
             self._config["NUM_STREAMS"] = int(context.options["streams"])
         self._async = flag(context.options, "async", True)
         self._graph = context.graph.name
+        self._wanted = context.output_names
         self._request: Any = None
         self._queue: Any = None
         if self._async:  # compiled now, so that timing a dataset pass does not include it
@@ -55,7 +56,14 @@ class OpenVinoBackend:
             compiled = self._compile(queue_config)
             self._streams = int(compiled.get_property("NUM_STREAMS"))
             self._queue = self._ov.AsyncInferQueue(compiled, self._streams)
-            self._queue_outputs = [port.get_any_name() for port in compiled.outputs]
+            self._queue_outputs = [self._name(port) for port in compiled.outputs]
+
+    def _name(self, port: Any) -> str:
+        """The output's name as the graph declares it: a tensor carries every name it was given
+        (OpenVINO can merge a graph output with the MatMul that makes it, and get_any_name()
+        then returns "/model/classifier/MatMul_output_0" for "logits")."""
+        names = port.get_names()
+        return next((n for n in self._wanted if n in names), port.get_any_name())
 
     def _compile(self, config: dict[str, Any]) -> Any:
         return self._core.compile_model(self._model, "CPU", config)
@@ -64,7 +72,7 @@ class OpenVinoBackend:
         if self._request is None:
             self._compiled = self._compile(self._config)
             self._request = self._compiled.create_infer_request()
-            self._outputs = [(port, port.get_any_name()) for port in self._compiled.outputs]
+            self._outputs = [(port, self._name(port)) for port in self._compiled.outputs]
         results = self._request.infer(feeds)
         return {name: np.asarray(results[port]) for port, name in self._outputs}
 

@@ -109,7 +109,10 @@ def run_one(ctx: RunContext, name: str, precision: str) -> tuple[dict[str, Any],
     if recorded_key(record) == run_key and final.is_file():
         step(f"infer: reusing {final.name} (same model, data and batching)")
         _, outputs = load_outputs(final)
-        return read_json(record) | {"reused": True}, ctx.task.predict(examples, features, outputs)
+        predictions = ctx.task.predict(examples, features, outputs)  # with this run's task options
+        ctx.task.write_predictions(examples, predictions, outputs,
+                                   ws.predictions(name, precision, ctx.task.predictions_suffix))
+        return read_json(record) | {"reused": True}, predictions
     unlink(record, ws.infer_json, *ws.results())
     sequence_outputs = frozenset(n for n, axes in ctx.task.output_axes.items() if 1 in axes)
     shards = Shards(ws.output_shards(name, precision), run_key, len(features), cfg.shard_size)

@@ -77,6 +77,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
     for entry in read_json(ws.infer_json)["runs"]:
         key = (entry["backend"], entry["precision"])
         outputs[key], predictions[key] = predictions_of(ctx, *key)
+        # the predictions files say what was scored (e.g. with this command's --null-threshold)
+        ctx.task.write_predictions(examples, predictions[key], outputs[key],
+                                   ws.predictions(*key, ctx.task.predictions_suffix))
     scores = {key: ctx.task.score(examples, found) for key, found in predictions.items()}
     agreement = {}
     compared = ctx.reference_run  # torch fp32, or a graph's own fp32 run without PyTorch
@@ -109,7 +112,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
 
 def score_predictions(
-    name: str, predictions: Path, data: tuple[str, ...], cache_dir: Path | None = None
+    name: str, predictions: Path, data: tuple[str, ...], cache_dir: Path | None = None,
+    na_probs: Path | None = None,
 ) -> dict[str, Any]:
     """Score a predictions file made anywhere against the gold data of a task (`name` is a task,
     with --data) or of a recipe (its data by default). Metrics are percentages at full precision,
@@ -138,6 +142,11 @@ def score_predictions(
                           f"folder instead (`encoderzoo score {name} --out RUN`)")
     examples, _ = read_splits(task, files)
     answers = task.read_predictions(predictions, examples)
+    official = getattr(task, "official", None)  # a task whose official script prints its own keys
+    if official is not None:
+        return official(examples, answers, na_probs)  # type: ignore[no-any-return]
+    if na_probs is not None:
+        raise ConfigError(f"--na-probs is for squad2; task '{task.name}' has no no-answer probabilities")
     result: dict[str, Any] = {k: 100 * v for k, v in task.score(examples, answers).metrics.items()}
     missing = sum(1 for a in answers if a in ("", None))
     return result | {"examples": len(examples), "without_prediction": missing}

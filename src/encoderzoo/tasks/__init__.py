@@ -6,8 +6,10 @@ from encoderzoo.registry import Registry
 from encoderzoo.tasks.base import Task
 from encoderzoo.tasks.classification import SequenceClassification
 from encoderzoo.tasks.generic import FileClassification, FileRegression
+from encoderzoo.tasks.ner import TokenClassification
 from encoderzoo.tasks.regression import Regression
 from encoderzoo.tasks.squad import QuestionAnswering
+from encoderzoo.tasks.squad2 import QuestionAnswering2
 
 TASKS: Registry[Task] = Registry("task")
 
@@ -69,3 +71,9 @@ register_task(QuestionAnswering(
     # SQuAD v1.1: windows advance 128 tokens, questions cut at 64, n-best 20, answers <= 30 tokens
     name="squad", doc_stride=128, max_query_tokens=64, n_best=20, max_answer_tokens=30,
 ))
+register_task(QuestionAnswering2(
+    # SQuAD 2.0: as SQuAD 1.1, and "" when the null score beats the best span by > --null-threshold
+    name="squad2", doc_stride=128, max_query_tokens=64, n_best=20, max_answer_tokens=30,
+))
+# CoNLL-2003 layout (IOB1, IOB2 or BIOES tags), entities scored as conlleval scores them
+register_task(TokenClassification(name="ner"))

@@ -26,6 +26,14 @@ def task_for(task: Any, cfg: Any) -> Any:
     if getattr(task, "user_columns", False):
         return configure(task, text=cfg.text_column, pair=cfg.text_pair_column, label=cfg.label_column,
                          metrics=cfg.metric, labels=cfg.label_names)
+    if getattr(cfg, "null_threshold", None) is not None:
+        if not hasattr(task, "null_threshold"):
+            raise ConfigError(f"--null-threshold is for squad2; task '{task.name}' has no null answer")
+        task = replace(task, null_threshold=float(cfg.null_threshold))
+    if getattr(cfg, "strict_entities", False):
+        if not hasattr(task, "strict"):
+            raise ConfigError(f"--strict-entities is for ner; task '{task.name}' has no entities")
+        task = replace(task, strict=True)
     if cfg.text_column or cfg.text_pair_column or cfg.label_column or cfg.metric:
         raise ConfigError("--text-column, --label-column and --metric are for `classify` and `regress`; "
                           f"task '{task.name}' reads its own layout")

@@ -28,6 +28,7 @@ class QAExample:
     answer_starts: tuple[int, ...]  # character offsets of the answers in the context
     title: str = ""
     split: str = "dev"
+    is_impossible: bool = False  # SQuAD 2.0: no answer in the context (answers empty)
 
 
 # -- the task ------------------------------------------------------------------------------------
@@ -46,6 +47,7 @@ class QuestionAnswering:
         "start_logits": {0: "batch", 1: "sequence"}, "end_logits": {0: "batch", 1: "sequence"}})
     metric_names: tuple[str, ...] = ("exact_match", "f1")
     agreement_floor: float = 0.90  # the gate's default share of answers equal to torch fp32's
+    unanswerable: bool = False  # SQuAD 2.0: questions may have no answer (see tasks.squad2)
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -74,7 +76,7 @@ class QuestionAnswering:
                 context = _field(paragraph, "context", str, path, where)
                 for k, qa in enumerate(_field(paragraph, "qas", list, path, where)):
                     examples.append(_example(qa, context, article.get("title", ""), split,
-                                                  path, f"{where}.qas[{k}]"))
+                                             path, f"{where}.qas[{k}]", self.unanswerable))
                     if limit is not None and len(examples) >= limit:
                         return ReadResult(examples)
         if not examples:
@@ -172,15 +174,24 @@ class QuestionAnswering:
     # -- predictions and scores -----------------------------------------------------------------
 
     def predict(self, examples: list[QAExample], features: Features,
-                outputs: dict[str, np.ndarray]) -> list[str]:
-        """The best valid span over all of each example's windows: start and end among the
-        n-best of their window, both inside the context, end >= start, at most
-        `max_answer_tokens` long; score = start logit + end logit."""
+                outputs: dict[str, np.ndarray]) -> list[Any]:
+        return self.search(examples, features, outputs)[0]
+
+    def search(self, examples: list[QAExample], features: Features, outputs: dict[str, np.ndarray]
+               ) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(text, score) of the best valid span over all of each example's windows: start and
+        end among the n-best of their window, both inside the context, end >= start, at most
+        `max_answer_tokens` long; score = start logit + end logit (-inf when no window has a
+        valid span). Also each example's null score: the lowest over its windows of the first
+        token's (CLS) start + end logits."""
         best_score = np.full(len(examples), -np.inf)
+        null_score = np.full(len(examples), np.inf)
         best_text = [""] * len(examples)
         offsets, owners = features.extras["offsets"], features.extras["example_index"]
         starts, ends = outputs["start_logits"], outputs["end_logits"]
         for row in range(len(features)):
+            owner = int(owners[row])
+            null_score[owner] = min(null_score[owner], float(starts[row, 0] + ends[row, 0]))
             inside = offsets[row, :, 0] >= 0
             if not inside.any():
                 continue
@@ -196,12 +207,11 @@ class QuestionAnswering:
             if not np.isfinite(scores).any():
                 continue
             s, e = np.unravel_index(int(np.argmax(scores)), scores.shape)
-            owner = int(owners[row])
             if scores[s, e] > best_score[owner]:
                 best_score[owner] = scores[s, e]
                 start_char, end_char = offsets[row, top_starts[s], 0], offsets[row, top_ends[e], 1]
                 best_text[owner] = examples[owner].context[start_char:end_char]
-        return best_text
+        return best_text, best_score, null_score
 
     def score(self, examples: list[QAExample], predictions: list[str]) -> Score:
         splits = splits_of(examples)
@@ -234,16 +244,21 @@ class QuestionAnswering:
         return [answers.get(e.id, "") for e in examples]
 
 
-def _example(qa: Any, context: str, title: str, split: str, path: Path, where: str) -> QAExample:
+def _example(qa: Any, context: str, title: str, split: str, path: Path, where: str,
+             unanswerable: bool) -> QAExample:
     qid = str(_field(qa, "id", (str, int), path, where))
     where = f"question {qid} ({where})"
     question = _field(qa, "question", str, path, where)
     if not question.strip():
         raise DataError(f"{path}: {where} has an empty question; fill it in or remove it")
     answers = _field(qa, "answers", list, path, where)
-    if not answers:
+    impossible = qa.get("is_impossible", False) is True
+    if unanswerable and impossible and answers:
+        raise DataError(f"{path}: {where} is marked is_impossible but lists {len(answers)} answers; SQuAD "
+                        "2.0 keeps those under 'plausible_answers'")
+    if not answers and not unanswerable:
         raise DataError(f"{path}: {where} has no answers; SQuAD v1.1 answers every question "
-                        "(is this a SQuAD 2.0 file?)")
+                        "(for a SQuAD 2.0 file, use the squad2 task)")
     texts, starts = [], []
     for a, answer in enumerate(answers):
         text = _field(answer, "text", str, path, f"{where} answer {a}")
@@ -254,7 +269,8 @@ def _example(qa: Any, context: str, title: str, split: str, path: Path, where: s
                             f"context (found {found!r}); fix answer_start")
         texts.append(text)
         starts.append(start)
-    return QAExample(qid, question, context, tuple(texts), tuple(starts), str(title), split)
+    return QAExample(qid, question, context, tuple(texts), tuple(starts), str(title), split,
+                     is_impossible=not answers)
 
 
 def _field(node: Any, key: str, kind: Any, path: Path, where: str) -> Any:
