@@ -15,7 +15,7 @@ from encoderzoo.errors import ArtifactError
 from encoderzoo.features import Features
 from encoderzoo.interop import read_outputs, write_bin
 from encoderzoo.pipeline import run
-from tests.conftest import cli
+from tests.conftest import BERT_CASED_VOCAB, cli
 from tests.standin_runner import run_folder
 
 
@@ -112,3 +112,33 @@ def test_prepare_bin_then_a_device_runner_then_score_equals_run(tmp_path: Path) 
     scored = cli("score", "demo", "--out", str(out), "--outputs", str(tmp_path / "msameFalse"))
     assert scored.returncode == 2
     assert "were written for other prepared data" in scored.stderr.splitlines()[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["ner", "squad2", "embed"])
+def test_new_output_shapes_through_bin_interop(task: str, tmp_path: Path) -> None:
+    """Token logits (NER), span logits with the null answer (SQuAD 2.0) and pooled embeddings
+    go through prepare --format bin, a device runner and score --outputs as a run scores them."""
+    from tests.tasks.test_embed import stsb_pairs
+    from tests.tasks.test_ner import conll_file
+    from tests.tasks.test_squad2 import squad2_dev
+
+    data = {"ner": lambda: conll_file(tmp_path / "valid.txt", long=40),
+            "squad2": lambda: squad2_dev(tmp_path / "dev-v2.0.json"),
+            "embed": lambda: stsb_pairs(tmp_path / "dev.tsv", pairs=9)}[task]()
+    out = tmp_path / "run"
+    options = ["--random-weights", "tiny", "--tokenizer", str(BERT_CASED_VOCAB.parent), "--data", str(data),
+               "--seq-len", "32"]
+    run(RunConfig(recipe=task, out=out, random_weights="tiny", tokenizer=str(BERT_CASED_VOCAB.parent),
+                  data=(str(data),), seq_len=32, backends=("torch:fp32", "onnxruntime:fp32"), optimize=False,
+                  bench=False, triage=False, e2e_runs=0))
+    prepared = cli("prepare", task, "--out", str(out), *options, "--format", "bin")
+    assert prepared.returncode == 0, prepared.stderr
+    rows = {(r["backend"], r["precision"]): r["metrics"]
+            for r in json.loads((out / "accuracy.json").read_text())["rows"]}
+    device = run_folder(out / "model" / "model.onnx", out / "bin", tmp_path / "device", "ais_bench", False)
+    scored = cli("score", task, "--out", str(out), "--outputs", str(device))
+    assert scored.returncode == 0, scored.stderr
+    result = json.loads(scored.stdout)
+    for metric, value in rows[("onnxruntime", "fp32")].items():
+        assert result[metric] == pytest.approx(100 * value, abs=1e-6), metric

@@ -249,11 +249,10 @@ def load_weights(source: str, auto_class: str, *, trust_remote_code: bool = Fals
     weights load with `weights_only=True` only; a head without weights is an error."""
     quiet_transformers()
     import torch
-    import transformers
 
     location = location or source
     try:
-        model, info = getattr(transformers, auto_class).from_pretrained(
+        model, info = model_class(auto_class).from_pretrained(
             source, dtype=torch.float32, attn_implementation=attn_implementation,
             trust_remote_code=trust_remote_code, weights_only=True, output_loading_info=True,
         )
@@ -275,18 +274,33 @@ def load_weights(source: str, auto_class: str, *, trust_remote_code: bool = Fals
     return model.eval()
 
 
+def model_class(auto_class: str) -> Any:
+    """A transformers auto class by name, or encoderzoo's own (AutoModelForSentenceEmbedding)."""
+    if auto_class == "AutoModelForSentenceEmbedding":
+        from encoderzoo.sentence_embedding import AutoModelForSentenceEmbedding
+
+        return AutoModelForSentenceEmbedding
+    import transformers
+
+    return getattr(transformers, auto_class)
+
+
 def fingerprint(checkpoint: Checkpoint) -> str:
     """SHA-256 over the checkpoint's config and weight files (plus its hub id and revision)."""
     return content_hashes(checkpoint)["model"]
 
 
 def content_hashes(checkpoint: Checkpoint) -> dict[str, str]:
-    """What artifacts are keyed on: "model" (config.json and the weights) and "tokenizer"
+    """What artifacts are keyed on: "model" (config.json, the weights, the sentence-transformers
+    pooling) and "tokenizer"
     (every other file), hashed from the files transformers loads: a local folder's, or the
     snapshot a hub id resolved to, whose id and revision join the hash."""
     assert checkpoint.folder is not None  # resolve_checkpoint always finds the files
     files = [p for p in checkpoint.folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-    model = [p for p in files if p.name == "config.json" or p.suffix in (".safetensors", ".bin")]
+    model = [p for p in files
+             if p.name in ("config.json", "modules.json") or p.suffix in (".safetensors", ".bin")]
+    # sentence-transformers' pooling decides the embedding graph: part of the model
+    model += [p for p in (checkpoint.folder / "1_Pooling" / "config.json",) if p.is_file()]
     rest = [p for p in files if p not in model and p.name != RANDOM_WEIGHTS_MARKER]
     hub = "" if checkpoint.is_local else f"{checkpoint.location}@{checkpoint.revision}\0"
     return {"model": _joined(hub, files_hash(model)), "tokenizer": _joined(hub, files_hash(rest))}

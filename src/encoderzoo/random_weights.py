@@ -12,6 +12,7 @@ from encoderzoo.assets import asset_path
 from encoderzoo.cache import files_hash, make_key, versions
 from encoderzoo.checkpoints import (
     RANDOM_WEIGHTS_MARKER,
+    model_class,
     quiet_transformers,
     random_weights_record,
 )
@@ -99,7 +100,6 @@ def build_random_checkpoint(
     tokenizer. The embedding keeps the architecture's real size unless the tokenizer needs more
     rows (a smaller test tokenizer's ids all fit)."""
     import torch
-    import transformers
     from transformers import AutoConfig
 
     loaded = load_family_tokenizer(recipe, family, tokenizer)
@@ -110,7 +110,7 @@ def build_random_checkpoint(
         settings["pad_token_id"] = loaded.pad_token_id
     config = AutoConfig.for_model(model_type, **settings)
     torch.manual_seed(seed)
-    model = getattr(transformers, task.auto_class).from_config(config).eval()
+    model = model_class(task.auto_class).from_config(config).eval()
     ours = bool(random_weights_record(folder))  # made by --random-weights before markers existed
     with atomic_dir(folder, "random-weights", overwrite=ours, option="the random checkpoint") as tmp:
         model.save_pretrained(tmp)

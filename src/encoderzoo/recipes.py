@@ -220,3 +220,9 @@ register_task_preset(
     {"dev": DataSource(hint="a CoNLL-2003-layout file (eng.testa, valid.txt: token ... tag per line)")},
     "--data FILE in the CoNLL-2003 layout, entity F1 as conlleval computes it", 128,
 )
+register_task_preset(
+    "embed", "Sentence embeddings (the checkpoint's sentence-transformers pooling)",
+    {"dev": DataSource(url="https://dl.fbaipublicfiles.com/glue/data/STS-B.zip", member="STS-B/dev.tsv",
+                       hint="STS-B-layout pairs (sentence1, sentence2, score), e.g. GLUE's STS-B dev.tsv")},
+    "GLUE STS-B dev pairs, Spearman of cosine similarity", 128,
+)

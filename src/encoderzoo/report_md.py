@@ -105,6 +105,8 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
     for r in rows:
         vs = r["vs_torch"] or {}
         shown = f"{100 * vs['agreement']:.2f} %" if vs else "—"
+        if "cosine_mean" in vs:  # embeddings: their cosine with the compared run's
+            shown += f" (cosine mean {vs['cosine_mean']:.6f}, min {vs['cosine_min']:.6f})"
         drift = f"{vs['max_abs_diff']:.2g}" if vs else "—"
         verdict = "not gated" if not r["gated"] else "reference" if r["baseline"] == "none" else \
             "pass" if r["gate_passed"] else "**FAIL**"

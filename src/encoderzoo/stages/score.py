@@ -91,6 +91,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
             key: {
                 "agreement": ctx.task.agreement(found, torch),
                 "max_abs_diff": output_drift(outputs[key], outputs[compared]),
+                # e.g. embeddings' mean and least cosine with the reference's
+                **(getattr(ctx.task, "similarity", lambda *_: {})(found, torch)),
             }
             for key, found in predictions.items()
             if key != compared

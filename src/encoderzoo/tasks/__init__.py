@@ -5,6 +5,7 @@ from __future__ import annotations
 from encoderzoo.registry import Registry
 from encoderzoo.tasks.base import Task
 from encoderzoo.tasks.classification import SequenceClassification
+from encoderzoo.tasks.embed import SentenceEmbedding
 from encoderzoo.tasks.generic import FileClassification, FileRegression
 from encoderzoo.tasks.ner import TokenClassification
 from encoderzoo.tasks.regression import Regression
@@ -77,3 +78,5 @@ register_task(QuestionAnswering2(
 ))
 # CoNLL-2003 layout (IOB1, IOB2 or BIOES tags), entities scored as conlleval scores them
 register_task(TokenClassification(name="ner"))
+# sentence embeddings: STS-B-layout pairs, each sentence embedded alone, cosine vs the gold score
+register_task(SentenceEmbedding(name="embed", text_columns=("sentence1", "sentence2"), label_column="score"))
