@@ -197,3 +197,41 @@ def test_resume_with_another_hub_checkpoint_starts_over_and_says_why(tmp_path: P
                           capture_output=True, env=env).returncode == 0
     expected = load_outputs(whole / "outputs" / "torch-fp32.npz")[1]["logits"]
     np.testing.assert_allclose(outputs["logits"], expected, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["ner", "squad2", "embed"])
+def test_new_output_shapes_resume_to_the_uninterrupted_result(task: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Token logits, span logits and embeddings: a run cut after 3 batches and resumed scores as
+    the uninterrupted run."""
+    from tests.conftest import BERT_CASED_VOCAB
+    from tests.tasks.test_embed import stsb_pairs
+    from tests.tasks.test_ner import conll_file
+    from tests.tasks.test_squad2 import squad2_dev
+
+    data = {"ner": lambda: conll_file(tmp_path / "valid.txt", sentences=16, long=40),
+            "squad2": lambda: squad2_dev(tmp_path / "dev-v2.0.json"),
+            "embed": lambda: stsb_pairs(tmp_path / "dev.tsv", pairs=12)}[task]()
+    config = RunConfig(recipe=task, out=tmp_path / "whole", random_weights="tiny",
+                       tokenizer=str(BERT_CASED_VOCAB.parent), data=(str(data),), seq_len=32,
+                       backends=("torch:fp32", "onnxruntime:fp32"), batch_size=2, shard_size=4, bench=False,
+                       triage=False, optimize=False, e2e_runs=0)
+    run(config)
+    real = infer_stage.open_backend
+
+    def flaky(ctx: Any, name: str, precision: str) -> Any:
+        backend = real(ctx, name, precision)
+        return DiesAfter(backend, 3) if name == "onnxruntime" else backend
+
+    monkeypatch.setattr(infer_stage, "open_backend", flaky)
+    cut = replace(config, out=tmp_path / "cut")
+    with pytest.raises(KeyboardInterrupt):
+        run(cut)
+    monkeypatch.undo()
+    run(replace(cut, resume=True))
+    assert read_json(cut.out / "outputs" / "onnxruntime-fp32.json")["resumed_rows"] == 4
+    assert accuracy(cut.out) == accuracy(config.out)
+    suffix = {"ner": ".conll", "squad2": ".json", "embed": ".tsv"}[task]
+    name = f"onnxruntime-fp32{suffix}"
+    assert (cut.out / "predictions" / name).read_text() == (config.out / "predictions" / name).read_text()
