@@ -15,6 +15,7 @@ from encoderzoo.cache import files_hash
 from encoderzoo.errors import CheckpointError
 from encoderzoo.families import family_of
 from encoderzoo.recipes import Recipe
+from encoderzoo.sentence_embedding import AutoModelForSentenceEmbedding, pooling_files
 from encoderzoo.tasks.base import Task
 from encoderzoo.tokenizer_check import check_tokenizer
 
@@ -277,8 +278,6 @@ def load_weights(source: str, auto_class: str, *, trust_remote_code: bool = Fals
 def model_class(auto_class: str) -> Any:
     """A transformers auto class by name, or encoderzoo's own (AutoModelForSentenceEmbedding)."""
     if auto_class == "AutoModelForSentenceEmbedding":
-        from encoderzoo.sentence_embedding import AutoModelForSentenceEmbedding
-
         return AutoModelForSentenceEmbedding
     import transformers
 
@@ -297,13 +296,12 @@ def content_hashes(checkpoint: Checkpoint) -> dict[str, str]:
     snapshot a hub id resolved to, whose id and revision join the hash."""
     assert checkpoint.folder is not None  # resolve_checkpoint always finds the files
     files = [p for p in checkpoint.folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-    model = [p for p in files
-             if p.name in ("config.json", "modules.json") or p.suffix in (".safetensors", ".bin")]
-    # sentence-transformers' pooling decides the embedding graph: part of the model
-    model += [p for p in (checkpoint.folder / "1_Pooling" / "config.json",) if p.is_file()]
+    model = [p for p in files if p.name == "config.json" or p.suffix in (".safetensors", ".bin")]
+    model += pooling_files(checkpoint.folder)  # sentence-transformers' pooling decides the embedding graph
     rest = [p for p in files if p not in model and p.name != RANDOM_WEIGHTS_MARKER]
     hub = "" if checkpoint.is_local else f"{checkpoint.location}@{checkpoint.revision}\0"
-    return {"model": _joined(hub, files_hash(model)), "tokenizer": _joined(hub, files_hash(rest))}
+    return {"model": _joined(hub, files_hash(model, root=checkpoint.folder)),
+            "tokenizer": _joined(hub, files_hash(rest))}
 
 
 def _joined(prefix: str, digest: str) -> str:

@@ -10,40 +10,74 @@ import json
 from pathlib import Path
 from typing import Any
 
-POOLING_FILE = "1_Pooling/config.json"
+from encoderzoo.errors import CheckpointError
+
+POOLING_FILE = "1_Pooling/config.json"  # where save_pretrained puts the pooling config
 MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
          "pooling_mode_max_tokens": "max"}
+TRANSFORMER, POOLING = "sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling"
 NORMALIZE = "sentence_transformers.models.Normalize"
 
 
-def pooling_of(files: dict[str, Any]) -> tuple[str, bool]:
-    """(mode, normalize) from the parsed modules.json and pooling config (None when absent:
-    mean pooling, no normalization, sentence-transformers' defaults for a plain encoder)."""
-    pooling = files.get("pooling") or {}
-    modes = [mode for key, mode in MODES.items() if pooling.get(key)]
-    if len(modes) > 1 or pooling.get("pooling_mode_mean_sqrt_len_tokens") or \
-            pooling.get("pooling_mode_weightedmean_tokens") or pooling.get("pooling_mode_lasttoken"):
-        from encoderzoo.errors import CheckpointError
-
-        raise CheckpointError(f"{POOLING_FILE}: pooling {pooling} is not one of mean, cls or max alone; "
-                              "encoderzoo builds those three")
-    normalize = any(m.get("type") == NORMALIZE for m in files.get("modules") or [])
-    return (modes[0] if modes else "mean"), normalize
-
-
-def _read_json(source: str, name: str) -> Any:
-    """A file of a local folder, or of a hub repository (from the local cache when offline)."""
-    folder = Path(source)
-    if folder.is_dir():
-        path = folder / name
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+def _modules(folder: Path) -> list[dict[str, Any]]:
+    """modules.json's entries ([] for a plain encoder without one)."""
+    path = folder / "modules.json"
+    if not path.is_file():
+        return []
     try:
-        from huggingface_hub import hf_hub_download
+        modules = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise CheckpointError(f"{path}: expected a list of modules ({{'type', 'path'}} each)")
+    return modules
 
-        repo, _, revision = source.partition("@")
-        return json.loads(Path(hf_hub_download(repo, name, revision=revision or None)).read_text("utf-8"))
-    except Exception:  # no such file in the repository (a plain encoder)
-        return None
+
+def pooling_files(folder: Path) -> list[Path]:
+    """The files that decide the pooling: modules.json and its Pooling module's config (what
+    the model's identity must cover besides config.json and the weights)."""
+    try:
+        modules = _modules(folder)
+    except CheckpointError:  # unreadable: hashed as it is, refused when loaded
+        return [folder / "modules.json"]
+    found = [folder / "modules.json"] if modules else []
+    found += [folder / m.get("path", "") / "config.json" for m in modules if m.get("type") == POOLING]
+    return [p for p in found if p.is_file()]
+
+
+def read_pooling(folder: Path) -> tuple[str, bool]:
+    """(mode, normalize) as the folder's sentence-transformers modules say: an encoder at the
+    folder's root, then a Pooling module (mean, CLS or max) and optionally Normalize. A plain
+    encoder (no modules.json) pools by mean without normalizing, as sentence-transformers does.
+    Any other module (Dense, ...) or pooling mode is refused: leaving it out would give other
+    embeddings than the model's."""
+    modules = _modules(folder)
+    where = folder / "modules.json"
+    for module in modules:
+        kind = module.get("type")
+        if kind not in (TRANSFORMER, POOLING, NORMALIZE):
+            raise CheckpointError(f"{where}: module {kind!r} is not one encoderzoo builds (a Transformer at "
+                                  "the folder's root, Pooling, Normalize)")
+        if kind == TRANSFORMER and module.get("path", "") != "":
+            raise CheckpointError(f"{where}: the Transformer module lives in {module['path']!r}; encoderzoo "
+                                  "reads the encoder at the folder's root (move its files there, as "
+                                  "sentence-transformers saves models today)")
+    pools = [m for m in modules if m.get("type") == POOLING]
+    pooling: dict[str, Any] = {}
+    if pools:
+        path = folder / pools[0].get("path", "") / "config.json"
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing; modules.json lists a Pooling module here")
+        try:
+            pooling = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    modes = [mode for key, mode in MODES.items() if pooling.get(key)]
+    others = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and k not in MODES and v]
+    if len(pools) > 1 or len(modes) > 1 or others:
+        raise CheckpointError(f"{where}: pooling {pooling} is not one of mean, cls or max alone; encoderzoo "
+                              "builds those three")
+    return (modes[0] if modes else "mean"), any(m.get("type") == NORMALIZE for m in modules)
 
 
 def _module_class() -> Any:
@@ -81,9 +115,8 @@ def _module_class() -> Any:
             """The encoder's files and a sentence-transformers layout (modules.json, pooling)."""
             folder = Path(folder)
             self.encoder.save_pretrained(folder)
-            parts = (("", "Transformer"), ("1_Pooling", "Pooling"))
-            modules = [{"idx": i, "name": str(i), "path": path,
-                        "type": f"sentence_transformers.models.{kind}"}
+            parts = (("", TRANSFORMER), ("1_Pooling", POOLING))
+            modules = [{"idx": i, "name": str(i), "path": path, "type": kind}
                        for i, (path, kind) in enumerate(parts)]
             if self.normalize:
                 modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": NORMALIZE})
@@ -107,8 +140,10 @@ class AutoModelForSentenceEmbedding:
         encoder, info = loaded if kwargs.get("output_loading_info") else (loaded, None)
         if info is not None:  # the pooler layer is not used: a checkpoint need not have it
             info["missing_keys"] = [k for k in info.get("missing_keys", []) if not k.startswith("pooler.")]
-        files = {"modules": _read_json(source, "modules.json"), "pooling": _read_json(source, POOLING_FILE)}
-        model = _module_class()(encoder, *pooling_of(files))
+        if not Path(source).is_dir():  # encoderzoo passes the checkpoint's (snapshot) folder
+            raise CheckpointError(f"{source}: sentence embeddings load from a local folder (for its pooling "
+                                  "files)")
+        model = _module_class()(encoder, *read_pooling(Path(source)))
         return (model, info) if info is not None else model
 
     @staticmethod

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from encoderzoo.config import RunConfig
+from encoderzoo.errors import CheckpointError
 from encoderzoo.pipeline import run
-from encoderzoo.sentence_embedding import pooling_of
+from encoderzoo.sentence_embedding import pooling_files, read_pooling
 from encoderzoo.stages.score import score_predictions
 from tests.conftest import BERT_CASED_VOCAB, SST2_DEV
 
@@ -39,13 +40,23 @@ def stsb_pairs(path: Path, pairs: int = 24) -> Path:
     return path
 
 
-def test_pooling_from_the_sentence_transformers_files() -> None:
+def test_pooling_from_the_sentence_transformers_files(tmp_path: Path) -> None:
     modules = json.loads((minilm() / "modules.json").read_text())
     pooling = json.loads((minilm() / "1_Pooling" / "config.json").read_text())
-    assert pooling_of({"modules": modules, "pooling": pooling}) == ("mean", True)
-    assert pooling_of({"modules": None, "pooling": None}) == ("mean", False)
+    assert read_pooling(minilm()) == ("mean", True)
+    assert read_pooling(tmp_path) == ("mean", False)  # a plain encoder
+    assert pooling_files(minilm()) == [minilm() / "modules.json", minilm() / "1_Pooling" / "config.json"]
     cls = pooling | {"pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}
-    assert pooling_of({"modules": modules[:2], "pooling": cls}) == ("cls", False)
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "config.json").write_text(json.dumps(cls))
+    listed = [modules[0], modules[1] | {"path": "pool"}]
+    (tmp_path / "modules.json").write_text(json.dumps(listed))
+    assert read_pooling(tmp_path) == ("cls", False)
+    assert pooling_files(tmp_path) == [tmp_path / "modules.json", tmp_path / "pool" / "config.json"]
+    dense = {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+    (tmp_path / "modules.json").write_text(json.dumps([*listed, dense]))
+    with pytest.raises(CheckpointError, match=r"module 'sentence_transformers\.models\.Dense' is not one"):
+        read_pooling(tmp_path)
 
 
 @pytest.mark.slow
