@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from encoderzoo.config import RunConfig
-from encoderzoo.errors import DataError
+from encoderzoo.errors import ConfigError, DataError
 from encoderzoo.features import Features
 from encoderzoo.pipeline import run
 from encoderzoo.stages.score import score_predictions
@@ -141,6 +141,9 @@ def test_score_squad2_equals_the_official_logic_on_bent_predictions(tmp_path: Pa
     expected = official_v2(dataset, preds, na_probs)
     assert full == expected and {"best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"} <= set(full)
     assert full["exact"] != plain["exact"]  # probabilities above 1.0 answer "" at the default threshold
+    for other in ("squad", "ner"):  # tasks without a null answer refuse them instead of ignoring them
+        with pytest.raises(ConfigError, match="--na-probs is for squad2"):
+            score_predictions(other, tmp_path / "p.json", (str(data),), na_probs=tmp_path / "na.json")
     del preds[ids[3]]
     (tmp_path / "p.json").write_text(json.dumps(preds))
     with pytest.raises(DataError, match=r"no prediction for 1 of 100 questions \(e.g. d0\)"):

@@ -142,13 +142,13 @@ def score_predictions(
     if getattr(task, "user_columns", False):
         raise ConfigError(f"`score {name} --predictions` cannot know your file's columns; score the run "
                           f"folder instead (`encoderzoo score {name} --out RUN`)")
+    if na_probs is not None and not getattr(task, "unanswerable", False):
+        raise ConfigError(f"--na-probs is for squad2; task '{task.name}' has no no-answer probabilities")
     examples, _ = read_splits(task, files)
     answers = task.read_predictions(predictions, examples)
     official = getattr(task, "official", None)  # a task whose official script prints its own keys
     if official is not None:
         return official(examples, answers, na_probs)  # type: ignore[no-any-return]
-    if na_probs is not None:
-        raise ConfigError(f"--na-probs is for squad2; task '{task.name}' has no no-answer probabilities")
     result: dict[str, Any] = {k: 100 * v for k, v in task.score(examples, answers).metrics.items()}
     missing = sum(1 for a in answers if a in ("", None))
     return result | {"examples": len(examples), "without_prediction": missing}

@@ -172,7 +172,7 @@ class TokenClassification:
         return entity_scores(gold, predictions, strict=self.strict, scheme=detect_scheme(gold))
 
     def official(self, examples: list[TaggedSentence], predictions: list[Any],
-                 extra: Path | None = None) -> dict[str, Any]:
+                 na_probs: None = None) -> dict[str, Any]:
         """conlleval's figures: precision, recall, FB1 overall (and per type), accuracy; percentages."""
         scores = self.entity_scores(examples, predictions)
         overall = scores.pop("overall")
@@ -209,6 +209,3 @@ class TokenClassification:
 def _sentence(index: int, sentence: ConllSentence, split: str) -> TaggedSentence:
     return TaggedSentence(str(index), sentence.line, sentence.tokens, sentence.tags, sentence.lines, split)
 
-
-def scheme_of(examples: list[TaggedSentence]) -> str:
-    return detect_scheme([e.tags for e in examples])

@@ -234,6 +234,12 @@ class QuestionAnswering:
     def read_predictions(self, path: Path, examples: list[QAExample]) -> list[str]:
         """Predictions in the official format, in `examples` order; a question without one
         scores 0, as in the official evaluation."""
+        answers = self.read_answers(path)
+        return [answers.get(e.id, "") for e in examples]
+
+    @staticmethod
+    def read_answers(path: Path) -> dict[str, str]:
+        """The official predictions file: {question id: answer text}."""
         try:
             answers = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
@@ -241,7 +247,7 @@ class QuestionAnswering:
                 f"{path}: unreadable predictions ({err}); expected {{question id: answer}}") from None
         if not isinstance(answers, dict) or not all(isinstance(v, str) for v in answers.values()):
             raise DataError(f"{path}: expected a JSON object {{question id: answer text}}")
-        return [answers.get(e.id, "") for e in examples]
+        return answers
 
 
 def _example(qa: Any, context: str, title: str, split: str, path: Path, where: str,

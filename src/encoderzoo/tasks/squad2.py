@@ -99,13 +99,12 @@ class QuestionAnswering2(QuestionAnswering):
     def read_predictions(self, path: Path, examples: list[QAExample]) -> list[Any]:
         """Answers in the official format, every question answered ("" for no answer), as the
         official v2.0 evaluation needs."""
-        texts = super().read_predictions(path, examples)
-        answers = json.loads(path.read_text(encoding="utf-8"))
+        answers = self.read_answers(path)
         missing = [e.id for e in examples if e.id not in answers]
         if missing:
             raise DataError(f"{path}: no prediction for {len(missing)} of {len(examples)} questions (e.g. "
                             f"{missing[0]}); SQuAD 2.0 predictions answer every one, \"\" for no answer")
-        return [Answer(text) for text in texts]
+        return [Answer(answers[e.id]) for e in examples]
 
 
 def na_probs_path(predictions: Path) -> Path:
