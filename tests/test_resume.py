@@ -49,6 +49,21 @@ class DiesAfter:
         return self.backend.settings()  # type: ignore[no-any-return]
 
 
+def cut_run(config: RunConfig, batches: int, monkeypatch: pytest.MonkeyPatch) -> RunConfig:
+    """`config` run with ONNX Runtime interrupted (Ctrl-C) after `batches` batches."""
+    real = infer_stage.open_backend
+
+    def flaky(ctx: Any, name: str, precision: str) -> Any:
+        backend = real(ctx, name, precision)
+        return DiesAfter(backend, batches) if name == "onnxruntime" else backend
+
+    monkeypatch.setattr(infer_stage, "open_backend", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run(config)
+    monkeypatch.undo()
+    return config
+
+
 @pytest.mark.slow
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,18 +71,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path,
                        limit=300, batch_size=8, shard_size=40, bench=False, triage=False, optimize=False,
                        e2e_runs=0)
     run(config)
-
-    real = infer_stage.open_backend
-
-    def flaky(ctx: Any, name: str, precision: str) -> Any:
-        backend = real(ctx, name, precision)
-        return DiesAfter(backend, 10) if name == "onnxruntime" else backend
-
-    monkeypatch.setattr(infer_stage, "open_backend", flaky)
-    cut = replace(config, out=tmp_path / "cut")
-    with pytest.raises(KeyboardInterrupt):
-        run(cut)
-    monkeypatch.undo()
+    cut = cut_run(replace(config, out=tmp_path / "cut"), 10, monkeypatch)
 
     partial = partial_folder(cut.out)
     assert not cut.out.exists()  # no report that looks complete
@@ -218,17 +222,7 @@ def test_new_output_shapes_resume_to_the_uninterrupted_result(task: str, tmp_pat
                        backends=("torch:fp32", "onnxruntime:fp32"), batch_size=2, shard_size=4, bench=False,
                        triage=False, optimize=False, e2e_runs=0)
     run(config)
-    real = infer_stage.open_backend
-
-    def flaky(ctx: Any, name: str, precision: str) -> Any:
-        backend = real(ctx, name, precision)
-        return DiesAfter(backend, 3) if name == "onnxruntime" else backend
-
-    monkeypatch.setattr(infer_stage, "open_backend", flaky)
-    cut = replace(config, out=tmp_path / "cut")
-    with pytest.raises(KeyboardInterrupt):
-        run(cut)
-    monkeypatch.undo()
+    cut = cut_run(replace(config, out=tmp_path / "cut"), 3, monkeypatch)
     run(replace(cut, resume=True))
     assert read_json(cut.out / "outputs" / "onnxruntime-fp32.json")["resumed_rows"] == 4
     assert accuracy(cut.out) == accuracy(config.out)
