@@ -27,20 +27,15 @@ def export_graphs(folder: Path) -> dict[str, Path]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from encoderzoo.export import positional
+
     warnings.simplefilter("ignore")
     model = AutoModelForSequenceClassification.from_pretrained(DEMO, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(DEMO)
     encoded = tokenizer(["a fine film", "bad"], padding="max_length", max_length=128, return_tensors="pt")
 
-    class Logits(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, ids: torch.Tensor, mask: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
-            return self.model(input_ids=ids, attention_mask=mask, token_type_ids=segments).logits
-
-    wrapper = Logits().eval()
+    # positional inputs and the logits alone, as a user wraps a model for torch.onnx.export
+    wrapper = positional(model, ("input_ids", "attention_mask", "token_type_ids"), ("logits",))
     args = (encoded["input_ids"], encoded["attention_mask"], encoded["token_type_ids"])
     folder.mkdir(parents=True, exist_ok=True)
     graphs = {"dynamo": folder / "dynamo.onnx", "static": folder / "static-b1-s128.onnx",
@@ -48,7 +43,7 @@ def export_graphs(folder: Path) -> dict[str, Path]:
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", max=512)
     torch.onnx.export(wrapper, args, str(graphs["dynamo"]), dynamo=True, external_data=False,
                       input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"],
-                      dynamic_shapes=({0: batch, 1: seq},) * 3)
+                      dynamic_shapes=(({0: batch, 1: seq},) * 3,))  # one spec per input of *inputs
     torch.onnx.export(wrapper, tuple(a[:1] for a in args), str(graphs["static"]), dynamo=False,
                       opset_version=14, input_names=["input1", "input2", "input3"], output_names=["output"])
     ov.save_model(ov.convert_model(str(graphs["dynamo"])), str(graphs["ir"]), compress_to_fp16=False)

@@ -10,6 +10,7 @@ import pytest
 from encoderzoo.config import RunConfig
 from encoderzoo.context import RunContext
 from encoderzoo.errors import ConfigError
+from encoderzoo.export import positional
 from encoderzoo.graphs import GraphInfo, match_inputs, match_outputs
 from encoderzoo.pipeline import run
 from tests.conftest import SST2_DEV
@@ -58,20 +59,12 @@ def export_elsewhere(checkpoint: Path, path: Path, names: tuple[str, ...], *, ba
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
-
-    class Logits(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, ids: torch.Tensor, mask: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
-            return self.model(input_ids=ids, attention_mask=mask, token_type_ids=segments).logits
-
+    logits = positional(model, ("input_ids", "attention_mask", "token_type_ids"), ("logits",))
     rows = batch or 2
     ids = torch.randint(1000, 2000, (rows, seq))
     mask = torch.ones_like(ids)
     axes = None if batch else {n: {0: "batch", 1: "sequence"} for n in names}
-    torch.onnx.export(Logits().eval(), (ids, mask, torch.zeros_like(ids)), str(path), input_names=list(names),
+    torch.onnx.export(logits, (ids, mask, torch.zeros_like(ids)), str(path), input_names=list(names),
                       output_names=["output"], dynamic_axes=axes, opset_version=17, dynamo=False)
     return path
 

@@ -68,7 +68,9 @@ def parity_cases(features: Features, static_batch: int | None = None) -> list[Pa
     return cases
 
 
-def _positional(model: Any, input_names: tuple[str, ...], output_names: tuple[str, ...]) -> Any:
+def positional(model: Any, input_names: tuple[str, ...], output_names: tuple[str, ...]) -> Any:
+    """`model` as a module of positional inputs (in `input_names` order) returning a tuple of
+    its `output_names`: what torch.onnx.export traces."""
     import torch
 
     class Positional(torch.nn.Module):
@@ -148,7 +150,7 @@ def export_onnx(
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _positional(model, input_names, output_names),
+            positional(model, input_names, output_names),
             tuple(torch.from_numpy(sample[name]) for name in input_names),
             str(tmp), input_names=list(input_names), output_names=list(output_names),
             dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False,

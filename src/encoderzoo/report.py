@@ -29,6 +29,7 @@ def collect(ws: Workspace) -> dict[str, Any]:
         "accuracy": accuracy["rows"] if accuracy else [],
         "gate_passed": accuracy["gate_passed"] if accuracy else None,
         "compared_with": accuracy.get("compared_with", "torch fp32") if accuracy else None,
+        "scoring": accuracy.get("scoring") if accuracy else None,
         "benchmark": benchmark["rows"] if benchmark else [],
         "benchmark_settings": benchmark["settings"] if benchmark else None,
         "benchmark_backends": benchmark["backends"] if benchmark else None,

@@ -94,8 +94,11 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
                                f"backends{f'; {source} for {compared}' if reference['reference'] else ''})"]
     if agreement is not None:
         rules.append(f"agree with {compared} on ≥ {100 * agreement:g} % of the predictions")
-    out += [f"Gate: {' and '.join(rules)}.", "",
-            "| backend | precision | " + " | ".join(_metric_label(k) for k in keys)
+    scoring = report.get("scoring") or {}
+    out += [f"Gate: {' and '.join(rules)}.", ""]
+    if scoring:
+        out += ["Scored with " + "; ".join(f"{k}: {v}" for k, v in scoring.items()) + ".", ""]
+    out += ["| backend | precision | " + " | ".join(_metric_label(k) for k in keys)
             + f" | agreement with {compared.split()[0]} | max abs diff | gate |",
             "|---|---|" + "---:|" * len(keys) + "---:|---:|---|"]
     if reference["reference"]:

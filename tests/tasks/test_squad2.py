@@ -196,3 +196,4 @@ def test_squad2_runs_end_to_end_with_the_official_scores(tmp_path: Path) -> None
     # a null margin above -0.01 answers "": the predictions say so
     assert all((preds[q] == "") == (probs[q] > -0.01) for q in preds)
     assert "| NoAns exact | 6 |" in (out / "report.md").read_text()
+    assert "Scored with null threshold: -0.01." in (out / "report.md").read_text()

@@ -101,6 +101,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     info = {
         "examples": len(examples),
         "compared_with": " ".join(compared),
+        # e.g. SQuAD 2.0's null threshold, what agreement means for a regression
+        "scoring": getattr(ctx.task, "scoring_options", dict)(),
         "random_weights": ctx.checkpoint.random_weights,
         "gate_passed": all(r.gate_passed for r in rows),
         "rows": [r.to_json() for r in rows],

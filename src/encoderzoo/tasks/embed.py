@@ -45,6 +45,11 @@ class SentenceEmbedding(Regression):
                   ) -> SentenceEmbedding:
         return self  # any encoder embeds; its head (if any) is not used
 
+    def scoring_options(self) -> dict[str, Any]:
+        """What the scores depend on besides the model outputs (shown beside them)."""
+        return {"agreement": f"share of sentences whose embedding has cosine ≥ {self.min_cosine:g} with the "
+                             "compared run's"}
+
     def head_config(self) -> dict[str, Any]:
         return {}
 

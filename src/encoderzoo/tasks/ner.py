@@ -91,6 +91,11 @@ class TokenClassification:
                                   f"{config.num_labels} classes")
         return replace(self, model_tags=tuple(names))
 
+    def scoring_options(self) -> dict[str, Any]:
+        """What the scores depend on besides the model outputs (shown beside them)."""
+        return {"entities": "strict (as the tag scheme allows)" if self.strict else "conlleval's chunk rules",
+                "agreement": "share of words tagged as the compared run tags them"}
+
     def head_config(self) -> dict[str, Any]:
         return {"num_labels": len(self.model_tags), "id2label": dict(enumerate(self.model_tags)),
                 "label2id": {t: i for i, t in enumerate(self.model_tags)}}

@@ -69,6 +69,10 @@ class Regression(SequenceClassification):
         delta = np.abs(np.asarray(found, dtype=float) - np.asarray(reference, dtype=float))
         return float(np.mean(delta <= self.tolerance + 1e-9))
 
+    def scoring_options(self) -> dict[str, Any]:
+        """What the scores depend on besides the model outputs (shown beside them)."""
+        return {"agreement": f"|Δ| of the predictions ≤ {self.tolerance:g}"}
+
     def for_model(self, config: Any, source: str, label_names: tuple[str, ...] | None = None) -> Regression:
         if int(config.num_labels) != 1:
             raise CheckpointError(f"{source}: the model has {config.num_labels} output classes; task "

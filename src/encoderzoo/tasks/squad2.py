@@ -37,6 +37,10 @@ class QuestionAnswering2(QuestionAnswering):
     null_threshold: float = 0.0  # answer "" when null score - best span score exceeds this
     metric_names: tuple[str, ...] = ("exact", "f1")
 
+    def scoring_options(self) -> dict[str, Any]:
+        """What the scores depend on besides the model outputs (shown beside them)."""
+        return {"null threshold": self.null_threshold}
+
     def gold_label(self, example: QAExample) -> str:
         return example.answers[0] if example.answers else ""
 
