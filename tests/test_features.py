@@ -113,3 +113,27 @@ def test_batches_finishing_out_of_order_still_fill_dataset_order(lengths: list[i
     features = make_features(lengths)
     outputs = run_inference(Shuffled(), features, Batching(batch, "length"))  # type: ignore[arg-type]
     np.testing.assert_array_equal(outputs["logits"][:, 0], features.arrays["input_ids"][:, 0])
+
+
+@given(lengths=st.lists(st.integers(1, 16), min_size=1, max_size=60), budget=st.integers(1, 80),
+       order=st.sampled_from(["length", "dataset"]), buckets=st.sampled_from([(), (4, 8), (2, 5, 16)]))
+@settings(max_examples=150, deadline=None)
+def test_token_budget_batches(lengths: list[int], budget: int, order: str, buckets: tuple[int, ...]) -> None:
+    features = make_features(lengths)
+    batching = Batching(batch_size=2, order=order, buckets=buckets, max_tokens=budget)  # type: ignore[arg-type]
+    plan = features.plan(batching)
+    seen = [int(r) for rows, _ in plan for r in rows]
+    assert sorted(seen) == list(range(len(lengths)))  # each row exactly once
+    for i, (rows, width) in enumerate(plan):
+        assert width == batching.width(max(lengths[r] for r in rows), 16)
+        assert len(rows) * width <= budget or len(rows) == 1  # within budget, or one row alone
+        if i + 1 < len(plan):  # greedy: the next row did not fit
+            nxt = plan[i + 1][0][0]
+            wider = batching.width(max(width, lengths[nxt]), 16)
+            assert (len(rows) + 1) * wider > budget
+
+
+def test_token_budget_puts_short_rows_in_large_batches() -> None:
+    features = make_features([2] * 10 + [16] * 4)
+    plan = features.plan(Batching(batch_size=1, max_tokens=32))
+    assert [(len(rows), width) for rows, width in plan] == [(10, 2), (2, 16), (2, 16)]

@@ -17,6 +17,7 @@ import numpy as np
 from encoderzoo.backends import Backend
 from encoderzoo.console import progress_bar
 from encoderzoo.features import Features
+from encoderzoo.roofline import EncoderShape, achieved, ceiling_for
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class BenchRow:
     runs: int
     throughput_per_s: float  # sequences per second at the median latency
     latency_ms: dict[str, float | None]  # p50, p90, p99 (None: too few runs), mean, min, max
+    gflops: float | None = None  # at the median latency, FLOPs from the model's config
+    ceiling_pct: float | None = None  # of the measured GEMM ceiling of this precision
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,20 +107,27 @@ def percentiles(ms: np.ndarray) -> dict[str, float | None]:
             for name, needed in PERCENTILE_RUNS.items()}
 
 
-def summarize(backend: Backend, batch_size: int, seq_len: int, latencies: list[float]) -> BenchRow:
+def summarize(backend: Backend, batch_size: int, seq_len: int, latencies: list[float],
+              shape: EncoderShape | None = None, ceilings: dict[str, Any] | None = None) -> BenchRow:
     ms = np.array(latencies) * 1000.0
     shown = percentiles(ms)
     p50 = shown["p50"]
     assert p50 is not None  # at least one run
+    rate: dict[str, float | None] = {}
+    if shape is not None:
+        flops = batch_size * shape.flops_per_sequence(seq_len)
+        rate = achieved(flops, p50 / 1000.0, ceiling_for(ceilings, backend.precision))
     return BenchRow(
         backend=backend.name, precision=backend.precision, batch_size=batch_size, seq_len=seq_len,
         runs=len(latencies), throughput_per_s=batch_size / (p50 / 1000.0),
         latency_ms={**shown, "mean": float(ms.mean()), "min": float(ms.min()), "max": float(ms.max())},
+        gflops=rate.get("gflops"), ceiling_pct=rate.get("ceiling_pct"),
     )
 
 
 def sweep(
-    backends: list[Backend], input_names: tuple[str, ...], vocab_size: int, settings: BenchSettings
+    backends: list[Backend], input_names: tuple[str, ...], vocab_size: int, settings: BenchSettings,
+    shape: EncoderShape | None = None, ceilings: dict[str, Any] | None = None,
 ) -> list[BenchRow]:
     rows = []
     points = [(s, b) for s in settings.seq_lens for b in settings.batch_sizes]
@@ -127,6 +137,6 @@ def sweep(
             progress.update(bar, description=f"bench batch {batch_size} seq {seq_len}")
             feeds = synthetic_inputs(input_names, batch_size, seq_len, vocab_size)
             for backend, latencies in zip(backends, time_point(backends, feeds, settings), strict=True):
-                rows.append(summarize(backend, batch_size, seq_len, latencies))
+                rows.append(summarize(backend, batch_size, seq_len, latencies, shape, ceilings))
             progress.advance(bar)
     return rows

@@ -30,11 +30,11 @@ MODEL = ("checkpoint", "random_weights", "family", "tokenizer", "onnx", "openvin
          "trust_remote_code")
 DATA = ("data", "limit", "seq_len", "label_names")
 BACKENDS = ("backends", "threads", "device", "providers", "backend_options")
-BATCHING = ("batch_size", "padding", "order", "buckets")
+BATCHING = ("batch_size", "padding", "order", "buckets", "max_tokens")
 RAY = ("engine", "ray_address", "ray_actors")
 GATE = ("gate", "min_agreement", "reference")
-BENCH = ("batch_sizes", "seq_lens", "warmup", "min_runs", "min_seconds")
-E2E = ("e2e_runs", "e2e_rows", "e2e_seconds")
+BENCH = ("batch_sizes", "seq_lens", "warmup", "min_runs", "min_seconds", "ceiling")
+E2E = ("e2e_runs", "e2e_rows", "e2e_seconds", "ceiling")
 
 
 def _stage(ctx: typer.Context, config: Any) -> Any:

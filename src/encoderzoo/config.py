@@ -100,6 +100,9 @@ class RunConfig:
                        "dataset order); dataset: as they come.", panel="batching")
     buckets: tuple[int, ...] = opt((), "Static shapes: pad each batch to the smallest of these lengths "
                                    "that fits, e.g. 32,64,128.", panel="batching", kind="ints")
+    max_tokens: int = opt(0, "Fill batches by tokens: rows join a batch while rows x padded length stays "
+                          "within N (--batch-size no longer caps it); 0: --batch-size rows per batch.",
+                          panel="batching")
     # -- gate
     gate: float | None = opt(None, "Fraction of the baseline metric each backend must keep.", panel="gate",
                              default_text="the recipe's, 0.99")
@@ -121,6 +124,9 @@ class RunConfig:
     warmup: int = opt(2, "Benchmark: untimed runs per point.", panel="benchmark")
     min_runs: int = opt(5, "Benchmark: timed runs per point, at least.", panel="benchmark")
     min_seconds: float = opt(1.0, "Benchmark: timed seconds per point, at least.", panel="benchmark")
+    ceiling: bool = opt(True, "Measure the machine's GEMM ceiling per precision (cached per machine) and "
+                        "show every timing as GFLOP/s and % of it.", panel="benchmark",
+                        switch="--ceiling/--no-ceiling")
     e2e_runs: int = opt(3, "Warm passes over the data timed after inference (the median is reported); "
                         "0: none.", panel="benchmark")
     e2e_rows: int = opt(1024, "Rows, spread over the data, that a timed warm pass runs at most.",
@@ -163,8 +169,8 @@ class RunConfig:
                 raise ConfigError(f"{option} must be between 0 and 1 (e.g. 0.99), not {value}")
         if self.batch_sizes == () or self.seq_lens == ():
             raise ConfigError("--batch-sizes and --seq-lens need at least one value")
-        if self.warmup < 0 or self.min_seconds < 0 or self.e2e_runs < 0:
-            raise ConfigError("--warmup, --min-seconds and --e2e-runs must be >= 0")
+        if self.warmup < 0 or self.min_seconds < 0 or self.e2e_runs < 0 or self.max_tokens < 0:
+            raise ConfigError("--warmup, --min-seconds, --e2e-runs and --max-tokens must be >= 0")
         if self.optimize_timeout <= 0 or self.e2e_seconds <= 0:
             raise ConfigError("--optimize-timeout and --e2e-seconds must be > 0 seconds")
         if self.buckets and self.padding == "fixed":
@@ -224,7 +230,7 @@ class RunConfig:
     @property
     def batching(self) -> Batching:
         return Batching(batch_size=self.batch_size, order=self.order, padding=self.padding,
-                        buckets=tuple(sorted(self.buckets)))
+                        buckets=tuple(sorted(self.buckets)), max_tokens=self.max_tokens)
 
     def bench_settings(self) -> BenchSettings:
         return BenchSettings(batch_sizes=self.batch_sizes or self.recipe_spec.batch_sizes,

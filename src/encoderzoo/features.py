@@ -24,6 +24,7 @@ class Batching:
     order: Order = "length"  # "length": rows sorted by token count, so batches hold similar lengths
     padding: Padding = "dynamic"  # "dynamic": to the batch's longest row; "fixed": to seq_len
     buckets: tuple[int, ...] = ()  # static shapes: pad up to the smallest bucket that fits
+    max_tokens: int = 0  # > 0: batches filled by tokens (rows x padded width), not batch_size rows
 
     def width(self, longest: int, seq_len: int) -> int:
         if self.padding == "fixed":
@@ -80,10 +81,29 @@ class Features:
         subset = np.arange(len(self)) if rows is None else np.sort(np.asarray(rows, dtype=np.int64))
         order = (subset[np.argsort(self.lengths[subset], kind="stable")] if batching.order == "length"
                  else subset)
+        if batching.max_tokens:
+            return self._plan_tokens(batching, order)
         plan = []
         for start in range(0, len(order), batching.batch_size):
             rows = order[start:start + batching.batch_size]
             plan.append((rows, batching.width(int(self.lengths[rows].max()), self.seq_len)))
+        return plan
+
+    def _plan_tokens(self, batching: Batching, order: np.ndarray) -> list[tuple[np.ndarray, int]]:
+        """Greedy, in `order`: a row joins the open batch while (rows + 1) x the padded width
+        with it stays within max_tokens; a row wider than the budget is a batch of its own."""
+        plan: list[tuple[np.ndarray, int]] = []
+        start, longest = 0, 0
+        for i, row in enumerate(order):
+            length = int(self.lengths[row])
+            if i > start:
+                wider = batching.width(max(longest, length), self.seq_len)
+                if (i - start + 1) * wider > batching.max_tokens:
+                    plan.append((order[start:i], batching.width(longest, self.seq_len)))
+                    start, longest = i, 0
+            longest = max(longest, length)
+        if len(order) > start:
+            plan.append((order[start:], batching.width(longest, self.seq_len)))
         return plan
 
     def batches(self, batching: Batching, rows: np.ndarray | None = None

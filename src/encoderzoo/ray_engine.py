@@ -1,8 +1,9 @@
 """`--engine ray`: offline inference spread over a Ray cluster with Ray Data.
 
-The prepared rows become a Ray dataset (in length order, so that a batch holds similar lengths);
-`map_batches` runs them through a pool of actors, each of which builds the backend once (one
-model load per actor) and pads each batch as the local engine does; the driver streams the
+The driver plans the batches as the local engine does (Features.plan: batch size or token
+budget, length order, buckets) and each planned batch, already padded, becomes one item of a Ray
+dataset; `map_batches` runs them through a pool of actors, each of which builds the backend once
+(one model load per actor) and returns one output row per input row; the driver streams the
 results into the same output shards as the local engine, so `--resume` and the scorer work
 unchanged. Without `--ray-address` (or RAY_ADDRESS) a local cluster is started on this machine.
 
@@ -55,12 +56,12 @@ class Predictor:
                                    default=str)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        lengths = batch["length"]
-        width = self.spec.batching.width(int(lengths.max()), self.spec.seq_len)
-        feeds = {name: np.ascontiguousarray(batch[f"input.{name}"][:, :width])
+        """One planned batch (a dataset item holding the rows' ids and their padded inputs)."""
+        rows = np.asarray(batch["rows"][0], dtype=np.int64)
+        feeds = {name: np.ascontiguousarray(batch[f"input.{name}"][0], dtype=np.int64)
                  for name in self.spec.context.input_names}
         outputs = self.backend.run(feeds)
-        result = {"row": batch["row"], "settings": np.full(len(batch["row"]), self.settings)}
+        result = {"row": rows, "settings": np.full(len(rows), self.settings)}
         for name, array in outputs.items():
             result[f"output.{name}"] = pad_sequence(array, self.spec.seq_len) \
                 if name in self.spec.sequence_outputs else array
@@ -93,18 +94,16 @@ def run_ray(spec: ActorSpec, features: Features, rows: np.ndarray, *, actors: in
     """Run `rows` of `features` through `actors` actors; results go to `on_batch` as they come
     back. Returns what the run record keeps of the engine."""
     ray = connect(address, num_cpus=max(actors * spec.threads, actors))
-    ordered = np.asarray(rows, dtype=np.int64)
-    if spec.batching.order == "length":
-        ordered = ordered[np.argsort(features.lengths[ordered], kind="stable")]
-    items = [{"row": int(r), "length": int(features.lengths[r]),
-              **{f"input.{name}": features.arrays[name][r] for name in spec.context.input_names}}
-             for r in ordered]
+    plan = features.plan(spec.batching, np.asarray(rows, dtype=np.int64)) if len(rows) else []
+    items = [{"rows": batch, **{f"input.{name}": features.arrays[name][batch, :width]
+                                for name in spec.context.input_names}}
+             for batch, width in plan]
     if not items:
         return {"engine": "ray", "actors": actors}
     dataset = ray.data.from_items(items)
     gpus = 1 if spec.context.device == "cuda" else 0
     results = dataset.map_batches(
-        Predictor, fn_constructor_kwargs={"spec": spec}, batch_size=spec.batching.batch_size,
+        Predictor, fn_constructor_kwargs={"spec": spec}, batch_size=1,
         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=spec.threads,
         num_gpus=gpus)
     seen: set[str] = set()

@@ -19,6 +19,8 @@ def collect(ws: Workspace) -> dict[str, Any]:
     """The stage results present in the run folder, as report.json sections."""
     accuracy = _read(ws.accuracy_json)
     benchmark = _read(ws.benchmark_json)
+    inference = _read(ws.infer_json) or {}
+    measured = benchmark or inference
     return {
         "data": _read(ws.prepare_json),
         "export": _read(ws.record("export")),
@@ -34,6 +36,8 @@ def collect(ws: Workspace) -> dict[str, Any]:
         "benchmark_settings": benchmark["settings"] if benchmark else None,
         "benchmark_backends": benchmark["backends"] if benchmark else None,
         "environment": benchmark["environment"] if benchmark else None,
+        "model_shape": measured.get("model_shape"),
+        "ceiling": measured.get("ceiling"),
     }
 
 
@@ -51,31 +55,36 @@ def write_report(ws: Workspace, header: dict[str, Any], environment: dict[str, A
 
 def plot_throughput(rows: list[dict[str, Any]], path: Path, *, title: str) -> None:
     """Throughput against batch size, one line per backend and precision, one panel per
-    sequence length."""
+    sequence length; below it, where a ceiling was measured, the % of it each point reached."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     seq_lens = sorted({r["seq_len"] for r in rows})
-    fig, axes = plt.subplots(1, len(seq_lens), figsize=(5 * len(seq_lens), 4), squeeze=False)
-    for ax, seq in zip(axes[0], seq_lens, strict=True):
-        series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for r in rows:
-            if r["seq_len"] == seq:
-                series[f"{r['backend']} {r['precision']}"].append((r["batch_size"], r["throughput_per_s"]))
-        for label, points in series.items():
-            xs, ys = zip(*sorted(points), strict=True)
-            ax.plot(xs, ys, marker="o", label=label)
-        batch_sizes = sorted({r["batch_size"] for r in rows if r["seq_len"] == seq})
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(batch_sizes, [str(b) for b in batch_sizes])
-        ax.set_ylim(bottom=0)
-        ax.set_xlabel("batch size")
-        ax.set_ylabel("sequences / s")
-        ax.set_title(f"{title}, seq {seq}")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
+    panels = [("throughput_per_s", "sequences / s", "")]
+    if any(r.get("ceiling_pct") is not None for r in rows):
+        panels.append(("ceiling_pct", "% of the GEMM ceiling", " (roofline)"))
+    fig, axes = plt.subplots(len(panels), len(seq_lens), figsize=(5 * len(seq_lens), 4 * len(panels)),
+                             squeeze=False)
+    for (key, ylabel, suffix), axes_row in zip(panels, axes, strict=True):
+        for ax, seq in zip(axes_row, seq_lens, strict=True):
+            series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+            for r in rows:
+                if r["seq_len"] == seq and r.get(key) is not None:
+                    series[f"{r['backend']} {r['precision']}"].append((r["batch_size"], r[key]))
+            for label, points in series.items():
+                xs, ys = zip(*sorted(points), strict=True)
+                ax.plot(xs, ys, marker="o", label=label)
+            batch_sizes = sorted({r["batch_size"] for r in rows if r["seq_len"] == seq})
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(batch_sizes, [str(b) for b in batch_sizes])
+            ax.set_ylim(bottom=0, top=100 if key == "ceiling_pct" else None)
+            ax.set_xlabel("batch size")
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{title}, seq {seq}{suffix}")
+            ax.grid(True, alpha=0.3)
+            ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from encoderzoo.report_roofline import ceiling_lines, rate_cell, roofline_section
+
 
 def _memory(peak: dict[str, Any]) -> str:
     largest = peak.get("largest_child_mib")
@@ -48,7 +50,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     lines += _accuracy_section(report)
-    lines += _inference_section(report.get("inference") or {})
+    lines += _inference_section(report.get("inference") or {}, report)
     lines += _export_section(report)
     lines += _performance_section(report)
     lines += _backends_section(report)
@@ -126,7 +128,7 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def _inference_section(inference: dict[str, Any]) -> list[str]:
+def _inference_section(inference: dict[str, Any], report: dict[str, Any]) -> list[str]:
     """Warm passes over the prepared data, timed in the process that ran inference, with the
     setup and the first batch as figures of their own; nothing for outputs reused or resumed."""
     runs = inference.get("runs") or []
@@ -136,8 +138,8 @@ def _inference_section(inference: dict[str, Any]) -> list[str]:
     out = [f"End-to-end inference over the prepared data (tokenized inputs; {_batching(inference)}): the "
            "median of warm passes timed right after each backend's real pass, in the same process; "
            "setup (verification, session or compilation) and the first batch apart:", "",
-           f"| backend | precision | {unit} (warm) | passes × rows | setup s | first batch ms | "
-           "first pass s |", "|---|---|---:|---:|---:|---:|---:|"]
+           f"| backend | precision | {unit} (warm) | GFLOP/s (% of ceiling) | passes × rows | setup s | "
+           "first batch ms | first pass s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
         timing = r.get("timing") or {}
         warm = timing.get("warm")
@@ -154,8 +156,11 @@ def _inference_section(inference: dict[str, Any]) -> list[str]:
         def figure(key: str, scale: float = 1.0, fmt: str = ".2f", t: dict[str, Any] = shown) -> str:
             return f"{scale * t[key]:{fmt}}" if t.get(key) is not None else "—"
 
-        out.append(f"| {r['backend']} | {r['precision']} | {speed} | {passes} | {figure('setup_s')} | "
-                   f"{figure('first_batch_s', 1000, '.1f')} | {figure('pass_s')} |")
+        rate = rate_cell(warm) if warm and not r.get("reused") and not r.get("resumed_rows") else "—"
+        out.append(f"| {r['backend']} | {r['precision']} | {speed} | {rate} | {passes} | "
+                   f"{figure('setup_s')} | {figure('first_batch_s', 1000, '.1f')} | {figure('pass_s')} |")
+    if not report.get("benchmark"):
+        out += ["", *ceiling_lines(report)]
     return [*out, ""]
 
 
@@ -283,6 +288,7 @@ def _performance_section(report: dict[str, Any]) -> list[str]:
             values = [_latency(c) if (c := cell.get((seq, b, label))) else "—" for b in batches]
             out.append(f"| {label} | " + " | ".join(values) + " |")
         out.append("")
+    out += roofline_section(report)
     if report.get("plot"):
         out += [f"![throughput]({report['plot']})", ""]
     return out

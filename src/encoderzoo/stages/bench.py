@@ -6,9 +6,32 @@ from __future__ import annotations
 from typing import Any
 
 from encoderzoo.bench import sweep
+from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.environment import environment
+from encoderzoo.errors import EncoderzooError
 from encoderzoo.fileio import write_json
+from encoderzoo.roofline import EncoderShape
+
+
+def roofline(ctx: RunContext) -> tuple[EncoderShape | None, dict[str, Any] | None]:
+    """The model's shape (for FLOP counts) and the machine's measured ceiling (None with
+    --no-ceiling), probed once per run and cached per machine (see encoderzoo.ceiling)."""
+    found = getattr(ctx, "_roofline", None)
+    if found is None:
+        try:
+            shape = EncoderShape.of(ctx.model_config)
+        except EncoderzooError:  # a graph without a readable config has no FLOP count
+            shape = None
+        measured = None
+        if ctx.config.ceiling:
+            from encoderzoo.ceiling import ceiling
+
+            step(f"ceiling: GEMM rate per precision on {ctx.config.threads} threads (cached per machine)")
+            measured = ceiling(ctx.config.threads)
+        found = (shape, measured)
+        ctx._roofline = found  # type: ignore[attr-defined]
+    return found  # type: ignore[no-any-return]
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
@@ -18,8 +41,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
     settings = ctx.config.bench_settings()
     ctx.check_seq_lens("--seq-lens", settings.seq_lens)
     ensure_graph(ctx)
+    shape, ceilings = roofline(ctx)
     backends = [open_backend(ctx, n, p) for n, p in ctx.runs]
-    rows = sweep(backends, ctx.input_names, int(ctx.checkpoint.config.vocab_size), settings)
+    rows = sweep(backends, ctx.input_names, int(ctx.checkpoint.config.vocab_size), settings,
+                 shape, ceilings)
     used = {f"{b.name}:{b.precision}": b.settings() for b in backends}
     del backends
     for name, precision in ctx.runs:
@@ -28,6 +53,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "settings": settings.__dict__ | {"inputs": "full-length synthetic sequences, no padding"},
         "backends": used,
         "environment": environment(ctx.config.threads),
+        "model_shape": shape.to_json() if shape else None,
+        "ceiling": ceilings,
         "rows": [r.to_json() for r in rows],
     }
     write_json(ctx.ws.benchmark_json, info)

@@ -93,8 +93,14 @@ def run(ctx: RunContext) -> dict[str, Any]:
     from encoderzoo.stages.export import ensure_graph
 
     ensure_graph(ctx)
+    shape, ceilings = None, None
+    if ctx.config.e2e_runs:
+        from encoderzoo.stages.bench import roofline
+
+        shape, ceilings = roofline(ctx)  # probed before any backend loads, not beside one
     runs = [run_one(ctx, name, precision)[0] for name, precision in ctx.runs]
-    info = {"examples": len(ctx.examples()), "runs": runs}
+    info = {"examples": len(ctx.examples()), "runs": runs,
+            "model_shape": shape.to_json() if shape else None, "ceiling": ceilings}
     write_json(ctx.ws.infer_json, info)
     return info
 
@@ -215,12 +221,21 @@ def warm_passes(
         )
         times.append(time.perf_counter() - start)
     median = float(np.median(times))
+    from encoderzoo.roofline import achieved, ceiling_for
+    from encoderzoo.stages.bench import roofline
+
+    shape, ceilings = roofline(ctx)
+    rate: dict[str, Any] = {}
+    if shape is not None:  # the real tokens of the rows timed (padding is no useful work)
+        lengths = features.lengths if rows is None else features.lengths[rows]
+        rate = achieved(shape.flops(lengths), median, ceiling_for(ceilings, backend.precision))
     return {
         "runs": len(times),
         "rows": count,
         "median_s": median,
         "rows_per_s": count / median,
         "seconds": [round(t, 4) for t in times],
+        **rate,
     }
 
 
@@ -274,7 +289,10 @@ def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
         )
         where = f"on Ray ({cfg.ray_actors} actors)" if cfg.engine == "ray" else f"on {ctx.device}"
         what = (
-            f"{name} {precision} {where}: batch {batching.batch_size}, {batching.padding} padding, "
+            f"{name} {precision} {where}: "
+            + (f"batches of <= {batching.max_tokens} tokens" if batching.max_tokens
+               else f"batch {batching.batch_size}")
+            + f", {batching.padding} padding, "
             f"{batching.order} order, shards of {cfg.shard_size} rows"
         )
         stages.append(("infer", what, status))

@@ -1,0 +1,155 @@
+"""The machine's ceiling: the sustained GEMM rate, per precision, of the libraries the backends
+run (ONNX Runtime's MatMul and MatMulInteger, OpenVINO's FullyConnected in f32, bf16 and u8 x i8),
+with the run's thread count. A precision's ceiling is the best of the libraries; each library's
+own figure is kept beside it.
+
+One GEMM (M x K x N, default 2048 x 4096 x 4096, the weight a constant as in a model) is timed
+after a warm-up; the figure is the median rate of the timed runs. A probe takes a few seconds, so
+its result is cached per machine, thread count, GEMM and library versions."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from encoderzoo.environment import cpu_identity
+from encoderzoo.fileio import read_json, write_json
+
+GEMM = (2048, 4096, 4096)  # M (tokens), K, N
+FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+Timer = Callable[[], None]
+
+
+def _rate(run: Timer, flops: float, runs: int = 7, warmup: int = 2) -> float:
+    """Median GFLOP/s of `runs` timed calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return flops / statistics.median(times) / 1e9
+
+
+def _ort_gemm(gemm: tuple[int, int, int], threads: int, int8: bool) -> Timer:
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    m, k, n = gemm
+    rng = np.random.default_rng(0)
+    if int8:
+        weight = numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "B")
+        node = helper.make_node("MatMulInteger", ["A", "B"], ["Y"])
+        a_type, y_type = TensorProto.UINT8, TensorProto.INT32
+        feed = rng.integers(0, 256, (m, k), dtype=np.uint8)
+    else:
+        weight = numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "B")
+        node = helper.make_node("MatMul", ["A", "B"], ["Y"])
+        a_type = y_type = TensorProto.FLOAT
+        feed = rng.standard_normal((m, k), dtype=np.float32)
+    graph = helper.make_graph([node], "gemm", [helper.make_tensor_value_info("A", a_type, [m, k])],
+                              [helper.make_tensor_value_info("Y", y_type, [m, n])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    return lambda: session.run(None, {"A": feed}) and None
+
+
+def _ov_gemm(gemm: tuple[int, int, int], threads: int, precision: str) -> Timer:
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    m, k, n = gemm
+    rng = np.random.default_rng(0)
+    a = ops.parameter([m, k], ov.Type.f32, name="A")
+    w = ops.constant(rng.standard_normal((n, k), dtype=np.float32))
+    x = a
+    if precision == "int8":  # FakeQuantize on both sides: OpenVINO runs it as a u8 x i8 GEMM
+        def fq(node: Any, low: float, high: float, levels: int) -> Any:
+            lo, hi = ops.constant(np.float32(low)), ops.constant(np.float32(high))
+            return ops.fake_quantize(node, lo, hi, lo, hi, levels)
+        x, w = fq(a, 0.0, 4.0, 256), fq(w, -4.0, 4.0, 255)
+    y = ops.matmul(x, w, transpose_a=False, transpose_b=True)
+    model = ov.Model([y], [a], "gemm")
+    hint = {"bf16": "bf16"}.get(precision, "f32")
+    compiled = ov.Core().compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1})
+    request = compiled.create_infer_request()
+    feed = np.abs(rng.standard_normal((m, k), dtype=np.float32))
+    return lambda: request.infer({0: feed}) and None
+
+
+def _ov_has_bf16() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def measure(threads: int, gemm: tuple[int, int, int] = GEMM) -> dict[str, Any]:
+    """Measure every (library, precision) GEMM this machine runs natively."""
+    flops = 2.0 * gemm[0] * gemm[1] * gemm[2]
+    per_library: dict[str, dict[str, float]] = {"onnxruntime": {}, "openvino": {}}
+    per_library["onnxruntime"]["fp32"] = _rate(_ort_gemm(gemm, threads, int8=False), flops)
+    per_library["onnxruntime"]["int8"] = _rate(_ort_gemm(gemm, threads, int8=True), flops)
+    per_library["openvino"]["fp32"] = _rate(_ov_gemm(gemm, threads, "fp32"), flops)
+    per_library["openvino"]["int8"] = _rate(_ov_gemm(gemm, threads, "int8"), flops)
+    if _ov_has_bf16():  # emulated bf16 would be no ceiling: without it, bf16 runs are unrated
+        per_library["openvino"]["bf16"] = _rate(_ov_gemm(gemm, threads, "bf16"), flops)
+    best: dict[str, float] = {}
+    for rates in per_library.values():
+        for precision, rate in rates.items():
+            best[precision] = max(best.get(precision, 0.0), rate)
+    return {"gflops": best, "per_library": per_library}
+
+
+def key(threads: int, gemm: tuple[int, int, int]) -> dict[str, Any]:
+    model, flags = cpu_identity()
+    versions = {}
+    for name in ("onnxruntime", "openvino"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"cpu": model, "flags": sorted(f for f in FLAGS if f in flags), "threads": threads,
+            "gemm": list(gemm), "versions": versions}
+
+
+def default_cache_dir() -> Path:
+    """Where ceilings are kept between runs: the user's cache folder (XDG_CACHE_HOME)."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "encoderzoo" / "ceiling"
+
+
+def ceiling(threads: int, cache_dir: Path | None = None, gemm: tuple[int, int, int] = GEMM,
+            measure_fn: Callable[[int, tuple[int, int, int]], dict[str, Any]] = measure) -> dict[str, Any]:
+    """The ceiling for `threads`, from the cache when this machine and these libraries measured
+    it before; {gflops: {precision: GFLOP/s}, per_library, gemm, threads, cached, key}."""
+    identity = key(threads, gemm)
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    path = (cache_dir or default_cache_dir()) / f"{digest}.json"
+    if path.is_file():
+        try:
+            found = read_json(path)
+            if found.get("key") == identity:
+                return found | {"cached": True}
+        except (OSError, ValueError, AttributeError):
+            pass  # unreadable: measured again and rewritten
+    result = measure_fn(threads, gemm) | {"gemm": list(gemm), "threads": threads, "key": identity}
+    with contextlib.suppress(OSError):  # a read-only cache folder costs the next run a probe
+        write_json(path, result)
+    return result | {"cached": False}

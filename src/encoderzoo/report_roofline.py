@@ -1,0 +1,59 @@
+"""report.md's roofline view: achieved GFLOP/s of every benchmark point against the machine's
+measured ceiling for its precision, and what that ceiling is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from encoderzoo.roofline import CEILING_OF
+
+
+def rate_cell(figures: dict[str, Any]) -> str:
+    """"GFLOP/s (% of ceiling)", "—" without a FLOP count."""
+    gflops = figures.get("gflops")
+    if gflops is None:
+        return "—"
+    pct = figures.get("ceiling_pct")
+    return f"{gflops:.0f} ({pct:.0f} %)" if pct is not None else f"{gflops:.0f}"
+
+
+def ceiling_lines(report: dict[str, Any]) -> list[str]:
+    ceiling = report.get("ceiling") or {}
+    shape = report.get("model_shape")
+    out = []
+    if shape:
+        out.append(f"FLOPs are counted from the model's config ({shape['layers']} layers, hidden "
+                   f"{shape['hidden']}, FFN {shape['ffn']}), attention included, over the real tokens "
+                   "(padding is not useful work); a multiply-add is 2 operations.")
+    if ceiling.get("gflops"):
+        m, k, n = ceiling.get("gemm", ("?", "?", "?"))
+        rates = ", ".join(f"{p} {v:,.0f}" for p, v in sorted(ceiling["gflops"].items()))
+        libraries = "; ".join(f"{lib}: " + ", ".join(f"{p} {v:,.0f}" for p, v in sorted(r.items()))
+                              for lib, r in (ceiling.get("per_library") or {}).items())
+        missing = sorted({CEILING_OF[p] for p in CEILING_OF} - set(ceiling["gflops"]))
+        out.append(f"Ceiling (GFLOP/s, a {m}×{k}×{n} GEMM on {ceiling.get('threads', '?')} threads, the "
+                   f"best library per precision): {rates} ({libraries})"
+                   + (f"; {', '.join(missing)}: not native on this CPU, so not rated" if missing else "")
+                   + ".")
+    elif report.get("benchmark"):
+        out.append("No ceiling was measured (--no-ceiling): rates are shown without a % of it.")
+    return [*out, ""] if out else []
+
+
+def roofline_section(report: dict[str, Any]) -> list[str]:
+    """Per sequence length: GFLOP/s (% of ceiling) per backend and batch size."""
+    rows = [r for r in report.get("benchmark") or [] if r.get("gflops") is not None]
+    if not rows:
+        return []
+    labels = list(dict.fromkeys(f"{r['backend']} {r['precision']}" for r in rows))
+    cell = {(r["seq_len"], r["batch_size"], f"{r['backend']} {r['precision']}"): r for r in rows}
+    out = ["Achieved GFLOP/s at the median latency (% of the ceiling for that precision):", ""]
+    for seq in sorted({r["seq_len"] for r in rows}):
+        batches = sorted({r["batch_size"] for r in rows if r["seq_len"] == seq})
+        out += [f"| seq {seq} | " + " | ".join(f"batch {b}" for b in batches) + " |",
+                "|---|" + "---:|" * len(batches)]
+        for label in labels:
+            values = [rate_cell(c) if (c := cell.get((seq, b, label))) else "—" for b in batches]
+            out.append(f"| {label} | " + " | ".join(values) + " |")
+        out.append("")
+    return out + ceiling_lines(report)

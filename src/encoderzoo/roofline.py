@@ -1,0 +1,74 @@
+"""How much arithmetic a pass of an encoder is, counted from its config, and how close a measured
+time comes to the machine's ceiling for that precision (see encoderzoo.ceiling).
+
+FLOPs are the useful work over the real tokens: padding is not counted, so a configuration that
+pads a lot shows a lower rate than one that does not. A multiply-add counts as two operations,
+the same for int8 as for floats."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# the ceiling a precision is held against: the GEMM kind its backends run
+CEILING_OF = {"fp32": "fp32", "fp16": "fp32", "bf16": "bf16", "int8": "int8"}
+
+
+@dataclass(frozen=True)
+class EncoderShape:
+    layers: int
+    hidden: int
+    ffn: int  # intermediate size of the feed-forward block
+    embedding: int  # input embedding width (ALBERT projects it up to `hidden`)
+    glu: bool = False  # gated feed-forward (ModernBERT): the input projection is twice as wide
+
+    @classmethod
+    def of(cls, config: Any) -> EncoderShape | None:
+        """The shape of a transformers config; None when it is not a plain encoder stack."""
+        try:
+            layers = int(config.num_hidden_layers)
+            hidden = int(config.hidden_size)
+            ffn = int(config.intermediate_size)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        embedding = int(getattr(config, "embedding_size", hidden) or hidden)
+        glu = getattr(config, "model_type", "") == "modernbert"
+        return cls(layers=layers, hidden=hidden, ffn=ffn, embedding=embedding, glu=glu)
+
+    def flops_per_sequence(self, length: int) -> float:
+        """Multiply-adds x 2 of one sequence of `length` tokens through the encoder stack:
+        Q, K, V and output projections (4 n h^2), the feed-forward block (2 n h f, or 3 n h f
+        gated), the attention scores and their weighted sum (2 n^2 h), and ALBERT's embedding
+        projection (n e h). The task head and layer norms are left out (under 0.5 % at base
+        size)."""
+        n, h, f = float(length), float(self.hidden), float(self.ffn)
+        ffn = (3.0 if self.glu else 2.0) * n * h * f
+        per_layer = 2.0 * (4.0 * n * h * h + ffn + 2.0 * n * n * h)
+        projection = 2.0 * n * self.embedding * h if self.embedding != self.hidden else 0.0
+        return self.layers * per_layer + projection
+
+    def flops(self, lengths: Iterable[int]) -> float:
+        return float(sum(self.flops_per_sequence(int(n)) for n in lengths))
+
+    def describe(self) -> str:
+        gated = ", gated FFN" if self.glu else ""
+        return f"{self.layers} layers, hidden {self.hidden}, FFN {self.ffn}{gated}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def achieved(flops: float, seconds: float, ceiling: float | None) -> dict[str, float | None]:
+    """{gflops, ceiling_pct} of `flops` done in `seconds`, against a ceiling in GFLOP/s."""
+    gflops = flops / seconds / 1e9 if seconds > 0 else 0.0
+    pct = 100.0 * gflops / ceiling if ceiling else None
+    return {"gflops": gflops, "ceiling_pct": pct}
+
+
+def ceiling_for(ceilings: dict[str, Any] | None, precision: str) -> float | None:
+    """The ceiling (GFLOP/s) a run of `precision` is held against, None when unmeasured."""
+    if not ceilings:
+        return None
+    value = ceilings.get("gflops", {}).get(CEILING_OF.get(precision, "fp32"))
+    return float(value) if value else None

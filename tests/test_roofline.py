@@ -1,0 +1,88 @@
+"""FLOP counts from a config, the ceiling probe and its cache, and the roofline view in report.md."""
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from encoderzoo import ceiling
+from encoderzoo.report_md import markdown
+from encoderzoo.roofline import EncoderShape, achieved, ceiling_for
+from tests.test_report import bench_row, report
+
+MINILM = SimpleNamespace(num_hidden_layers=6, hidden_size=384, intermediate_size=1536, model_type="bert")
+
+
+def test_flops_of_minilm_by_hand() -> None:
+    shape = EncoderShape.of(MINILM)
+    assert shape is not None
+    n, h, f = 25, 384, 1536
+    # per layer: Q K V O (4 n h^2 MACs), FFN (2 n h f MACs), scores and weighted sum (2 n^2 h MACs)
+    by_hand = 6 * 2 * (4 * n * h * h + 2 * n * h * f + 2 * n * n * h)
+    assert shape.flops_per_sequence(n) == by_hand
+    assert by_hand / n == pytest.approx(21.5e6, rel=0.01)  # ~21 MFLOP per token, as the issue says
+    assert shape.flops([25, 10]) == by_hand + shape.flops_per_sequence(10)
+
+
+def test_albert_projection_and_gated_ffn_are_counted() -> None:
+    albert = EncoderShape.of(SimpleNamespace(num_hidden_layers=1, hidden_size=8, intermediate_size=16,
+                                             embedding_size=4, model_type="albert"))
+    plain = EncoderShape(layers=1, hidden=8, ffn=16, embedding=8)
+    assert albert is not None
+    assert albert.flops_per_sequence(3) - plain.flops_per_sequence(3) == 2 * 3 * 4 * 8
+    gated = EncoderShape.of(SimpleNamespace(num_hidden_layers=1, hidden_size=8, intermediate_size=16,
+                                            model_type="modernbert"))
+    assert gated is not None and gated.glu
+    assert gated.flops_per_sequence(3) - plain.flops_per_sequence(3) == 2 * 3 * 8 * 16
+    assert EncoderShape.of(SimpleNamespace(hidden_size=8)) is None  # no layer count: no FLOPs
+
+
+def test_achieved_rate_and_ceiling_lookup() -> None:
+    ceilings = {"gflops": {"fp32": 200.0, "int8": 800.0}}
+    assert achieved(4e9, 0.5, 200.0) == {"gflops": 8.0, "ceiling_pct": 4.0}
+    assert achieved(4e9, 0.5, None)["ceiling_pct"] is None
+    assert ceiling_for(ceilings, "int8") == 800.0
+    assert ceiling_for(ceilings, "fp16") == 200.0  # held against the float GEMM
+    assert ceiling_for(ceilings, "bf16") is None  # not measured: not native here
+    assert ceiling_for(None, "fp32") is None
+
+
+def test_ceiling_is_cached_per_machine_and_thread_count(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def fake(threads: int, gemm: tuple[int, int, int]) -> dict[str, Any]:
+        calls.append(threads)
+        return {"gflops": {"fp32": 100.0 * threads}, "per_library": {}}
+
+    first = ceiling.ceiling(2, tmp_path, measure_fn=fake)
+    again = ceiling.ceiling(2, tmp_path, measure_fn=fake)
+    other = ceiling.ceiling(1, tmp_path, measure_fn=fake)
+    assert calls == [2, 1]  # measured once per thread count
+    assert not first["cached"] and again["cached"]
+    assert again["gflops"] == {"fp32": 200.0} and other["gflops"] == {"fp32": 100.0}
+    for path in tmp_path.iterdir():  # a damaged cache file is measured again, not trusted
+        path.write_text("{not json")
+    assert not ceiling.ceiling(2, tmp_path, measure_fn=fake)["cached"]
+
+
+def test_probe_measures_each_precision_the_libraries_run() -> None:
+    result = ceiling.measure(1, gemm=(64, 128, 128))
+    assert set(result["per_library"]) == {"onnxruntime", "openvino"}
+    for precision in ("fp32", "int8"):
+        assert result["gflops"][precision] > 0
+        assert result["gflops"][precision] == max(r.get(precision, 0) for r in result["per_library"].values())
+
+
+def test_report_shows_rates_against_the_ceiling() -> None:
+    row = bench_row("onnxruntime", 8, 80.0) | {"precision": "int8", "gflops": 123.4, "ceiling_pct": 41.2}
+    text = markdown(report(benchmark=[row], ceiling={"gflops": {"fp32": 100.0, "int8": 300.0}, "threads": 2,
+                                                     "gemm": [2048, 4096, 4096],
+                                                     "per_library": {"onnxruntime": {"int8": 300.0}}},
+                           model_shape={"layers": 6, "hidden": 384, "ffn": 1536}))
+    assert "| onnxruntime int8 | 123 (41 %) |" in text
+    assert "Ceiling (GFLOP/s, a 2048×4096×4096 GEMM on 2 threads" in text
+    assert "bf16: not native on this CPU" in text
+    assert "6 layers, hidden 384, FFN 1536" in text
+    unmeasured = markdown(report(benchmark=[bench_row("torch", 8, 80.0) | {"gflops": 5.0}]))
+    assert "--no-ceiling" in unmeasured
