@@ -1,7 +1,7 @@
 """The race against the peers, in one go, run by hand (about 5 minutes, plus a one-time setup of
 Optimum's virtual environment):
 
-    .venv/bin/python benchmarks/race.py [--runs 5] [--memory] [--bert-base]
+    .venv/bin/python benchmarks/race.py [--runs 5] [--memory] [--bert-base] [--max-tokens 0,2048]
 
 Same model (the demo's SST-2 classifier unless --model), same data (SST-2 dev, 872 sentences),
 end to end from raw sentences to accuracy (tokenization included, model loading not), on the
@@ -12,9 +12,15 @@ same threads, interleaved run by run:
   (b)  Hugging Face Optimum's best CPU recipe: export, O2 optimization, avx512_vnni dynamic
        int8, run through ORTModelForSequenceClassification (in .venv-optimum, built here once:
        optimum-onnx pins transformers<4.58; see benchmarks/optimum_worker.py for the fix it needs)
-  (c)  every encoderzoo backend and precision, with its default batching (sorted by length)
+  (b2) Hugging Face optimum-intel, the strongest peer on these CPUs: OpenVINO with NNCF static
+       int8 calibrated on 300 SST-2 train sentences padded to 128, run both ways a user runs it
+       (dataset order, and sorted by length), in .venv-optimum-intel (built here once)
+  (c)  every encoderzoo backend and precision, with its default batching (sorted by length), and
+       with each --max-tokens budget
 
-It prints the median sentences/s over --runs passes, the ratios to (a) and (b), and accuracy.
+It prints the median sentences/s over --runs passes, the ratios to (a), (b) and (b2)'s best way,
+accuracy, and the useful work (FLOPs of the real tokens) as GFLOP/s and % of the measured int8
+GEMM ceiling (encoderzoo.ceiling).
 --memory adds each encoderzoo variant's peak resident memory in its own `encoderzoo infer`
 process against the target (2 x the model file + 500 MB). --bert-base adds PyTorch fp32 vs
 int8 on a random-weight bert-base at batch 32, sequence 128, no buckets.
@@ -74,11 +80,7 @@ class Optimum:
         self.versions = self._reply()
 
     def _reply(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the Optimum worker stopped; run benchmarks/optimum_worker.py by hand")
-        return dict(json.loads(line))
+        return _reply(self.process, "benchmarks/optimum_worker.py")
 
     def run(self, texts: list[str], gold: list[int], batch_size: int) -> tuple[float, float]:
         assert self.process.stdin is not None
@@ -97,7 +99,9 @@ class Encoderzoo:
     """(c): one backend and precision through encoderzoo's own reading, tokenization, batching
     and prediction code."""
 
-    def __init__(self, ctx: Any, variant: str, data: Path) -> None:
+    def __init__(self, ctx: Any, variant: str, data: Path, max_tokens: int = 0) -> None:
+        import dataclasses
+
         from encoderzoo.checkpoints import load_tokenizer
         from encoderzoo.stages.infer import open_backend
 
@@ -105,6 +109,9 @@ class Encoderzoo:
         self.pipeline, self.data = ctx, data
         self.backend = open_backend(ctx, name, precision)
         self.tokenizer = load_tokenizer(ctx.checkpoint)
+        self.batching = ctx.config.batching
+        if max_tokens:
+            self.batching = dataclasses.replace(self.batching, max_tokens=max_tokens)
 
     def run(self, texts: list[str], gold: list[int], batch_size: int) -> tuple[float, float]:
         from encoderzoo.infer import run_inference
@@ -114,10 +121,71 @@ class Encoderzoo:
         examples = pipeline.task.read(self.data).examples
         features = pipeline.task.encode(examples, self.tokenizer, seq_len=128,
                                         input_names=pipeline.family.input_names)
-        outputs = run_inference(self.backend, features, pipeline.config.batching, progress=False)
+        outputs = run_inference(self.backend, features, self.batching, progress=False)
         predicted = pipeline.task.predict(examples, features, outputs)
         seconds = time.perf_counter() - start
         return seconds, sum(p == e.label for p, e in zip(predicted, examples, strict=True)) / len(examples)
+
+
+def _reply(process: subprocess.Popen[str], worker: str) -> dict[str, Any]:
+    """The worker's next JSON line; anything else a library printed on stdout is passed over."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("{"):
+            return dict(json.loads(line))
+        print(f"[{Path(worker).stem}] {line.rstrip()}", file=sys.stderr)
+    raise RuntimeError(f"the worker stopped; run {worker} by hand to see why")
+
+
+class OptimumIntel:
+    """(b2): optimum-intel (OpenVINO + NNCF static int8) in a worker process in its own virtual
+    environment; `way("dataset")` and `way("sorted")` are the two ways a user runs it."""
+
+    def __init__(self, venv: Path, model: Path, data: Path, train: Path, work: Path, batch_size: int,
+                 threads: int) -> None:
+        python = venv / "bin" / "python"
+        if not python.is_file():
+            _make_optimum_intel_venv(venv)
+        self.process = subprocess.Popen(
+            [str(python), str(ROOT / "benchmarks" / "optimum_intel_worker.py"), "--model", str(model),
+             "--data", str(data), "--train", str(train), "--work", str(work),
+             "--batch-size", str(batch_size), "--threads", str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.versions = _reply(self.process, "benchmarks/optimum_intel_worker.py")
+
+    def way(self, way: str) -> Any:
+        intel = self
+
+        class Way:
+            def run(self, texts: list[str], gold: list[int], batch_size: int) -> tuple[float, float]:
+                assert intel.process.stdin is not None
+                intel.process.stdin.write(f"run {way}\n")
+                intel.process.stdin.flush()
+                reply = _reply(intel.process, "benchmarks/optimum_intel_worker.py")
+                return reply["seconds"], reply["accuracy"]
+
+        return Way()
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def _make_optimum_intel_venv(venv: Path) -> None:
+    print(f"building {venv} for optimum-intel (once): torch==2.13.0, optimum-intel[openvino,nncf]",
+          flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "torch==2.13.0"], check=True)
+    # the pins keep pip from swapping torch for a CUDA build or taking a hub client it cannot import
+    subprocess.run([*pip, "optimum-intel[openvino,nncf]", "datasets", "torch==2.13.0",
+                    "huggingface-hub<1.22"], check=True)
+    # PyPI's torchvision (pulled in for image models) fails to import beside this torch, and
+    # transformers then fails to import at all
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "--yes", "--quiet",
+                    "torchvision"], check=False)
 
 
 def _accuracy(predicted: list[int], gold: list[int]) -> float:
@@ -142,13 +210,14 @@ def runnable(variants: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(v for v in variants if "bf16" not in v or machine.native_bf16)
 
 
-def prepare_encoderzoo(model: Path, data: Path, work: Path, threads: int, batch_size: int) -> Any:
+def prepare_encoderzoo(model: Path, data: Path, work: Path, threads: int, batch_size: int,
+                       variants: tuple[str, ...]) -> Any:
     from encoderzoo.config import RunConfig
     from encoderzoo.context import RunContext
     from encoderzoo.stages import export, optimize, prepare
 
     config = RunConfig(recipe="demo", out=work, checkpoint=str(model), data=(str(data),), threads=threads,
-                       batch_size=batch_size, backends=runnable(VARIANTS))
+                       batch_size=batch_size, backends=variants)
     ctx = RunContext(config)
     prepare.run(ctx)
     export.run(ctx)
@@ -183,27 +252,43 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", type=Path, default=ROOT / "src/encoderzoo/assets/demo/model")
     parser.add_argument("--data", type=Path, default=ROOT / "src/encoderzoo/assets/demo/data/sst2-dev.tsv")
+    parser.add_argument("--train", type=Path, default=ROOT.parent / "shared/data/sst2/train.tsv",
+                        help="SST-2 train: optimum-intel's calibration sentences")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "race")
     parser.add_argument("--optimum-venv", type=Path, default=ROOT / ".venv-optimum")
+    parser.add_argument("--optimum-intel-venv", type=Path, default=ROOT / ".venv-optimum-intel")
     parser.add_argument("--no-optimum", action="store_true")
+    parser.add_argument("--no-optimum-intel", action="store_true")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="encoderzoo variants to race")
+    parser.add_argument("--max-tokens", default="0",
+                        help="token budgets to race each variant with, e.g. 0,2048 (0: --batch-size rows)")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--bert-base", action="store_true")
     args = parser.parse_args()
 
     rows = [line.split("\t") for line in args.data.read_text(encoding="utf-8").splitlines()[1:]]
     texts, gold = [r[0] for r in rows], [int(r[1]) for r in rows]
+    variants = runnable(tuple(args.variants.split(",")))
     pipeline = prepare_encoderzoo(args.model, args.data, args.work / "encoderzoo", args.threads,
-                                  args.batch_size)
+                                  args.batch_size, variants)
     contenders: dict[str, Any] = {
-        "(a) PyTorch eager fp32, padded to 128": TorchPadded(args.model, args.threads, fixed=True),
+        A: TorchPadded(args.model, args.threads, fixed=True),
         "(a') PyTorch eager fp32, padded per batch": TorchPadded(args.model, args.threads, fixed=False),
     }
     if not args.no_optimum:
-        contenders["(b) Optimum O2 + avx512_vnni int8"] = Optimum(
-            args.optimum_venv, args.model, args.data, args.work / "optimum", args.batch_size)
+        contenders[B] = Optimum(args.optimum_venv, args.model, args.data, args.work / "optimum",
+                                args.batch_size)
+    intel = None
+    if not args.no_optimum_intel:
+        intel = OptimumIntel(args.optimum_intel_venv, args.model, args.data, args.train,
+                             args.work / "optimum-intel", args.batch_size, args.threads)
+        contenders[f"{B2}, dataset order"] = intel.way("dataset")
+        contenders[f"{B2}, sorted by length"] = intel.way("sorted")
     for name, precision in pipeline.runs:  # what this machine runs (bf16 only with native bfloat16)
-        variant = f"{name}:{precision}"
-        contenders[f"(c) encoderzoo {variant}"] = Encoderzoo(pipeline, variant, args.data)
+        for budget in (int(t) for t in args.max_tokens.split(",")):
+            variant = f"{name}:{precision}"
+            label = f"(c) encoderzoo {variant}" + (f", max {budget} tokens" if budget else "")
+            contenders[label] = Encoderzoo(pipeline, variant, args.data, budget)
 
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
     accuracy: dict[str, float] = {}
@@ -214,44 +299,73 @@ def main() -> None:
                 seconds[name].append(took)
         print(f"pass {run}/{args.runs} done", file=sys.stderr, flush=True)
     throughput = {name: len(texts) / statistics.median(times) for name, times in seconds.items()}
-    a = throughput["(a) PyTorch eager fp32, padded to 128"]
-    b = throughput.get("(b) Optimum O2 + avx512_vnni int8")
-    print(f"\nSST-2 dev, {len(texts)} sentences end to end, batch {args.batch_size}, {args.threads} threads, "
-          f"median of {args.runs} interleaved passes\n")
-    print("| contender | sentences/s | × (a) | × (b) | accuracy |")
-    print("|---|---:|---:|---:|---:|")
-    for name, value in throughput.items():
-        versus_b = f"{value / b:.2f}×" if b else "—"
-        print(f"| {name} | {value:.0f} | {value / a:.2f}× | {versus_b} | {100 * accuracy[name]:.2f} |")
-    if "(b) Optimum O2 + avx512_vnni int8" in contenders:
-        print(f"\n(b) ran with {contenders['(b) Optimum O2 + avx512_vnni int8'].versions}")
-        contenders["(b) Optimum O2 + avx512_vnni int8"].close()
+    print_table(args, pipeline, texts, throughput, accuracy)
+    for contender in (contenders.get(B), intel):
+        if contender is not None:
+            print(f"\n{type(contender).__name__} ran with {contender.versions}")
+            contender.close()
 
     if args.memory:
         print("\n| encoderzoo infer | peak resident MiB | target MiB | met |\n|---|---:|---:|---|")
-        for variant in runnable(VARIANTS):
+        for variant in variants:
             peak, target = peak_memory(args.work / "encoderzoo", variant)
             print(f"| {variant} | {peak:.0f} | {target:.0f} | {'yes' if peak <= target else 'no'} |")
     if args.bert_base:
-        bert_base(args)
+        bert_base(args, variants)
 
 
-def bert_base(args: argparse.Namespace) -> None:
+A, B, B2 = ("(a) PyTorch eager fp32, padded to 128", "(b) Optimum O2 + avx512_vnni int8",
+            "(b2) optimum-intel NNCF int8")
+
+
+def print_table(args: argparse.Namespace, pipeline: Any, texts: list[str], throughput: dict[str, float],
+                accuracy: dict[str, float]) -> None:
+    """The race table: sentences/s, ratios to (a), (b) and (b2)'s best way, accuracy, and the
+    useful work done (FLOPs of the real tokens) as GFLOP/s and % of the measured int8 ceiling."""
+    from encoderzoo.ceiling import ceiling
+    from encoderzoo.checkpoints import load_tokenizer
+    from encoderzoo.roofline import EncoderShape
+
+    shape = EncoderShape.of(pipeline.checkpoint.config)
+    assert shape is not None
+    lengths = [len(ids) for ids in load_tokenizer(pipeline.checkpoint)(texts, truncation=True,
+                                                                       max_length=128)["input_ids"]]
+    flops_per_sentence = shape.flops(lengths) / len(texts)
+    int8 = ceiling(args.threads)["gflops"]["int8"]
+    a, b = throughput[A], throughput.get(B)
+    b2 = max((v for k, v in throughput.items() if k.startswith(B2)), default=None)
+    print(f"\nSST-2 dev, {len(texts)} sentences end to end, batch {args.batch_size}, {args.threads} threads, "
+          f"median of {args.runs} interleaved passes; {shape.describe()}, "
+          f"{flops_per_sentence / 1e6:.0f} MFLOP per sentence ({sum(lengths) / len(texts):.1f} tokens); "
+          f"int8 GEMM ceiling {int8:,.0f} GFLOP/s = {int8 * 1e9 / flops_per_sentence:,.0f} sentences/s\n")
+    print("| contender | sentences/s | × (a) | × (b) | × (b2) best | GFLOP/s | % of int8 ceiling "
+          "| accuracy |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, value in throughput.items():
+        gflops = value * flops_per_sentence / 1e9
+        ratios = [f"{value / ref:.2f}×" if ref else "—" for ref in (a, b, b2)]
+        print(f"| {name} | {value:.0f} | {' | '.join(ratios)} | {gflops:.0f} | {100 * gflops / int8:.0f} % | "
+              f"{100 * accuracy[name]:.2f} |")
+
+
+def bert_base(args: argparse.Namespace, variants: tuple[str, ...]) -> None:
     tokenizer = ROOT.parent / "shared" / "data" / "tokenizers" / "bert-base-cased"
     out = args.work / "bert-base"
     subprocess.run([sys.executable, "-m", "encoderzoo", "bench", "bert-base-cased-sst2", "--random-weights",
                     "base", "--tokenizer", str(tokenizer), "--batch-sizes", "32", "--seq-lens", "128",
-                    "--threads", str(args.threads), "--backends", ",".join(runnable(VARIANTS)),
+                    "--threads", str(args.threads), "--backends", ",".join(variants),
                     "--out", str(out)],
                    check=True, stdout=subprocess.DEVNULL)
     rows = json.loads((out / "report.json").read_text())["benchmark"]
     torch_fp32 = next(r["throughput_per_s"] for r in rows
                       if (r["backend"], r["precision"]) == ("torch", "fp32"))
     print("\nbert-base (random weights), batch 32, sequence 128, full-length inputs (no buckets)\n")
-    print("| backend | sequences/s | × PyTorch eager fp32 |\n|---|---:|---:|")
+    print("| backend | sequences/s | × PyTorch eager fp32 | GFLOP/s | % of its precision's ceiling |\n"
+          "|---|---:|---:|---:|---:|")
     for r in rows:
+        pct = f"{r['ceiling_pct']:.0f} %" if r.get("ceiling_pct") is not None else "— (no native ceiling)"
         print(f"| {r['backend']}:{r['precision']} | {r['throughput_per_s']:.1f} | "
-              f"{r['throughput_per_s'] / torch_fp32:.2f}× |")
+              f"{r['throughput_per_s'] / torch_fp32:.2f}× | {r['gflops']:.0f} | {pct} |")
 
 
 if __name__ == "__main__":

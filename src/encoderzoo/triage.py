@@ -7,7 +7,8 @@ relative error among its inputs: the error it adds, not the error it inherits.""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +96,54 @@ def rank_nodes(float_graph: Path, quantized_graph: Path, feeds: list[dict[str, n
     return sorted(drifts, key=lambda d: d.own, reverse=True)
 
 
-def exclusion_steps(candidates: int, fraction: float = 0.25) -> list[int]:
-    """How many of the worst nodes to leave in float, attempt after attempt: 1, 2, 4, ... up to
-    `fraction` of the quantized nodes."""
-    limit = max(1, int(candidates * fraction))
-    steps, k = [], 1
-    while k < limit:
-        steps.append(k)
-        k *= 2
-    return [*steps, limit]
+WIDTH = 3  # candidates (the most drifting nodes still quantized) tried per step
+MAX_STEPS = 6  # nodes left in float, at most (and never more than a quarter of them)
+Attempt = dict[str, Any]
+
+
+@dataclass
+class Search:
+    attempts: list[Attempt] = field(default_factory=list)  # every re-quantization tried
+    steps: list[dict[str, Any]] = field(default_factory=list)  # the nodes kept in float, in order
+    chosen: Attempt = field(default_factory=dict)  # the attempt the artifact is left as
+
+
+def closeness(attempt: Attempt, baseline: dict[str, float], min_agreement: float) -> float:
+    """How near the gate an attempt is: the worst of each metric's share of the baseline's and
+    the agreement's share of its floor (>= the gate's keep fraction when it passes)."""
+    shares = [attempt["metrics"][k] / v for k, v in baseline.items() if k in attempt["metrics"] and v > 0]
+    if attempt.get("agreement") is not None and min_agreement > 0:
+        shares.append(attempt["agreement"] / min_agreement)
+    return min(shares, default=0.0)
+
+
+def greedy(ranking: list[NodeDrift], trial: Callable[[list[str]], Attempt], before: Attempt,
+           score: Callable[[Attempt], float], width: int = WIDTH, max_steps: int = MAX_STEPS) -> Search:
+    """Metric-confirmed greedy search. Each step tries returning each of the `width` most
+    drifting nodes still quantized to float (one `trial` each, on top of those already kept in
+    float) and keeps the one that scores best; it stops when an attempt passes its gate, when no
+    candidate improves on the step before, or after `max_steps` nodes (at most a quarter)."""
+    search = Search(chosen=before | {"excluded": []})
+    limit = min(max_steps, max(1, len(ranking) // 4))
+    current, current_score = before | {"excluded": []}, score(before)
+    for _ in range(limit):
+        pool = [d for d in ranking if d.exclude_as not in current["excluded"]][:width]
+        tried = [(d, trial([*current["excluded"], d.exclude_as])) for d in pool]
+        search.attempts += [a for _, a in tried]
+        if not tried:
+            break
+        node, best = max(tried, key=lambda t: (t[1]["gate_passed"], score(t[1])))
+        if not best["gate_passed"] and score(best) <= current_score:
+            break  # no candidate helps: more float nodes would cost speed for nothing
+        regained = {k: best["metrics"][k] - current["metrics"].get(k, 0.0) for k in best["metrics"]}
+        rate, was = best.get("rows_per_s"), current.get("rows_per_s")
+        search.steps.append({
+            "node": node.name, "op_type": node.op_type, "drift": node.own, "metrics": best["metrics"],
+            "regained": regained, "rows_per_s": rate,
+            "speed_lost_pct": 100.0 * (1.0 - rate / was) if rate and was else None,
+        })
+        current, current_score = best, score(best)
+        search.chosen = best
+        if best["gate_passed"]:
+            break
+    return search

@@ -1,6 +1,8 @@
 """triage: for each triage-able int8 artifact below its gate, rank its quantized nodes by the
-drift they add on rows of the data, then re-quantize leaving the worst 1, 2, 4, ... in float
-until the gate (metrics and agreement with torch fp32) passes, at most a quarter of them."""
+drift they add on rows of the data, then search greedily, confirming each step with the task
+metric: of the most drifting nodes still quantized, the one whose return to float recovers the
+metric most stays in float, until the gate (metrics and agreement with torch fp32) passes (see
+encoderzoo.triage.greedy). Each step records the metric regained and the speed it cost."""
 
 from __future__ import annotations
 
@@ -58,10 +60,11 @@ def run(ctx: RunContext) -> dict[str, Any]:
         ranking = triage.rank_nodes(
             source, path, feeds, op_types=kind.quantized_ops, threads=ctx.config.threads
         )
-        attempts, excluded = [], []
-        for count in triage.exclusion_steps(len(ranking)):
-            excluded = [d.exclude_as for d in ranking[:count]]
-            ctx.store.build(kind.name, excluded)
+
+        def trial(excluded: list[str], name: str = name, precision: str = precision,
+                  kind_name: str = kind.name) -> dict[str, Any]:
+            """Re-quantize without `excluded`, run and score it: one attempt."""
+            ctx.store.build(kind_name, excluded)
             infer.release(ctx, name, precision)
             entry, predictions = infer.run_one(ctx, name, precision)
             records["runs"] = [
@@ -70,33 +73,44 @@ def run(ctx: RunContext) -> dict[str, Any]:
             metrics = ctx.task.score(examples, predictions).metrics
             vs_torch = {"agreement": ctx.task.agreement(predictions, torch_predictions)}
             failures = gate_failures(metrics, torch_metrics, compared, vs_torch, score.gate(ctx), compared)
-            attempts.append(
-                {
-                    "float_nodes": count,
-                    "metrics": metrics,
-                    **vs_torch,
-                    "gate_passed": not failures,
-                    "failures": failures,
-                }
-            )
-            step(
-                f"triage: {name} {precision} with {count} nodes in float: "
-                + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-            )
-            if not failures:
-                break
+            step(f"triage: {name} {precision} with {len(excluded)} nodes in float: "
+                 + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            return {"float_nodes": len(excluded), "excluded": list(excluded), "metrics": metrics, **vs_torch,
+                    "gate_passed": not failures, "failures": failures, "rows_per_s": _rate(entry)}
+
+        before = {"metrics": row["metrics"], "agreement": (row.get("vs_torch") or {}).get("agreement"),
+                  "gate_passed": False, "rows_per_s": _rate(_entry(records, name, precision))}
+        search = triage.greedy(ranking, trial, before, lambda a: triage.closeness(
+            a, torch_metrics, score.gate(ctx).min_agreement))
+        chosen = search.chosen
+        if search.attempts and search.attempts[-1]["excluded"] != chosen["excluded"]:
+            trial(chosen["excluded"])  # the store holds the last one tried: back to the chosen one
         results[f"{name}:{precision}"] = {
             "before": row["metrics"],
             "candidates": len(ranking),
-            "attempts": attempts,
-            "float_nodes": excluded,
-            "recovered": attempts[-1]["gate_passed"],
+            "search": f"greedy, {triage.WIDTH} candidates (the most drifting) tried per step, "
+                      "the one the task metric recovers most with kept",
+            "attempts": search.attempts,
+            "steps": search.steps,
+            "float_nodes": chosen["excluded"],
+            "recovered": chosen["gate_passed"],
+            "final": chosen,
             "worst": [d.to_json() for d in ranking[:10]],
         }
     write_json(ws.infer_json, records)
     write_json(ws.triage_json, results)
     score.run(ctx)
     return results
+
+
+def _entry(records: dict[str, Any], name: str, precision: str) -> dict[str, Any]:
+    return next((r for r in records["runs"] if (r["backend"], r["precision"]) == (name, precision)), {})
+
+
+def _rate(entry: dict[str, Any]) -> float | None:
+    """Rows/s of a run's warm passes (None without them: --e2e-runs 0)."""
+    warm = (entry.get("timing") or {}).get("warm")
+    return float(warm["rows_per_s"]) if warm else None
 
 
 def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
