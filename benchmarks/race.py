@@ -99,9 +99,11 @@ class Encoderzoo:
     """(c): one backend and precision through encoderzoo's own reading, tokenization, batching
     and prediction code."""
 
-    def __init__(self, ctx: Any, variant: str, data: Path, max_tokens: int = 0) -> None:
+    def __init__(self, ctx: Any, variant: str, data: Path, max_tokens: int | None = None,
+                 multiple: int | None = None) -> None:
         import dataclasses
 
+        from encoderzoo.backends import get_backend
         from encoderzoo.checkpoints import load_tokenizer
         from encoderzoo.stages.infer import open_backend
 
@@ -109,9 +111,11 @@ class Encoderzoo:
         self.pipeline, self.data = ctx, data
         self.backend = open_backend(ctx, name, precision)
         self.tokenizer = load_tokenizer(ctx.checkpoint)
-        self.batching = ctx.config.batching
-        if max_tokens:
+        self.batching = ctx.config.batching_for(get_backend(name).batching)  # the backend's defaults
+        if max_tokens is not None:
             self.batching = dataclasses.replace(self.batching, max_tokens=max_tokens)
+        if multiple is not None:
+            self.batching = dataclasses.replace(self.batching, multiple=multiple)
 
     def run(self, texts: list[str], gold: list[int], batch_size: int) -> tuple[float, float]:
         from encoderzoo.infer import run_inference
@@ -260,8 +264,11 @@ def main() -> None:
     parser.add_argument("--no-optimum", action="store_true")
     parser.add_argument("--no-optimum-intel", action="store_true")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="encoderzoo variants to race")
-    parser.add_argument("--max-tokens", default="0",
-                        help="token budgets to race each variant with, e.g. 0,2048 (0: --batch-size rows)")
+    parser.add_argument("--max-tokens", default="default",
+                        help="token budgets to race each variant with, e.g. default,0,2048 (0: --batch-size "
+                             "rows; default: the backend's)")
+    parser.add_argument("--pad-multiples", default="default",
+                        help="width multiples to race each variant with, e.g. default,1,8,16")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--bert-base", action="store_true")
     args = parser.parse_args()
@@ -285,10 +292,13 @@ def main() -> None:
         contenders[f"{B2}, dataset order"] = intel.way("dataset")
         contenders[f"{B2}, sorted by length"] = intel.way("sorted")
     for name, precision in pipeline.runs:  # what this machine runs (bf16 only with native bfloat16)
-        for budget in (int(t) for t in args.max_tokens.split(",")):
-            variant = f"{name}:{precision}"
-            label = f"(c) encoderzoo {variant}" + (f", max {budget} tokens" if budget else "")
-            contenders[label] = Encoderzoo(pipeline, variant, args.data, budget)
+        for budget in (None if t == "default" else int(t) for t in args.max_tokens.split(",")):
+            for multiple in (None if t == "default" else int(t) for t in args.pad_multiples.split(",")):
+                variant = f"{name}:{precision}"
+                label = (f"(c) encoderzoo {variant}"
+                         + (f", max tokens {budget}" if budget is not None else "")
+                         + (f", widths x{multiple}" if multiple is not None else ""))
+                contenders[label] = Encoderzoo(pipeline, variant, args.data, budget, multiple)
 
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
     accuracy: dict[str, float] = {}

@@ -137,3 +137,11 @@ def test_token_budget_puts_short_rows_in_large_batches() -> None:
     features = make_features([2] * 10 + [16] * 4)
     plan = features.plan(Batching(batch_size=1, max_tokens=32))
     assert [(len(rows), width) for rows, width in plan] == [(10, 2), (2, 16), (2, 16)]
+
+
+def test_widths_round_up_to_a_multiple_within_seq_len() -> None:
+    features = make_features([3, 9, 14, 16])
+    assert [w for _, w in features.plan(Batching(batch_size=1, multiple=8))] == [8, 16, 16, 16]
+    assert [w for _, w in features.plan(Batching(batch_size=1, multiple=5))] == [5, 10, 15, 16]
+    bucketed = Batching(batch_size=1, multiple=8, buckets=(4, 16))  # buckets decide the widths
+    assert [w for _, w in features.plan(bucketed)] == [4, 16, 16, 16]

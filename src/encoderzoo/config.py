@@ -4,6 +4,7 @@ resolved against the recipe. Imports no stage."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,12 @@ class RunConfig:
                        "dataset order); dataset: as they come.", panel="batching")
     buckets: tuple[int, ...] = opt((), "Static shapes: pad each batch to the smallest of these lengths "
                                    "that fits, e.g. 32,64,128.", panel="batching", kind="ints")
-    max_tokens: int = opt(0, "Fill batches by tokens: rows join a batch while rows x padded length stays "
-                          "within N (--batch-size no longer caps it); 0: --batch-size rows per batch.",
-                          panel="batching")
+    max_tokens: int | None = opt(None, "Fill batches by tokens: rows join a batch while rows x padded "
+                                 "length stays within N (--batch-size no longer caps it); 0: --batch-size "
+                                 "rows per batch.", panel="batching", default_text="the backend's")
+    pad_multiple: int | None = opt(None, "Dynamic padding: round each batch's width up to a multiple of N "
+                                   "(fewer distinct shapes: OpenVINO keeps state per shape).",
+                                   panel="batching", default_text="the backend's")
     # -- gate
     gate: float | None = opt(None, "Fraction of the baseline metric each backend must keep.", panel="gate",
                              default_text="the recipe's, 0.99")
@@ -157,7 +161,7 @@ class RunConfig:
                                ("--min-runs", [self.min_runs]), ("--shard-size", [self.shard_size]),
                                ("--calibration-size", [self.calibration_size]),
                                ("--ray-actors", [self.ray_actors]), ("--e2e-rows", [self.e2e_rows]),
-                               ("--buckets", self.buckets)):
+                               ("--buckets", self.buckets), ("--pad-multiple", [self.pad_multiple])):
             _positive(option, values)
         _one_of("--engine", self.engine, ("local", "ray"))
         _one_of("--device", self.device, ("auto", "cpu", "cuda"))
@@ -169,7 +173,7 @@ class RunConfig:
                 raise ConfigError(f"{option} must be between 0 and 1 (e.g. 0.99), not {value}")
         if self.batch_sizes == () or self.seq_lens == ():
             raise ConfigError("--batch-sizes and --seq-lens need at least one value")
-        if self.warmup < 0 or self.min_seconds < 0 or self.e2e_runs < 0 or self.max_tokens < 0:
+        if self.warmup < 0 or self.min_seconds < 0 or self.e2e_runs < 0 or (self.max_tokens or 0) < 0:
             raise ConfigError("--warmup, --min-seconds, --e2e-runs and --max-tokens must be >= 0")
         if self.optimize_timeout <= 0 or self.e2e_seconds <= 0:
             raise ConfigError("--optimize-timeout and --e2e-seconds must be > 0 seconds")
@@ -229,8 +233,15 @@ class RunConfig:
 
     @property
     def batching(self) -> Batching:
+        return self.batching_for({})
+
+    def batching_for(self, defaults: Mapping[str, int]) -> Batching:
+        """The batching, with a backend's own defaults (`max_tokens`, `multiple`) where the
+        options leave them unset."""
+        max_tokens = defaults.get("max_tokens", 0) if self.max_tokens is None else self.max_tokens
+        multiple = defaults.get("multiple", 1) if self.pad_multiple is None else self.pad_multiple
         return Batching(batch_size=self.batch_size, order=self.order, padding=self.padding,
-                        buckets=tuple(sorted(self.buckets)), max_tokens=self.max_tokens)
+                        buckets=tuple(sorted(self.buckets)), max_tokens=max_tokens, multiple=multiple)
 
     def bench_settings(self) -> BenchSettings:
         return BenchSettings(batch_sizes=self.batch_sizes or self.recipe_spec.batch_sizes,

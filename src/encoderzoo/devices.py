@@ -28,6 +28,8 @@ def gpu_present() -> bool:
     """An NVIDIA GPU with a working driver, asked of PyTorch (imported anyway by the backends)."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
+    if not Path("/proc/driver/nvidia/version").exists() and Path("/proc").is_dir():
+        return False  # no NVIDIA driver on this Linux machine: torch (~170 MiB) need not load to say so
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency

@@ -25,13 +25,15 @@ class Batching:
     padding: Padding = "dynamic"  # "dynamic": to the batch's longest row; "fixed": to seq_len
     buckets: tuple[int, ...] = ()  # static shapes: pad up to the smallest bucket that fits
     max_tokens: int = 0  # > 0: batches filled by tokens (rows x padded width), not batch_size rows
+    multiple: int = 1  # dynamic padding: widths rounded up to a multiple of this (at most seq_len)
 
     def width(self, longest: int, seq_len: int) -> int:
         if self.padding == "fixed":
             return seq_len
         if self.buckets:
             return min([b for b in self.buckets if b >= longest] or [seq_len])
-        return max(longest, 1)
+        rounded = -(-max(longest, 1) // self.multiple) * self.multiple
+        return max(longest, 1) if rounded > seq_len else rounded
 
 
 @dataclass

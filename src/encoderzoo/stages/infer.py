@@ -15,7 +15,7 @@ from encoderzoo.cache import make_key, recorded_key
 from encoderzoo.console import progress_bar, step
 from encoderzoo.context import RunContext
 from encoderzoo.environment import free_memory
-from encoderzoo.features import Features
+from encoderzoo.features import Batching, Features
 from encoderzoo.fileio import read_json, write_json
 from encoderzoo.infer import Shards, load_outputs, run_inference, save_outputs
 from encoderzoo.workspace import unlink
@@ -73,6 +73,11 @@ def release(ctx: RunContext, name: str, precision: str) -> None:
     free_memory()
 
 
+def batching(ctx: RunContext, name: str) -> Batching:
+    """How `name` batches: the options, with the backend's own defaults where they are unset."""
+    return ctx.config.batching_for(get_backend(name).batching)
+
+
 def key(ctx: RunContext, name: str, precision: str) -> str:
     cfg = ctx.config
     return make_key(
@@ -81,7 +86,7 @@ def key(ctx: RunContext, name: str, precision: str) -> str:
         precision=precision,
         artifact=ctx.store.key(get_backend(name).artifact(precision)),
         prepared=ctx.prepared.get("key"),
-        batching=cfg.batching.__dict__,
+        batching=batching(ctx, name).__dict__,
         engine=cfg.engine,
         options=parse_backend_options(cfg.backend_options).get(name, {}),
         device=ctx.device,
@@ -148,7 +153,7 @@ def run_one(ctx: RunContext, name: str, precision: str) -> tuple[dict[str, Any],
         "resumed_rows": len(done),
         "windows": len(features),
         "examples": len(examples),
-        "batching": cfg.batching.__dict__,
+        "batching": batching(ctx, name).__dict__,
         "settings": settings,
         "outputs": str(final.relative_to(ws.root)),
         "predictions": str(predictions_file.relative_to(ws.root)),
@@ -184,7 +189,7 @@ def _locally(
     run_inference(
         backend,
         features,
-        ctx.config.batching,
+        batching(ctx, name),
         sequence_outputs=sequence_outputs,
         rows=rows,
         on_batch=on_batch,
@@ -193,7 +198,7 @@ def _locally(
     timing["pass_s"] = time.perf_counter() - start
     if not done and ctx.config.e2e_runs:
         rate = len(features) / max(timing["pass_s"], 1e-9)
-        timing["warm"] = warm_passes(ctx, backend, features, sequence_outputs, rate)
+        timing["warm"] = warm_passes(ctx, backend, features, sequence_outputs, rate, batching(ctx, name))
     settings = backend.settings()
     del backend
     release(ctx, name, precision)
@@ -201,7 +206,8 @@ def _locally(
 
 
 def warm_passes(
-    ctx: RunContext, backend: Backend, features: Features, sequence_outputs: frozenset[str], rate: float
+    ctx: RunContext, backend: Backend, features: Features, sequence_outputs: frozenset[str], rate: float,
+    how: Batching,
 ) -> dict[str, Any]:
     """The end-to-end figure: passes over the prepared rows right after the real one, the backend
     warm, timed from the first batch in to the last output out; the median of --e2e-runs passes.
@@ -217,7 +223,7 @@ def warm_passes(
     for _ in range(cfg.e2e_runs):
         start = time.perf_counter()
         run_inference(
-            backend, features, cfg.batching, sequence_outputs=sequence_outputs, rows=rows, progress=False
+            backend, features, how, sequence_outputs=sequence_outputs, rows=rows, progress=False
         )
         times.append(time.perf_counter() - start)
     median = float(np.median(times))
@@ -259,7 +265,7 @@ def _on_ray(
         backend=name,
         precision=precision,
         context=context,
-        batching=cfg.batching,
+        batching=batching(ctx, name),
         seq_len=features.seq_len,
         sequence_outputs=tuple(sorted(sequence_outputs)),
     )
@@ -281,19 +287,19 @@ def _on_ray(
 
 
 def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
-    cfg, batching = ctx.config, ctx.config.batching
+    cfg = ctx.config
     stages = []
     for name, precision in ctx.runs:
+        how = batching(ctx, name)
         status = (
             "resume from shards" if cfg.resume and ctx.ws.output_shards(name, precision).is_dir() else "build"
         )
         where = f"on Ray ({cfg.ray_actors} actors)" if cfg.engine == "ray" else f"on {ctx.device}"
         what = (
             f"{name} {precision} {where}: "
-            + (f"batches of <= {batching.max_tokens} tokens" if batching.max_tokens
-               else f"batch {batching.batch_size}")
-            + f", {batching.padding} padding, "
-            f"{batching.order} order, shards of {cfg.shard_size} rows"
+            + (f"batches of <= {how.max_tokens} tokens" if how.max_tokens else f"batch {how.batch_size}")
+            + f", {how.padding} padding" + (f" to multiples of {how.multiple}" if how.multiple > 1 else "")
+            + f", {how.order} order, shards of {cfg.shard_size} rows"
         )
         stages.append(("infer", what, status))
     return stages
