@@ -1,5 +1,5 @@
 """--engine ray: the demo through a local Ray cluster (started here, 2 worker CPUs, 2 actors)
-gives the local engine's predictions and scores."""
+gives the local engine's predictions and scores, with its batches planned by a token budget."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def cluster() -> Iterator[None]:
 def test_ray_and_local_engines_agree_on_the_demo(cluster: None, tmp_path: Path) -> None:
     local = RunConfig(recipe="demo", out=tmp_path / "local", backends=("torch:fp32", "onnxruntime:fp32"),
                       limit=160, bench=False, optimize=False, triage=False, shard_size=64)
-    on_ray = replace(local, out=tmp_path / "ray", engine="ray", ray_actors=2)
+    # batches filled by a token budget on Ray, by 32 rows locally: the same predictions
+    on_ray = replace(local, out=tmp_path / "ray", engine="ray", ray_actors=2, max_tokens=512)
     run(local)
     run(on_ray)
     for name in ("torch-fp32", "onnxruntime-fp32"):
@@ -35,6 +36,7 @@ def test_ray_and_local_engines_agree_on_the_demo(cluster: None, tmp_path: Path) 
         record = read_json(on_ray.out / "outputs" / f"{name}.json")
         assert record["settings"]["engine"] == "ray" and record["settings"]["actors"] == 2
         assert record["settings"]["backend"]["threads"] == 1 and len(record["settings"]["nodes"]) == 1
+        assert record["batching"]["max_tokens"] == 512
     assert metrics(on_ray.out) == metrics(local.out)
 
 
