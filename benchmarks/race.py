@@ -270,6 +270,7 @@ def main() -> None:
     parser.add_argument("--pad-multiples", default="default",
                         help="width multiples to race each variant with, e.g. default,1,8,16")
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--no-race", action="store_true", help="only --memory and/or --bert-base")
     parser.add_argument("--bert-base", action="store_true")
     args = parser.parse_args()
 
@@ -278,6 +279,19 @@ def main() -> None:
     variants = runnable(tuple(args.variants.split(",")))
     pipeline = prepare_encoderzoo(args.model, args.data, args.work / "encoderzoo", args.threads,
                                   args.batch_size, variants)
+    if not args.no_race:
+        race(args, pipeline, variants, texts, gold)
+    if args.memory:
+        print("\n| encoderzoo infer | peak resident MiB | target MiB | met |\n|---|---:|---:|---|")
+        for variant in variants:
+            peak, target = peak_memory(args.work / "encoderzoo", variant)
+            print(f"| {variant} | {peak:.0f} | {target:.0f} | {'yes' if peak <= target else 'no'} |")
+    if args.bert_base:
+        bert_base(args, variants)
+
+
+def race(args: argparse.Namespace, pipeline: Any, variants: tuple[str, ...], texts: list[str],
+         gold: list[int]) -> None:
     contenders: dict[str, Any] = {
         A: TorchPadded(args.model, args.threads, fixed=True),
         "(a') PyTorch eager fp32, padded per batch": TorchPadded(args.model, args.threads, fixed=False),
@@ -314,14 +328,6 @@ def main() -> None:
         if contender is not None:
             print(f"\n{type(contender).__name__} ran with {contender.versions}")
             contender.close()
-
-    if args.memory:
-        print("\n| encoderzoo infer | peak resident MiB | target MiB | met |\n|---|---:|---:|---|")
-        for variant in variants:
-            peak, target = peak_memory(args.work / "encoderzoo", variant)
-            print(f"| {variant} | {peak:.0f} | {target:.0f} | {'yes' if peak <= target else 'no'} |")
-    if args.bert_base:
-        bert_base(args, variants)
 
 
 A, B, B2 = ("(a) PyTorch eager fp32, padded to 128", "(b) Optimum O2 + avx512_vnni int8",

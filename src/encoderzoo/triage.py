@@ -108,17 +108,19 @@ class Search:
     chosen: Attempt = field(default_factory=dict)  # the attempt the artifact is left as
 
 
-def closeness(attempt: Attempt, baseline: dict[str, float], min_agreement: float) -> float:
-    """How near the gate an attempt is: the worst of each metric's share of the baseline's and
-    the agreement's share of its floor (>= the gate's keep fraction when it passes)."""
+def closeness(attempt: Attempt, baseline: dict[str, float], min_agreement: float) -> tuple[float, float]:
+    """How near the gate an attempt is, the task metric first: (the worst of each metric's share
+    of the baseline's, the agreement's share of its floor). Compared as a pair, a node that
+    recovers the metric wins over one that only moves agreement."""
     shares = [attempt["metrics"][k] / v for k, v in baseline.items() if k in attempt["metrics"] and v > 0]
-    if attempt.get("agreement") is not None and min_agreement > 0:
-        shares.append(attempt["agreement"] / min_agreement)
-    return min(shares, default=0.0)
+    agreement = attempt.get("agreement")
+    agrees = agreement / min_agreement if agreement is not None and min_agreement > 0 else 1.0
+    return min(shares, default=0.0), agrees
 
 
 def greedy(ranking: list[NodeDrift], trial: Callable[[list[str]], Attempt], before: Attempt,
-           score: Callable[[Attempt], float], width: int = WIDTH, max_steps: int = MAX_STEPS) -> Search:
+           score: Callable[[Attempt], tuple[float, float]], width: int = WIDTH,
+           max_steps: int = MAX_STEPS) -> Search:
     """Metric-confirmed greedy search. Each step tries returning each of the `width` most
     drifting nodes still quantized to float (one `trial` each, on top of those already kept in
     float) and keeps the one that scores best; it stops when an attempt passes its gate, when no
