@@ -51,7 +51,7 @@ def test_achieved_rate_and_ceiling_lookup() -> None:
 def test_ceiling_is_cached_per_machine_and_thread_count(tmp_path: Path) -> None:
     calls: list[int] = []
 
-    def fake(threads: int, gemm: tuple[int, int, int]) -> dict[str, Any]:
+    def fake(threads: int, gemms: tuple[tuple[int, int, int], ...]) -> dict[str, Any]:
         calls.append(threads)
         return {"gflops": {"fp32": 100.0 * threads}, "per_library": {}}
 
@@ -67,7 +67,7 @@ def test_ceiling_is_cached_per_machine_and_thread_count(tmp_path: Path) -> None:
 
 
 def test_probe_measures_each_precision_the_libraries_run() -> None:
-    result = ceiling.measure(1, gemm=(64, 128, 128))
+    result = ceiling.measure(1, gemms=((64, 128, 128), (32, 64, 256)))
     assert set(result["per_library"]) == {"onnxruntime", "openvino"}
     for precision in ("fp32", "int8"):
         assert result["gflops"][precision] > 0
@@ -77,11 +77,11 @@ def test_probe_measures_each_precision_the_libraries_run() -> None:
 def test_report_shows_rates_against_the_ceiling() -> None:
     row = bench_row("onnxruntime", 8, 80.0) | {"precision": "int8", "gflops": 123.4, "ceiling_pct": 41.2}
     text = markdown(report(benchmark=[row], ceiling={"gflops": {"fp32": 100.0, "int8": 300.0}, "threads": 2,
-                                                     "gemm": [2048, 4096, 4096],
+                                                     "gemms": [[2048, 4096, 4096], [4096, 768, 3072]],
                                                      "per_library": {"onnxruntime": {"int8": 300.0}}},
                            model_shape={"layers": 6, "hidden": 384, "ffn": 1536}))
     assert "| onnxruntime int8 | 123 (41 %) |" in text
-    assert "Ceiling (GFLOP/s, a 2048×4096×4096 GEMM on 2 threads" in text
+    assert "Ceiling (GFLOP/s, the better of 2048×4096×4096 and 4096×768×3072 GEMMs on 2 threads" in text
     assert "bf16: not native on this CPU" in text
     assert "6 layers, hidden 384, FFN 1536" in text
     unmeasured = markdown(report(benchmark=[bench_row("torch", 8, 80.0) | {"gflops": 5.0}]))

@@ -26,13 +26,13 @@ def ceiling_lines(report: dict[str, Any]) -> list[str]:
                    f"{shape['hidden']}, FFN {shape['ffn']}), attention included, over the real tokens "
                    "(padding is not useful work); a multiply-add is 2 operations.")
     if ceiling.get("gflops"):
-        m, k, n = ceiling.get("gemm", ("?", "?", "?"))
+        shapes = " and ".join("×".join(map(str, g)) for g in ceiling.get("gemms") or []) or "?"
         rates = ", ".join(f"{p} {v:,.0f}" for p, v in sorted(ceiling["gflops"].items()))
         libraries = "; ".join(f"{lib}: " + ", ".join(f"{p} {v:,.0f}" for p, v in sorted(r.items()))
                               for lib, r in (ceiling.get("per_library") or {}).items())
         missing = sorted({CEILING_OF[p] for p in CEILING_OF} - set(ceiling["gflops"]))
-        out.append(f"Ceiling (GFLOP/s, a {m}×{k}×{n} GEMM on {ceiling.get('threads', '?')} threads, the "
-                   f"best library per precision): {rates} ({libraries})"
+        out.append(f"Ceiling (GFLOP/s, the better of {shapes} GEMMs on {ceiling.get('threads', '?')} "
+                   f"threads, the best library per precision): {rates} ({libraries})"
                    + (f"; {', '.join(missing)}: not native on this CPU, so not rated" if missing else "")
                    + ".")
     elif report.get("benchmark"):
