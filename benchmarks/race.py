@@ -66,35 +66,6 @@ class TorchPadded:
         return time.perf_counter() - start, _accuracy(predicted, gold)
 
 
-class Optimum:
-    """(b): a worker process in Optimum's own virtual environment."""
-
-    def __init__(self, venv: Path, model: Path, data: Path, work: Path, batch_size: int) -> None:
-        python = venv / "bin" / "python"
-        if not python.is_file():
-            _make_optimum_venv(venv)
-        self.process = subprocess.Popen(
-            [str(python), str(ROOT / "benchmarks" / "optimum_worker.py"), "--model", str(model),
-             "--data", str(data), "--work", str(work), "--batch-size", str(batch_size)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.versions = self._reply()
-
-    def _reply(self) -> dict[str, Any]:
-        return _reply(self.process, "benchmarks/optimum_worker.py")
-
-    def run(self, texts: list[str], gold: list[int], batch_size: int) -> tuple[float, float]:
-        assert self.process.stdin is not None
-        self.process.stdin.write("run\n")
-        self.process.stdin.flush()
-        reply = self._reply()
-        return reply["seconds"], reply["accuracy"]
-
-    def close(self) -> None:
-        if self.process.stdin:
-            self.process.stdin.close()
-        self.process.wait(timeout=60)
-
-
 class Encoderzoo:
     """(c): one backend and precision through encoderzoo's own reading, tokenization, batching
     and prediction code."""
@@ -131,44 +102,35 @@ class Encoderzoo:
         return seconds, sum(p == e.label for p, e in zip(predicted, examples, strict=True)) / len(examples)
 
 
-def _reply(process: subprocess.Popen[str], worker: str) -> dict[str, Any]:
-    """The worker's next JSON line; anything else a library printed on stdout is passed over."""
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("{"):
-            return dict(json.loads(line))
-        print(f"[{Path(worker).stem}] {line.rstrip()}", file=sys.stderr)
-    raise RuntimeError(f"the worker stopped; run {worker} by hand to see why")
+class Worker:
+    """A peer's worker process in its own virtual environment (built on first use by `build`),
+    driven over stdin/stdout: one JSON reply per command, the first one its versions."""
 
-
-class OptimumIntel:
-    """(b2): optimum-intel (OpenVINO + NNCF static int8) in a worker process in its own virtual
-    environment; `way("dataset")` and `way("sorted")` are the two ways a user runs it."""
-
-    def __init__(self, venv: Path, model: Path, data: Path, train: Path, work: Path, batch_size: int,
-                 threads: int) -> None:
+    def __init__(self, venv: Path, script: str, args: list[str], build: Any) -> None:
         python = venv / "bin" / "python"
         if not python.is_file():
-            _make_optimum_intel_venv(venv)
-        self.process = subprocess.Popen(
-            [str(python), str(ROOT / "benchmarks" / "optimum_intel_worker.py"), "--model", str(model),
-             "--data", str(data), "--train", str(train), "--work", str(work),
-             "--batch-size", str(batch_size), "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.versions = _reply(self.process, "benchmarks/optimum_intel_worker.py")
+            build(venv)
+        self.script = f"benchmarks/{script}"
+        self.process = subprocess.Popen([str(python), str(ROOT / self.script), *args],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.versions = self._reply()
 
-    def way(self, way: str) -> Any:
-        intel = self
+    def _reply(self) -> dict[str, Any]:
+        """The next JSON line; anything else a library printed on stdout is passed over."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                return dict(json.loads(line))
+            print(f"[{Path(self.script).stem}] {line.rstrip()}", file=sys.stderr)
+        raise RuntimeError(f"the worker stopped; run {self.script} by hand to see why")
 
-        class Way:
-            def run(self, texts: list[str], gold: list[int], batch_size: int) -> tuple[float, float]:
-                assert intel.process.stdin is not None
-                intel.process.stdin.write(f"run {way}\n")
-                intel.process.stdin.flush()
-                reply = _reply(intel.process, "benchmarks/optimum_intel_worker.py")
-                return reply["seconds"], reply["accuracy"]
-
-        return Way()
+    def ask(self, command: str) -> tuple[float, float]:
+        """(seconds, accuracy) of one pass the worker times."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{command}\n")
+        self.process.stdin.flush()
+        reply = self._reply()
+        return reply["seconds"], reply["accuracy"]
 
     def close(self) -> None:
         if self.process.stdin:
@@ -176,34 +138,54 @@ class OptimumIntel:
         self.process.wait(timeout=60)
 
 
-def _make_optimum_intel_venv(venv: Path) -> None:
-    print(f"building {venv} for optimum-intel (once): torch==2.13.0, optimum-intel[openvino,nncf]",
-          flush=True)
+class Way:
+    """A contender: one way of running a worker (the command that times a pass)."""
+
+    def __init__(self, worker: Worker, command: str) -> None:
+        self.worker, self.command = worker, command
+
+    def run(self, texts: list[str], gold: list[int], batch_size: int) -> tuple[float, float]:
+        return self.worker.ask(self.command)
+
+
+def optimum(args: argparse.Namespace) -> Worker:
+    """(b): Optimum's best CPU recipe (optimum-onnx pins transformers<4.58)."""
+    return Worker(args.optimum_venv, "optimum_worker.py",
+                  ["--model", str(args.model), "--data", str(args.data), "--work", str(args.work / "optimum"),
+                   "--batch-size", str(args.batch_size)],
+                  lambda venv: _make_venv(venv, "Optimum",
+                                          ["optimum-onnx[onnxruntime]", "transformers<4.58"]))
+
+
+def optimum_intel(args: argparse.Namespace) -> Worker:
+    """(b2): optimum-intel (OpenVINO + NNCF static int8); its commands "run dataset" and
+    "run sorted" are the two ways a user runs it."""
+    # the pins keep pip from swapping torch for a CUDA build or taking a hub client it cannot
+    # import; PyPI's torchvision (pulled in for image models) fails to import beside this torch,
+    # and transformers then fails to import at all
+    return Worker(args.optimum_intel_venv, "optimum_intel_worker.py",
+                  ["--model", str(args.model), "--data", str(args.data), "--train", str(args.train),
+                   "--work", str(args.work / "optimum-intel"), "--batch-size", str(args.batch_size),
+                   "--threads", str(args.threads)],
+                  lambda venv: _make_venv(venv, "optimum-intel", [
+                      "optimum-intel[openvino,nncf]", "datasets", "torch==2.13.0", "huggingface-hub<1.22"],
+                      remove=("torchvision",)))
+
+
+def _make_venv(venv: Path, peer: str, packages: list[str], remove: tuple[str, ...] = ()) -> None:
+    print(f"building {venv} for {peer} (once): torch==2.13.0, {', '.join(packages)}", flush=True)
+    python = str(venv / "bin" / "python")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    pip = [python, "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "torch==2.13.0"], check=True)
-    # the pins keep pip from swapping torch for a CUDA build or taking a hub client it cannot import
-    subprocess.run([*pip, "optimum-intel[openvino,nncf]", "datasets", "torch==2.13.0",
-                    "huggingface-hub<1.22"], check=True)
-    # PyPI's torchvision (pulled in for image models) fails to import beside this torch, and
-    # transformers then fails to import at all
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "--yes", "--quiet",
-                    "torchvision"], check=False)
+    subprocess.run([*pip, *packages], check=True)
+    if remove:
+        subprocess.run([python, "-m", "pip", "uninstall", "--yes", "--quiet", *remove], check=False)
 
 
 def _accuracy(predicted: list[int], gold: list[int]) -> float:
     return sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)
-
-
-def _make_optimum_venv(venv: Path) -> None:
-    print(f"building {venv} for Optimum (once): torch==2.13.0, optimum-onnx[onnxruntime], transformers<4.58",
-          flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "torch==2.13.0"], check=True)
-    subprocess.run([*pip, "optimum-onnx[onnxruntime]", "transformers<4.58"], check=True)
 
 
 def runnable(variants: tuple[str, ...]) -> tuple[str, ...]:
@@ -296,15 +278,14 @@ def race(args: argparse.Namespace, pipeline: Any, variants: tuple[str, ...], tex
         A: TorchPadded(args.model, args.threads, fixed=True),
         "(a') PyTorch eager fp32, padded per batch": TorchPadded(args.model, args.threads, fixed=False),
     }
+    workers = []
     if not args.no_optimum:
-        contenders[B] = Optimum(args.optimum_venv, args.model, args.data, args.work / "optimum",
-                                args.batch_size)
-    intel = None
+        workers.append(optimum(args))
+        contenders[B] = Way(workers[-1], "run")
     if not args.no_optimum_intel:
-        intel = OptimumIntel(args.optimum_intel_venv, args.model, args.data, args.train,
-                             args.work / "optimum-intel", args.batch_size, args.threads)
-        contenders[f"{B2}, dataset order"] = intel.way("dataset")
-        contenders[f"{B2}, sorted by length"] = intel.way("sorted")
+        workers.append(optimum_intel(args))
+        contenders[f"{B2}, dataset order"] = Way(workers[-1], "run dataset")
+        contenders[f"{B2}, sorted by length"] = Way(workers[-1], "run sorted")
     for name, precision in pipeline.runs:  # what this machine runs (bf16 only with native bfloat16)
         for budget in (None if t == "default" else int(t) for t in args.max_tokens.split(",")):
             for multiple in (None if t == "default" else int(t) for t in args.pad_multiples.split(",")):
@@ -324,10 +305,9 @@ def race(args: argparse.Namespace, pipeline: Any, variants: tuple[str, ...], tex
         print(f"pass {run}/{args.runs} done", file=sys.stderr, flush=True)
     throughput = {name: len(texts) / statistics.median(times) for name, times in seconds.items()}
     print_table(args, pipeline, texts, throughput, accuracy)
-    for contender in (contenders.get(B), intel):
-        if contender is not None:
-            print(f"\n{type(contender).__name__} ran with {contender.versions}")
-            contender.close()
+    for worker in workers:
+        print(f"\n{worker.script} ran with {worker.versions}")
+        worker.close()
 
 
 A, B, B2 = ("(a) PyTorch eager fp32, padded to 128", "(b) Optimum O2 + avx512_vnni int8",
