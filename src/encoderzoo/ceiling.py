@@ -11,18 +11,16 @@ its result is cached per machine, thread count, GEMM and library versions."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import statistics
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from encoderzoo.cache import make_key, versions
 from encoderzoo.environment import cpu_identity
 from encoderzoo.fileio import read_json, write_json
 
@@ -128,14 +126,8 @@ def measure(threads: int, gemms: tuple[tuple[int, int, int], ...] = GEMMS) -> di
 
 def key(threads: int, gemms: tuple[tuple[int, int, int], ...]) -> dict[str, Any]:
     model, flags = cpu_identity()
-    versions = {}
-    for name in ("onnxruntime", "openvino"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
     return {"cpu": model, "flags": sorted(f for f in FLAGS if f in flags), "threads": threads,
-            "gemms": [list(g) for g in gemms], "versions": versions}
+            "gemms": [list(g) for g in gemms], "versions": versions("onnxruntime", "openvino")}
 
 
 def default_cache_dir() -> Path:
@@ -151,8 +143,7 @@ def ceiling(threads: int, cache_dir: Path | None = None,
     """The ceiling for `threads`, from the cache when this machine and these libraries measured
     it before; {gflops: {precision: GFLOP/s}, per_library, gemms, threads, cached, key}."""
     identity = key(threads, gemms)
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    path = (cache_dir or default_cache_dir()) / f"{digest}.json"
+    path = (cache_dir or default_cache_dir()) / f"{make_key('ceiling', **identity)}.json"
     if path.is_file():
         try:
             found = read_json(path)
