@@ -16,7 +16,7 @@ from encoderzoo.cache import file_hash, files_hash, make_key, versions
 from encoderzoo.checkpoints import Checkpoint, content_hashes, random_weights_record, resolve_checkpoint
 from encoderzoo.config import RunConfig
 from encoderzoo.console import step
-from encoderzoo.errors import ArtifactError, ConfigError
+from encoderzoo.errors import ArtifactError, ConfigError, EncoderzooError
 from encoderzoo.external import (
     ImportedGraph,
     graph_checkpoint,
@@ -29,6 +29,7 @@ from encoderzoo.families import Family, family_of, get_family
 from encoderzoo.features import Features
 from encoderzoo.fileio import read_json
 from encoderzoo.recipes import Recipe
+from encoderzoo.roofline import EncoderShape
 from encoderzoo.tasks import get_task
 from encoderzoo.tasks.base import Task
 from encoderzoo.workspace import Workspace
@@ -170,6 +171,21 @@ class RunContext:
                 key=key,
             )  # type: ignore[arg-type]
         return folder
+
+    @cached_property
+    def roofline(self) -> tuple[EncoderShape | None, dict[str, Any] | None]:
+        """The model's shape (for FLOP counts) and the machine's measured ceiling (None with
+        --no-ceiling): probed once per command, cached per machine (see encoderzoo.ceiling)."""
+        try:
+            shape = EncoderShape.of(self.model_config)
+        except EncoderzooError:  # a graph without a readable config has no FLOP count
+            shape = None
+        if not self.config.ceiling:
+            return shape, None
+        from encoderzoo.ceiling import ceiling
+
+        step(f"ceiling: GEMM rate per precision on {self.config.threads} threads (cached per machine)")
+        return shape, ceiling(self.config.threads)
 
     @cached_property
     def model_config(self) -> Any:

@@ -35,6 +35,18 @@ class Batching:
         rounded = -(-max(longest, 1) // self.multiple) * self.multiple
         return max(longest, 1) if rounded > seq_len else rounded
 
+    def describe(self) -> str:
+        """E.g. "batch 32, sorted by length, dynamic padding to multiples of 8"."""
+        size = f"batches of <= {self.max_tokens} tokens" if self.max_tokens else f"batch {self.batch_size}"
+        order = "sorted by length" if self.order == "length" else "in dataset order"
+        if self.buckets:
+            shape = f"padded to buckets {','.join(map(str, self.buckets))}"
+        else:
+            shape = f"{self.padding} padding"
+            if self.multiple > 1 and self.padding == "dynamic":
+                shape += f" to multiples of {self.multiple}"
+        return f"{size}, {order}, {shape}"
+
 
 @dataclass
 class Features:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from encoderzoo.features import Batching
 from encoderzoo.report_roofline import ceiling_lines, rate_cell, roofline_section
 
 
@@ -166,22 +167,11 @@ def _inference_section(inference: dict[str, Any], report: dict[str, Any]) -> lis
 
 def _batching(inference: dict[str, Any]) -> str:
     """The batching of the runs: once when they share it, else per backend (defaults differ)."""
-    described = {f"{r['backend']} {r['precision']}": _describe_batching(r["batching"])
+    described = {f"{r['backend']} {r['precision']}": Batching(**r["batching"]).describe()
                  for r in inference["runs"]}
     if len(set(described.values())) == 1:
         return next(iter(described.values()))
     return "; ".join(f"{label}: {text}" for label, text in described.items())
-
-
-def _describe_batching(batching: dict[str, Any]) -> str:
-    shape = (f"padded to buckets {','.join(map(str, batching['buckets']))}" if batching["buckets"]
-             else f"{batching['padding']} padding")
-    if batching.get("multiple", 1) > 1 and not batching["buckets"] and batching["padding"] == "dynamic":
-        shape += f" to multiples of {batching['multiple']}"
-    order = "sorted by length" if batching["order"] == "length" else "in dataset order"
-    size = (f"batches of <= {batching['max_tokens']} tokens" if batching.get("max_tokens")
-            else f"batch {batching['batch_size']}")
-    return f"{size}, {order}, {shape}"
 
 
 def _triage_lines(triage: dict[str, Any]) -> list[str]:

@@ -6,32 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from encoderzoo.bench import sweep
-from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.environment import environment
-from encoderzoo.errors import EncoderzooError
 from encoderzoo.fileio import write_json
-from encoderzoo.roofline import EncoderShape
-
-
-def roofline(ctx: RunContext) -> tuple[EncoderShape | None, dict[str, Any] | None]:
-    """The model's shape (for FLOP counts) and the machine's measured ceiling (None with
-    --no-ceiling), probed once per run and cached per machine (see encoderzoo.ceiling)."""
-    found = getattr(ctx, "_roofline", None)
-    if found is None:
-        try:
-            shape = EncoderShape.of(ctx.model_config)
-        except EncoderzooError:  # a graph without a readable config has no FLOP count
-            shape = None
-        measured = None
-        if ctx.config.ceiling:
-            from encoderzoo.ceiling import ceiling
-
-            step(f"ceiling: GEMM rate per precision on {ctx.config.threads} threads (cached per machine)")
-            measured = ceiling(ctx.config.threads)
-        found = (shape, measured)
-        ctx._roofline = found  # type: ignore[attr-defined]
-    return found  # type: ignore[no-any-return]
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
@@ -41,7 +18,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     settings = ctx.config.bench_settings()
     ctx.check_seq_lens("--seq-lens", settings.seq_lens)
     ensure_graph(ctx)
-    shape, ceilings = roofline(ctx)
+    shape, ceilings = ctx.roofline
     backends = [open_backend(ctx, n, p) for n, p in ctx.runs]
     rows = sweep(backends, ctx.input_names, int(ctx.checkpoint.config.vocab_size), settings,
                  shape, ceilings)

@@ -18,6 +18,7 @@ from encoderzoo.environment import free_memory
 from encoderzoo.features import Batching, Features
 from encoderzoo.fileio import read_json, write_json
 from encoderzoo.infer import Shards, load_outputs, run_inference, save_outputs
+from encoderzoo.roofline import achieved, ceiling_for
 from encoderzoo.workspace import unlink
 
 
@@ -100,9 +101,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     ensure_graph(ctx)
     shape, ceilings = None, None
     if ctx.config.e2e_runs:
-        from encoderzoo.stages.bench import roofline
-
-        shape, ceilings = roofline(ctx)  # probed before any backend loads, not beside one
+        shape, ceilings = ctx.roofline  # probed before any backend loads, not beside one
     runs = [run_one(ctx, name, precision)[0] for name, precision in ctx.runs]
     info = {"examples": len(ctx.examples()), "runs": runs,
             "model_shape": shape.to_json() if shape else None, "ceiling": ceilings}
@@ -227,10 +226,7 @@ def warm_passes(
         )
         times.append(time.perf_counter() - start)
     median = float(np.median(times))
-    from encoderzoo.roofline import achieved, ceiling_for
-    from encoderzoo.stages.bench import roofline
-
-    shape, ceilings = roofline(ctx)
+    shape, ceilings = ctx.roofline
     rate: dict[str, Any] = {}
     if shape is not None:  # the real tokens of the rows timed (padding is no useful work)
         lengths = features.lengths if rows is None else features.lengths[rows]
@@ -290,16 +286,11 @@ def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
     cfg = ctx.config
     stages = []
     for name, precision in ctx.runs:
-        how = batching(ctx, name)
         status = (
             "resume from shards" if cfg.resume and ctx.ws.output_shards(name, precision).is_dir() else "build"
         )
         where = f"on Ray ({cfg.ray_actors} actors)" if cfg.engine == "ray" else f"on {ctx.device}"
-        what = (
-            f"{name} {precision} {where}: "
-            + (f"batches of <= {how.max_tokens} tokens" if how.max_tokens else f"batch {how.batch_size}")
-            + f", {how.padding} padding" + (f" to multiples of {how.multiple}" if how.multiple > 1 else "")
-            + f", {how.order} order, shards of {cfg.shard_size} rows"
-        )
+        what = (f"{name} {precision} {where}: {batching(ctx, name).describe()}"
+                f", shards of {cfg.shard_size} rows")
         stages.append(("infer", what, status))
     return stages
