@@ -327,7 +327,11 @@ def print_table(args: argparse.Namespace, pipeline: Any, texts: list[str], throu
     lengths = [len(ids) for ids in load_tokenizer(pipeline.checkpoint)(texts, truncation=True,
                                                                        max_length=128)["input_ids"]]
     flops_per_sentence = shape.flops(lengths) / len(texts)
-    int8 = ceiling(args.threads)["gflops"]["int8"]
+    measured = ceiling(args.threads)
+    int8 = measured["gflops"]["int8"]
+    if measured.get("disturbed"):
+        print(f"\nWARNING: other programs used the cores while the ceiling was measured (the probe had "
+              f"{100 * measured['share']:.0f} % of them): the % of ceiling below is too high")
     a, b = throughput[A], throughput.get(B)
     b2 = max((v for k, v in throughput.items() if k.startswith(B2)), default=None)
     print(f"\nSST-2 dev, {len(texts)} sentences end to end, batch {args.batch_size}, {args.threads} threads, "

@@ -13,6 +13,23 @@ import pytest
 # Hub lookups fail fast instead of retrying for ~25 s on this offline machine.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+
+@pytest.fixture(scope="session", autouse=True)
+def ceiling_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tests never write the user's cache: XDG_CACHE_HOME (the ceiling's cache, and with it the
+    processes the tests start) points to a temporary folder, seeded with a fixed ceiling for
+    every thread count, so that no test probes the GEMMs of a machine the other tests load
+    (tests/test_roofline.py probes on its own)."""
+    from encoderzoo import ceiling
+
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    for threads in range(1, (os.cpu_count() or 1) + 1):
+        ceiling.ceiling(threads, measure_fn=lambda threads, gemms: {
+            "gflops": {"fp32": 100.0 * threads, "bf16": 200.0 * threads, "int8": 400.0 * threads},
+            "per_library": {}, "share": 1.0})
+    return folder
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SST2_DEV = SHARED / "data" / "sst2" / "dev.tsv"

@@ -1,5 +1,6 @@
 """FLOP counts from a config, the ceiling probe and its cache, and the roofline view in report.md."""
 
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -66,9 +67,34 @@ def test_ceiling_is_cached_per_machine_and_thread_count(tmp_path: Path) -> None:
     assert not ceiling.ceiling(2, tmp_path, measure_fn=fake)["cached"]
 
 
+def test_a_probe_that_shared_the_cores_is_retried_and_never_cached(tmp_path: Path) -> None:
+    shares = [0.5, 0.6, 0.55, 0.97]  # below and above MIN_SHARE
+
+    def busy(threads: int, gemms: tuple[tuple[int, int, int], ...]) -> dict[str, Any]:
+        share = shares.pop(0)
+        return {"gflops": {"fp32": 300.0 * share}, "per_library": {}, "share": share}
+
+    disturbed = ceiling.ceiling(2, tmp_path, measure_fn=busy)
+    assert disturbed["disturbed"] and disturbed["share"] == 0.55  # every try was disturbed
+    assert not list(tmp_path.iterdir())  # nothing cached
+    quiet = ceiling.ceiling(2, tmp_path, measure_fn=busy)  # the next run measures again: quiet now
+    assert not quiet.get("disturbed") and quiet["gflops"] == {"fp32": 300.0 * 0.97}
+    assert ceiling.ceiling(2, tmp_path, measure_fn=busy)["cached"]
+    row = bench_row("onnxruntime", 8, 80.0) | {"gflops": 1.0, "ceiling_pct": 1.0}
+    text = markdown(report(benchmark=[row], ceiling=disturbed | {"threads": 2}))
+    assert "Other programs used the cores" in text and "55 %" in text
+
+
+def test_the_probe_counts_the_share_of_the_cores_it_had() -> None:
+    spin = lambda: sum(range(20000)) and None  # noqa: E731  one thread busy the whole call
+    assert ceiling.Rate(spin, 1e6, threads=1).share > 0.5
+    assert ceiling.Rate(lambda: time.sleep(0.01), 1e6, threads=1).share < 0.2  # the cores left idle
+
+
 def test_probe_measures_each_precision_the_libraries_run() -> None:
     result = ceiling.measure(1, gemms=((64, 128, 128), (32, 64, 256)))
     assert set(result["per_library"]) == {"onnxruntime", "openvino"}
+    assert 0 < result["share"] <= 1
     for precision in ("fp32", "int8"):
         assert result["gflops"][precision] > 0
         assert result["gflops"][precision] == max(r.get(precision, 0) for r in result["per_library"].values())

@@ -185,7 +185,12 @@ class RunContext:
         from encoderzoo.ceiling import ceiling
 
         step(f"ceiling: GEMM rate per precision on {self.config.threads} threads (cached per machine)")
-        return shape, ceiling(self.config.threads)
+        measured = ceiling(self.config.threads)
+        if measured.get("disturbed"):
+            share = 100 * measured["share"]
+            step(f"ceiling: other programs used the cores during the probe (it had {share:.0f} % of them): "
+                 "the % of ceiling figures of this run are too high; not cached")
+        return shape, measured
 
     @cached_property
     def model_config(self) -> Any:

@@ -35,6 +35,11 @@ def ceiling_lines(report: dict[str, Any]) -> list[str]:
                    f"threads, the best library per precision): {rates} ({libraries})"
                    + (f"; {', '.join(missing)}: not native on this CPU, so not rated" if missing else "")
                    + ".")
+        if ceiling.get("disturbed"):
+            share = 100 * ceiling.get("share", 0)
+            out.append(f"**Other programs used the cores while the ceiling was measured** (the probe had "
+                       f"{share:.0f} % of them): the ceiling is too low and every % of "
+                       "it too high. It was not cached; run again on a quiet machine.")
     elif report.get("benchmark"):
         out.append("No ceiling was measured (--no-ceiling): rates are shown without a % of it.")
     return [*out, ""] if out else []
