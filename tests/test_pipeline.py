@@ -49,7 +49,7 @@ def test_recipe_runs_end_to_end_on_a_tiny_model(
 
 
 def test_artifacts_are_reused_for_the_same_weights_and_rebuilt_for_others(
-    tiny_bert: Path, tmp_path: Path
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run", checkpoint=str(tiny_bert),
                        data=(str(SST2_DEV),), limit=8, calibration_size=8)
@@ -87,6 +87,17 @@ def test_artifacts_are_reused_for_the_same_weights_and_rebuilt_for_others(
                                   data=(str(SST2_DEV),), limit=8, optimize_timeout=600))
     assert slower.store.build_key("onnx") == changed.store.build_key("onnx")
     assert slower.store.build_key("onnx-fused") != changed.store.build_key("onnx-fused")
+
+    # a new way of building a kind (its revision) rebuilds what the old way built
+    import dataclasses
+
+    from encoderzoo.artifacts import ARTIFACTS
+
+    kind = ARTIFACTS["onnx-int8"]
+    before = changed.store.build_key("onnx-int8")
+    newer = dataclasses.replace(kind, revision=kind.revision + 1)
+    monkeypatch.setitem(ARTIFACTS._entries, "onnx-int8", newer)
+    assert changed.store.build_key("onnx-int8") != before and not changed.store.current("onnx-int8")
 
 
 def test_every_artifact_kind_is_opened_by_a_backend_precision_and_built_by_one_method() -> None:

@@ -38,6 +38,7 @@ class ArtifactKind:
     triageable: bool = False  # triage can rebuild it with some nodes left in float
     quantized_ops: tuple[str, ...] | None = None  # the operators it quantizes (None: the method's default)
     opened_by: tuple[str, ...] = ()  # the backend:precision runs that open it
+    revision: int = 1  # raised whenever encoderzoo changes how it builds the kind: old files rebuild
 
     @property
     def is_graph(self) -> bool:
@@ -97,7 +98,8 @@ register_artifact(ArtifactKind(
 register_artifact(ArtifactKind(
     "onnx-int8-static", "the exported graph, int8 QDQ by ONNX Runtime static quantization",
     ("model.int8-static.onnx",), built_from="onnx", method="encoderzoo.quantize:ort_static", calibrated=True,
-    triageable=True, quantized_ops=("MatMul", "Gemm"), opened_by=("onnxruntime:int8-static",)))
+    triageable=True, quantized_ops=("MatMul", "Gemm"), opened_by=("onnxruntime:int8-static",),
+    revision=2))  # 2: ranges from every calibration row (1 kept only the rows after the last group of 8)
 register_artifact(ArtifactKind(
     "onnx-fp16", "the fused graph with float16 weights and compute (float32 inputs and outputs), for GPUs",
     ("model.fp16.onnx",), built_from="onnx-fused", method="encoderzoo.quantize:ort_fp16",
@@ -161,6 +163,7 @@ class ArtifactStore:
         return make_key(
             "quantize",
             kind=name,
+            revision=kind.revision,
             source=self.key(kind.built_from),
             calibration=calibration if kind.calibrated else None,
             size=ctx.config.calibration_size if kind.calibrated else None,

@@ -85,8 +85,9 @@ def ort_static(src: Path, dst: Path, *, calibration: Calibration, exclude: Seque
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(exclude),
                         op_types_to_quantize=list(STATIC_OPS),
-                        # ranges merged every 8 items instead of keeping every item's tensors
-                        extra_options=FLOAT_DEFAULT | {"CalibMaxIntermediateOutputs": 8})
+                        # not CalibMaxIntermediateOutputs: onnxruntime drops each full group of
+                        # items unmerged (its MinMax calibrator keeps only min and max per item)
+                        extra_options=FLOAT_DEFAULT)
     rows = sum(len(next(iter(f.values()))) for f in calibration)
     return {"method": "onnxruntime static QDQ (MinMax) of MatMul/Gemm, per-channel QInt8 weights, "
                       "QUInt8 activations",
