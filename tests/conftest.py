@@ -16,10 +16,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session", autouse=True)
 def ceiling_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tests never write the user's cache: XDG_CACHE_HOME (the ceiling's cache, and with it the
-    processes the tests start) points to a temporary folder, seeded with a fixed ceiling for
-    every thread count, so that no test probes the GEMMs of a machine the other tests load
-    (tests/test_roofline.py probes on its own)."""
+    """Tests never write the user's cache: XDG_CACHE_HOME (the ceiling's and the model configs'
+    caches, for the processes the tests start as well) points to a temporary folder, seeded with
+    a fixed ceiling for every thread count, so that no test probes the GEMMs of a machine the
+    other tests load (tests/test_roofline.py probes on its own)."""
     from encoderzoo import ceiling
 
     folder = tmp_path_factory.mktemp("xdg-cache")

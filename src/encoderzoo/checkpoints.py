@@ -14,6 +14,7 @@ from encoderzoo.assets import asset_path
 from encoderzoo.cache import files_hash
 from encoderzoo.errors import CheckpointError
 from encoderzoo.families import family_of
+from encoderzoo.model_config import read_config
 from encoderzoo.recipes import Recipe
 from encoderzoo.sentence_embedding import AutoModelForSentenceEmbedding, pooling_files
 from encoderzoo.tasks.base import Task
@@ -35,7 +36,7 @@ HUB_BIN_FILES = ["pytorch_model*.bin"]
 class Checkpoint:
     location: str  # a local folder or a hub id, as the user named it (resolved)
     is_local: bool
-    config: Any  # transformers.PretrainedConfig
+    config: Any  # encoderzoo.model_config.ModelConfig (transformers' PretrainedConfig as .full)
     trust_remote_code: bool = False  # run code from the folder (only when the user asks)
     folder: Path | None = None  # the files it loads: the folder, or a hub id's snapshot in the hub cache
     revision: str | None = None  # a hub id: the commit its snapshot resolved to
@@ -128,9 +129,6 @@ def resolve_checkpoint(spec: str | None, recipe: Recipe, *, trust_remote_code: b
     """Find and check the checkpoint: `spec` (a folder or hub id) or the recipe's default, of any
     family encoderzoo runs (the family comes from its config's model_type, not from the recipe).
     Code shipped in the folder (config `auto_map`) runs only with `trust_remote_code`."""
-    quiet_transformers()
-    from transformers import AutoConfig
-
     if spec is None:
         if recipe.checkpoint.packaged:
             spec = str(asset_path(recipe.checkpoint.packaged))
@@ -152,20 +150,29 @@ def resolve_checkpoint(spec: str | None, recipe: Recipe, *, trust_remote_code: b
         path = hub_snapshot(spec, wanted or None)
         _check_folder(path, hub_id=spec)
         revision = path.name
-    try:
-        config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as err:
-        where = "folder" if is_local else "hub id"
-        hint = "" if is_local else "; offline, pass --checkpoint PATH to a local Hugging Face folder"
-        if is_local and _asks_for_code(path) and not trust_remote_code:
+    def load() -> Any:
+        """transformers' config (imports PyTorch): only what config.json does not settle."""
+        quiet_transformers()
+        from transformers import AutoConfig
+
+        try:
+            return AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as err:
+            where = "folder" if is_local else "hub id"
+            hint = "" if is_local else "; offline, pass --checkpoint PATH to a local Hugging Face folder"
+            if is_local and _asks_for_code(path) and not trust_remote_code:
+                raise CheckpointError(
+                    f"{spec}: config.json asks to run Python code shipped in the folder (auto_map), which "
+                    "encoderzoo never runs unless told; read that code, then pass --trust-remote-code "
+                    "if you trust it"
+                ) from None
             raise CheckpointError(
-                f"{spec}: config.json asks to run Python code shipped in the folder (auto_map), which "
-                "encoderzoo never runs unless told; read that code, then pass --trust-remote-code "
-                "if you trust it"
+                f"{spec}: cannot load the config of this {where}: {_first_line(err)}{hint}"
             ) from None
-        raise CheckpointError(
-            f"{spec}: cannot load the config of this {where}: {_first_line(err)}{hint}"
-        ) from None
+
+    config = read_config(path, load)
+    if _asks_for_code(path):
+        config.full  # noqa: B018  code in the folder: transformers decides now, as before
     family_of(config.model_type, spec)
     return Checkpoint(location=spec, is_local=is_local, config=config, trust_remote_code=trust_remote_code,
                       folder=path, revision=revision)
