@@ -22,6 +22,13 @@ def test_help_does_not_import_heavy_libraries() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_infer_takes_every_batching_option() -> None:
+    """infer decides the batching its outputs are keyed by: every option of it is there."""
+    result = CliRunner().invoke(app, ["infer", "--help"], env={"COLUMNS": "200"})
+    for flag in ("--batch-size", "--padding", "--order", "--buckets", "--max-tokens", "--pad-multiple"):
+        assert flag in result.output
+
+
 def test_recipes_and_backends_are_listed() -> None:
     result = CliRunner().invoke(app, ["recipes"])
     assert result.exit_code == 0

@@ -30,7 +30,7 @@ MODEL = ("checkpoint", "random_weights", "family", "tokenizer", "onnx", "openvin
          "trust_remote_code")
 DATA = ("data", "limit", "seq_len", "label_names")
 BACKENDS = ("backends", "threads", "device", "providers", "backend_options")
-BATCHING = ("batch_size", "padding", "order", "buckets", "max_tokens")
+BATCHING = ("batch_size", "padding", "order", "buckets", "max_tokens", "pad_multiple")
 RAY = ("engine", "ray_address", "ray_actors")
 GATE = ("gate", "min_agreement", "reference")
 BENCH = ("batch_sizes", "seq_lens", "warmup", "min_runs", "min_seconds", "ceiling")
