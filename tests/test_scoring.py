@@ -85,3 +85,13 @@ def test_output_drift() -> None:
     a = {"logits": np.array([[1.0, 2.0]]), "extra": np.zeros(1)}
     b = {"logits": np.array([[1.5, 2.0]])}
     assert output_drift(a, b) == pytest.approx(0.5)
+
+
+def test_sequence_outputs_drift_over_the_real_tokens_only() -> None:
+    """Batches padded to other widths leave the fill or pad-token logits beyond a row's tokens."""
+    fill = np.finfo(np.float32).min
+    a = {"start_logits": np.array([[1.0, 2.0, fill, fill], [1.0, 2.0, 3.0, fill]], dtype=np.float32)}
+    b = {"start_logits": np.array([[1.0, 2.5, 7.0, fill], [1.0, 2.0, 3.25, 9.0]], dtype=np.float32)}
+    lengths = np.array([2, 3])
+    assert output_drift(a, b, lengths=lengths, sequence=frozenset({"start_logits"})) == pytest.approx(0.5)
+    assert output_drift(a, b) > 1e30  # every position: the fill against a real logit

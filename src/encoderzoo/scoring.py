@@ -81,10 +81,18 @@ def gate_passes(value: float, baseline: float, gate: float) -> bool:
     return value >= gate * baseline - 1e-9
 
 
-def output_drift(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
-    """Largest |Δ| over all outputs present in both."""
-    diffs = [float(np.max(np.abs(outputs[k] - reference[k]), initial=0.0))
-             for k in outputs.keys() & reference.keys()]
+def output_drift(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], *,
+                 lengths: np.ndarray | None = None, sequence: frozenset[str] = frozenset()) -> float:
+    """Largest |Δ| over all outputs present in both; outputs named in `sequence` (axis 1 =
+    tokens) only over each row's real tokens (`lengths`): what lies beyond depends on how wide
+    each backend's batch was padded, not on the model."""
+    diffs = []
+    for name in outputs.keys() & reference.keys():
+        delta = np.abs(outputs[name] - reference[name])
+        if name in sequence and lengths is not None:
+            real = np.arange(delta.shape[1])[None, :] < np.asarray(lengths)[:, None]  # (N, S)
+            delta = delta[real]
+        diffs.append(float(np.max(delta, initial=0.0)))
     return max(diffs, default=0.0)
 
 

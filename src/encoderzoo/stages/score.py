@@ -87,10 +87,13 @@ def run(ctx: RunContext) -> dict[str, Any]:
         compared = next((k for k in outputs if k[1] == "fp32"), next(iter(outputs)))
     if compared in outputs:
         torch = predictions[compared]
+        lengths = ctx.features().lengths
+        sequence = frozenset(n for n, axes in ctx.task.output_axes.items() if 1 in axes)
         agreement = {
             key: {
                 "agreement": ctx.task.agreement(found, torch),
-                "max_abs_diff": output_drift(outputs[key], outputs[compared]),
+                "max_abs_diff": output_drift(outputs[key], outputs[compared], lengths=lengths,
+                                             sequence=sequence),
                 # e.g. embeddings' mean and least cosine with the reference's
                 **(getattr(ctx.task, "similarity", lambda *_: {})(found, torch)),
             }
