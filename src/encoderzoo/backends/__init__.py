@@ -181,9 +181,9 @@ register_backend(BackendSpec(
     precisions=("fp32", "bf16", "int8"),
     defaults=("fp32", "bf16", "int8"), module="encoderzoo.backends.openvino_backend",
     needs={"bf16": "native-bf16"},
-    # OpenVINO keeps ~5 MiB of state per input shape: widths in steps of 8 held the demo's int8
-    # run to 367 MiB instead of 632 (64 shapes -> 9) and ran no slower
-    batching={"multiple": 8},
+    # exact widths: OpenVINO keeps state per input shape (the demo's int8 infer: 483 MiB with its
+    # 64 widths, 373 with widths in steps of 8; target 545), but steps of 8 pad ~15 % more tokens
+    # and ran 10 % slower (median of 9 passes, 999 against 897 ms)
     options={"hint": Option("latency|throughput: the performance hint for single batches (default "
                             "latency)", kind="choice", choices=("latency", "throughput")),
              "streams": Option("parallel inference streams (default: the hint's choice)", kind="int"),
