@@ -112,3 +112,14 @@ def test_report_shows_rates_against_the_ceiling() -> None:
     assert "6 layers, hidden 384, FFN 1536" in text
     unmeasured = markdown(report(benchmark=[bench_row("torch", 8, 80.0) | {"gflops": 5.0}]))
     assert "--no-ceiling" in unmeasured
+
+
+def test_every_precision_of_every_backend_is_held_against_a_ceiling() -> None:
+    """int8-static was held against the float ceiling (224 % on bert-base) before it was listed."""
+    from encoderzoo.backends import BACKENDS
+    from encoderzoo.roofline import CEILING_OF
+
+    for spec in BACKENDS.values():
+        for precision in spec.precisions:
+            assert precision in CEILING_OF, f"{spec.name}:{precision}"
+    assert ceiling_for({"gflops": {"fp32": 200.0, "int8": 800.0}}, "int8-static") == 800.0
