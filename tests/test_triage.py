@@ -15,7 +15,7 @@ from encoderzoo.export import export_onnx
 from encoderzoo.families import get_family
 from encoderzoo.recipes import get_recipe
 from encoderzoo.tasks import get_task
-from encoderzoo.triage import NodeDrift, closeness, greedy, rank_nodes
+from encoderzoo.triage import NodeDrift, closeness, greedy, rank_nodes, side_by_side
 from tests.conftest import SST2_DEV, cli
 
 SST2, BERT = get_task("sst2"), get_family("bert")
@@ -67,6 +67,25 @@ def test_excluded_nodes_stay_float(graphs, tmp_path: Path) -> None:  # type: ign
                                atol=1e-6)
 
 
+def test_side_by_side_ranks_a_graph_doing_more_work_slower(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    def chain(path: Path, depth: int) -> Path:
+        weight = numpy_helper.from_array(np.eye(256, dtype=np.float32), "W")
+        nodes = [helper.make_node("MatMul", [f"x{i}", "W"], [f"x{i + 1}"]) for i in range(depth)]
+        inputs = [helper.make_tensor_value_info("x0", TensorProto.FLOAT, ["n", 256])]
+        outputs = [helper.make_tensor_value_info(f"x{depth}", TensorProto.FLOAT, ["n", 256])]
+        graph = helper.make_graph(nodes, "chain", inputs, outputs, [weight])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, str(path))
+        return path
+
+    feeds = {"x0": np.ones((64, 256), dtype=np.float32)}
+    light, heavy = side_by_side([chain(tmp_path / "a.onnx", 1), chain(tmp_path / "b.onnx", 40)], feeds, 1)
+    assert light > heavy > 0
+
+
 def test_greedy_search_keeps_the_node_the_metric_confirms() -> None:
     """The most drifting node is not the one that matters: the search tries the top 3, keeps
     the one the metric recovers most with, and stops once the gate passes."""
@@ -76,14 +95,14 @@ def test_greedy_search_keeps_the_node_the_metric_confirms() -> None:
     def trial(excluded: list[str]) -> dict:  # type: ignore[type-arg]
         f1 = 0.90 + sum(helps.get(n, 0.0) for n in excluded)
         return {"excluded": excluded, "metrics": {"f1": f1}, "agreement": None,
-                "gate_passed": f1 >= 0.99 * 0.96, "rows_per_s": 100.0 - 5 * len(excluded)}
+                "gate_passed": f1 >= 0.99 * 0.96}
 
-    before = {"metrics": {"f1": 0.90}, "agreement": None, "gate_passed": False, "rows_per_s": 100.0}
+    before = {"metrics": {"f1": 0.90}, "agreement": None, "gate_passed": False}
     search = greedy(ranking, trial, before, lambda a: closeness(a, {"f1": 0.96}, 0.0))
     assert [s["node"] for s in search.steps] == ["n2", "n3"]  # n2 first although n0 drifts most
     assert search.chosen["excluded"] == ["n2", "n3"] and search.chosen["gate_passed"]
     assert search.steps[0]["regained"]["f1"] == pytest.approx(0.04)
-    assert search.steps[0]["speed_lost_pct"] == pytest.approx(5.0)
+    assert [s["excluded"] for s in search.steps] == [["n2"], ["n2", "n3"]]  # each step timed on these
     assert len(search.attempts) == 6  # 3 candidates per step, 2 steps
 
     def useless(excluded: list[str]) -> dict:  # type: ignore[type-arg]
@@ -114,4 +133,12 @@ def test_triage_requantizes_an_int8_model_below_its_gate_on_the_demo(tmp_path: P
     assert row["gate_passed"] == triage["recovered"] == triage["final"]["gate_passed"]
     assert row["vs_torch"]["agreement"] == triage["final"]["agreement"]
     assert result.returncode == (0 if triage["recovered"] else 3), result.stderr[-2000:]
-    assert "Quantization triage" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "Quantization triage" in text
+    if triage["steps"]:  # what the nodes left in float cost, timed side by side
+        speed = triage["speed"]
+        assert speed["float_rows_per_s"] > 0 and speed["quantized_rows_per_s"] > 0
+        assert all(s["rows_per_s"] > 0 and "step_cost_pct" in s for s in triage["steps"])
+        assert speed["final_rows_per_s"] == triage["steps"][-1]["rows_per_s"]
+        assert "Speed measured side by side" in text
+    assert not list((out / "model").glob(".triage-timing.*"))  # the timing folder is gone

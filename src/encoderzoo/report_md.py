@@ -6,6 +6,7 @@ from typing import Any
 
 from encoderzoo.features import Batching
 from encoderzoo.report_roofline import ceiling_lines, rate_cell, roofline_section
+from encoderzoo.report_triage import triage_lines
 
 
 def _memory(peak: dict[str, Any]) -> str:
@@ -125,7 +126,7 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
         out += [f"- {_label(r)}: {'; '.join(r['failures'])}" for r in failed]
         out.append("")
     out += _breakdown_table(rows)
-    out += _triage_lines(report.get("triage") or {})
+    out += triage_lines(report.get("triage") or {})
     return out
 
 
@@ -172,33 +173,6 @@ def _batching(inference: dict[str, Any]) -> str:
     if len(set(described.values())) == 1:
         return next(iter(described.values()))
     return "; ".join(f"{label}: {text}" for label, text in described.items())
-
-
-def _triage_lines(triage: dict[str, Any]) -> list[str]:
-    out = []
-    for label, result in triage.items():
-        before = ", ".join(f"{k} {100 * v:.2f}" for k, v in result["before"].items())
-        last = result.get("final") or result["attempts"][-1]
-        after = ", ".join(f"{k} {100 * v:.2f}" for k, v in last["metrics"].items())
-        if last.get("agreement") is not None:
-            after += f" (agreement with torch fp32 {100 * last['agreement']:.2f} %)"
-        verdict = "back above its gate" if result["recovered"] else "still below its gate"
-        nodes = ", ".join(f"`{n}`" for n in result["float_nodes"]) or "none"
-        out.append(f"Quantization triage, {label.replace(':', ' ')}: {before} missed the gate; "
-                   f"{len(result['attempts'])} re-quantizations tried ({result.get('search', 'by drift')}); "
-                   f"leaving {len(result['float_nodes'])} of {result['candidates']} quantized nodes "
-                   f"in float ({nodes}) gave {after}, {verdict}.")
-        if result.get("steps"):
-            out += ["", "| node left in float | op | drift it added | metric regained | rows/s after | "
-                        "speed lost |", "|---|---|---:|---|---:|---:|"]
-            for s in result["steps"]:
-                regained = ", ".join(f"{k} {100 * v:+.2f}" for k, v in s["regained"].items())
-                rate = f"{s['rows_per_s']:.1f}" if s.get("rows_per_s") else "—"
-                lost = f"{s['speed_lost_pct']:.1f} %" if s.get("speed_lost_pct") is not None else "—"
-                out.append(f"| `{s['node']}` | {s['op_type']} | {s['drift']:.4f} | {regained} | {rate} | "
-                           f"{lost} |")
-            out.append("")
-    return [*out, ""] if out else []
 
 
 _NOT_FRACTIONS = ("rmse", "threshold")  # breakdown values shown as numbers, not percentages

@@ -7,6 +7,8 @@ relative error among its inputs: the error it adds, not the error it inherits.""
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -96,6 +98,31 @@ def rank_nodes(float_graph: Path, quantized_graph: Path, feeds: list[dict[str, n
     return sorted(drifts, key=lambda d: d.own, reverse=True)
 
 
+def side_by_side(graphs: list[Path], feeds: dict[str, np.ndarray], threads: int, *, rounds: int = 5,
+                 runs: int = 2) -> list[float]:
+    """Rows/s of one batch through each graph on ONNX Runtime, measured side by side: in every
+    round each graph gets a fresh session (one at a time: bounded memory), one untimed run and
+    `runs` timed ones, so that the machine's drift falls on all alike; worker threads do not
+    spin, so that no session's threads slow the next one. The median over the rounds."""
+    import onnxruntime as ort
+
+    rows = len(next(iter(feeds.values())))
+    seconds: list[list[float]] = [[] for _ in graphs]
+    for _ in range(rounds):
+        for i, graph in enumerate(graphs):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+            session.run(None, feeds)
+            for _ in range(runs):
+                start = time.perf_counter()
+                session.run(None, feeds)
+                seconds[i].append(time.perf_counter() - start)
+            del session
+    return [rows / statistics.median(times) for times in seconds]
+
+
 WIDTH = 3  # candidates (the most drifting nodes still quantized) tried per step
 MAX_STEPS = 6  # nodes left in float, at most (and never more than a quarter of them)
 Attempt = dict[str, Any]
@@ -138,11 +165,9 @@ def greedy(ranking: list[NodeDrift], trial: Callable[[list[str]], Attempt], befo
         if not best["gate_passed"] and score(best) <= current_score:
             break  # no candidate helps: more float nodes would cost speed for nothing
         regained = {k: best["metrics"][k] - current["metrics"].get(k, 0.0) for k in best["metrics"]}
-        rate, was = best.get("rows_per_s"), current.get("rows_per_s")
         search.steps.append({
             "node": node.name, "op_type": node.op_type, "drift": node.own, "metrics": best["metrics"],
-            "regained": regained, "rows_per_s": rate,
-            "speed_lost_pct": 100.0 * (1.0 - rate / was) if rate and was else None,
+            "regained": regained, "excluded": list(best["excluded"]),
         })
         current, current_score = best, score(best)
         search.chosen = best

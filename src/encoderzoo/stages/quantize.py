@@ -17,6 +17,18 @@ from encoderzoo.environment import free_memory
 from encoderzoo.fileio import read_json, write_json
 
 
+def calibration_for(ctx: RunContext, kind: ArtifactKind) -> quantize.Calibration:
+    """The calibration items of a calibrated kind (None for the others): rows spread over the
+    prepared data, or synthetic inputs without any."""
+    if not kind.calibrated:
+        return None
+    features = (ctx.features() if ctx.ws.features.is_file()
+                else synthetic_features(ctx.input_names, int(ctx.checkpoint.config.vocab_size), 128))
+    # one row per calibration item: NNCF's peak memory grows with the item's size (base BERT
+    # on SQuAD windows: 2.0 GB with single rows, 4.6 GB with batches of 8), not their number
+    return quantize.calibration_feeds(features, ctx.config.calibration_size, batch_size=1)
+
+
 def build(ctx: RunContext, kind: ArtifactKind, exclude: Sequence[str] = ()) -> dict[str, Any]:
     """Build (or rebuild, leaving the `exclude` nodes in float) the artifact of `kind`."""
     store = ctx.store
@@ -25,17 +37,8 @@ def build(ctx: RunContext, kind: ArtifactKind, exclude: Sequence[str] = ()) -> d
     assert source is not None  # the graphs are exported before anything is quantized
     store.verify(kind.built_from)
     path = store.files(kind.name)[0]
-    calibration = None
-    if kind.calibrated:
-        prepared = ctx.ws.features.is_file()
-        features = (
-            ctx.features()
-            if prepared
-            else synthetic_features(ctx.input_names, int(ctx.checkpoint.config.vocab_size), 128)
-        )
-        # one row per calibration item: NNCF's peak memory grows with the item's size (base BERT
-        # on SQuAD windows: 2.0 GB with single rows, 4.6 GB with batches of 8), not their number
-        calibration = quantize.calibration_feeds(features, ctx.config.calibration_size, batch_size=1)
+    calibration = calibration_for(ctx, kind)
+    if calibration is not None:
         step(f"quantize: {kind.name} from {source.name}, calibrated on {len(calibration)} rows")
     else:
         step(f"quantize: {kind.name} from {source.name}")

@@ -2,14 +2,22 @@
 drift they add on rows of the data, then search greedily, confirming each step with the task
 metric: of the most drifting nodes still quantized, the one whose return to float recovers the
 metric most stays in float, until the gate (metrics and agreement with torch fp32) passes (see
-encoderzoo.triage.greedy). Each step records the metric regained and the speed it cost."""
+encoderzoo.triage.greedy). Each step records the metric regained; what each node left in float
+costs in speed is then measured side by side (see `costs`)."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from encoderzoo import quantize, triage
-from encoderzoo.artifacts import ARTIFACTS
+from encoderzoo.artifacts import ARTIFACTS, ArtifactKind
 from encoderzoo.backends import get_backend
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
@@ -76,15 +84,16 @@ def run(ctx: RunContext) -> dict[str, Any]:
             step(f"triage: {name} {precision} with {len(excluded)} nodes in float: "
                  + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
             return {"float_nodes": len(excluded), "excluded": list(excluded), "metrics": metrics, **vs_torch,
-                    "gate_passed": not failures, "failures": failures, "rows_per_s": _rate(entry)}
+                    "gate_passed": not failures, "failures": failures}
 
         before = {"metrics": row["metrics"], "agreement": (row.get("vs_torch") or {}).get("agreement"),
-                  "gate_passed": False, "rows_per_s": _rate(_entry(records, name, precision))}
+                  "gate_passed": False}
         search = triage.greedy(ranking, trial, before, lambda a: triage.closeness(
             a, torch_metrics, score.gate(ctx).min_agreement))
         chosen = search.chosen
         if search.attempts and search.attempts[-1]["excluded"] != chosen["excluded"]:
             trial(chosen["excluded"])  # the store holds the last one tried: back to the chosen one
+        speed = costs(ctx, kind, source, search.steps) if search.steps else {}
         results[f"{name}:{precision}"] = {
             "before": row["metrics"],
             "candidates": len(ranking),
@@ -96,6 +105,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
             "recovered": chosen["gate_passed"],
             "final": chosen,
             "worst": [d.to_json() for d in ranking[:10]],
+            "speed": speed,
         }
     write_json(ws.infer_json, records)
     write_json(ws.triage_json, results)
@@ -103,14 +113,35 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return results
 
 
-def _entry(records: dict[str, Any], name: str, precision: str) -> dict[str, Any]:
-    return next((r for r in records["runs"] if (r["backend"], r["precision"]) == (name, precision)), {})
+def costs(ctx: RunContext, kind: ArtifactKind, source: Path, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """What each node left in float costs: the float graph, the artifact fully quantized and
+    after each step, rebuilt side by side in a folder made here and timed in turns on one batch
+    of the data (see encoderzoo.triage.side_by_side). Adds rows_per_s, speed_lost_pct (against
+    the fully quantized artifact) and step_cost_pct (against the step before) to each step."""
+    from encoderzoo.stages.quantize import calibration_for
 
-
-def _rate(entry: dict[str, Any]) -> float | None:
-    """Rows/s of a run's warm passes (None without them: --e2e-runs 0)."""
-    warm = (entry.get("timing") or {}).get("warm")
-    return float(warm["rows_per_s"]) if warm else None
+    features = ctx.features()
+    count = min(len(features), ctx.config.batch_size)
+    rows = np.unique(np.linspace(0, len(features) - 1, num=count).astype(int))
+    feeds = features.take(rows)
+    calibration = calibration_for(ctx, kind)
+    step(f"triage: timing the float graph, the int8 one and each step side by side on {len(rows)} rows")
+    folder = Path(tempfile.mkdtemp(prefix=".triage-timing.", dir=ctx.ws.model_dir))
+    try:
+        graphs = [source]
+        for i, excluded in enumerate([[], *(s["excluded"] for s in steps)]):
+            graphs.append(folder / f"{i}.onnx")
+            with contextlib.redirect_stdout(sys.stderr):
+                ctx.store.method(kind.name)(source, graphs[-1], calibration=calibration, exclude=excluded)
+        rates = triage.side_by_side(graphs, feeds, ctx.config.threads)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    float_rate, quantized = rates[0], rates[1]
+    for s, rate, was in zip(steps, rates[2:], rates[1:-1], strict=True):
+        s.update(rows_per_s=rate, speed_lost_pct=100.0 * (1.0 - rate / quantized),
+                 step_cost_pct=100.0 * (1.0 - rate / was))
+    return {"rows": len(rows), "width": int(next(iter(feeds.values())).shape[1]),
+            "float_rows_per_s": float_rate, "quantized_rows_per_s": quantized, "final_rows_per_s": rates[-1]}
 
 
 def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
