@@ -67,6 +67,22 @@ def test_excluded_nodes_stay_float(graphs, tmp_path: Path) -> None:  # type: ign
                                atol=1e-6)
 
 
+def test_once_the_metric_holds_only_agreement_buys_a_node() -> None:
+    """Agreement misses its floor whatever is left in float: the search keeps the node that
+    brings the metric back to its gate and stops there, instead of buying metric above it."""
+    ranking = [NodeDrift(f"n{i}", "MatMul", 1.0 - i / 10, 1.0, f"n{i}") for i in range(12)]
+
+    def trial(excluded: list[str]) -> dict:  # type: ignore[type-arg]
+        f1 = 0.94 + 0.01 * len(excluded)  # every node returns a little metric
+        return {"excluded": excluded, "metrics": {"f1": f1}, "agreement": 0.80,
+                "gate_passed": False}
+
+    before = {"metrics": {"f1": 0.94}, "agreement": 0.80, "gate_passed": False}
+    search = greedy(ranking, trial, before, lambda a: closeness(a, {"f1": 0.96}, 0.9, 0.99))
+    assert search.chosen["excluded"] == ["n0", "n1"]  # 0.95 / 0.96 < 0.99 <= 0.96 / 0.96
+    assert closeness({"metrics": {"f1": 0.99}, "agreement": 0.95}, {"f1": 0.96}, 0.9, 0.99) == (0.99, 1.0)
+
+
 def test_side_by_side_ranks_a_graph_doing_more_work_slower(tmp_path: Path) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
@@ -98,7 +114,7 @@ def test_greedy_search_keeps_the_node_the_metric_confirms() -> None:
                 "gate_passed": f1 >= 0.99 * 0.96}
 
     before = {"metrics": {"f1": 0.90}, "agreement": None, "gate_passed": False}
-    search = greedy(ranking, trial, before, lambda a: closeness(a, {"f1": 0.96}, 0.0))
+    search = greedy(ranking, trial, before, lambda a: closeness(a, {"f1": 0.96}, 0.0, 0.99))
     assert [s["node"] for s in search.steps] == ["n2", "n3"]  # n2 first although n0 drifts most
     assert search.chosen["excluded"] == ["n2", "n3"] and search.chosen["gate_passed"]
     assert search.steps[0]["regained"]["f1"] == pytest.approx(0.04)
@@ -108,7 +124,7 @@ def test_greedy_search_keeps_the_node_the_metric_confirms() -> None:
     def useless(excluded: list[str]) -> dict:  # type: ignore[type-arg]
         return trial([]) | {"excluded": excluded}
 
-    stuck = greedy(ranking, useless, before, lambda a: closeness(a, {"f1": 0.96}, 0.0))
+    stuck = greedy(ranking, useless, before, lambda a: closeness(a, {"f1": 0.96}, 0.0, 0.99))
     assert stuck.steps == [] and stuck.chosen["excluded"] == []  # nothing helped: nothing kept in float
     assert len(stuck.attempts) == 3
 

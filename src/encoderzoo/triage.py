@@ -135,13 +135,16 @@ class Search:
     chosen: Attempt = field(default_factory=dict)  # the attempt the artifact is left as
 
 
-def closeness(attempt: Attempt, baseline: dict[str, float], min_agreement: float) -> tuple[float, float]:
+def closeness(attempt: Attempt, baseline: dict[str, float], min_agreement: float, keep: float
+              ) -> tuple[float, float]:
     """How near the gate an attempt is, the task metric first: (the worst of each metric's share
-    of the baseline's, the agreement's share of its floor). Compared as a pair, a node that
-    recovers the metric wins over one that only moves agreement."""
-    shares = [attempt["metrics"][k] / v for k, v in baseline.items() if k in attempt["metrics"] and v > 0]
+    of the baseline's, the agreement's share of its floor), each capped where the gate is met.
+    Compared as a pair, a node that recovers the metric wins over one that only moves agreement;
+    once the metric holds, only agreement counts (more metric would cost speed for nothing)."""
+    shares = [min(attempt["metrics"][k] / v, keep) for k, v in baseline.items()
+              if k in attempt["metrics"] and v > 0]
     agreement = attempt.get("agreement")
-    agrees = agreement / min_agreement if agreement is not None and min_agreement > 0 else 1.0
+    agrees = min(agreement / min_agreement, 1.0) if agreement is not None and min_agreement > 0 else 1.0
     return min(shares, default=0.0), agrees
 
 

@@ -88,8 +88,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
         before = {"metrics": row["metrics"], "agreement": (row.get("vs_torch") or {}).get("agreement"),
                   "gate_passed": False}
-        search = triage.greedy(ranking, trial, before, lambda a: triage.closeness(
-            a, torch_metrics, score.gate(ctx).min_agreement))
+        gate = score.gate(ctx)
+        search = triage.greedy(ranking, trial, before, lambda a, gate=gate: triage.closeness(
+            a, torch_metrics, gate.min_agreement, gate.keep))
         chosen = search.chosen
         if search.attempts and search.attempts[-1]["excluded"] != chosen["excluded"]:
             trial(chosen["excluded"])  # the store holds the last one tried: back to the chosen one
