@@ -102,3 +102,18 @@ def test_windowed_examples_are_described_as_windows() -> None:
     data = {"data": "dev-v1.1.json", "examples": 10570, "features": 10664, "mean_tokens": 183.4}
     text = markdown(report(data=data))
     assert "10570 examples in 10664 windows of at most 128 tokens (mean 183.4)" in text
+
+
+def test_export_section_names_the_nodes_triage_left_in_float() -> None:
+    """The artifact keeps its float nodes on a rerun that removes triage.json: the export
+    section names them itself."""
+    export = {"file": "model.onnx", "opset": 17, "bytes": 2**20, "max_abs_diff": 1e-5,
+              "parity": [{"inputs": "a"}]}
+    quantized = {"method": "onnxruntime dynamic", "source": "model.optimized.onnx", "bytes": 2**20,
+                 "seconds": 1.0}
+    nodes = [f"Attention_{i}" for i in range(8)]
+    text = markdown(report(export=export, quantize={"onnx-int8": quantized | {"excluded_nodes": nodes[:2]}}))
+    assert "2 nodes left in float by triage (`Attention_0`, `Attention_1`)" in text
+    text = markdown(report(export=export, quantize={"onnx-int8": quantized | {"excluded_nodes": nodes}}))
+    assert "8 nodes left in float by triage (`Attention_0`" in text and "`Attention_5`, …)" in text
+    assert "left in float" not in markdown(report(export=export, quantize={"onnx-int8": quantized}))

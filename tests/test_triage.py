@@ -151,6 +151,8 @@ def test_triage_requantizes_an_int8_model_below_its_gate_on_the_demo(tmp_path: P
     assert result.returncode == (0 if triage["recovered"] else 3), result.stderr[-2000:]
     text = (out / "report.md").read_text()
     assert "Quantization triage" in text
+    if triage["float_nodes"]:  # the export section names them too (it outlives triage.json on a rerun)
+        assert f"nodes left in float by triage (`{triage['float_nodes'][0]}`" in text
     if triage["steps"]:  # what the nodes left in float cost, timed side by side
         speed = triage["speed"]
         assert speed["float_rows_per_s"] > 0 and speed["quantized_rows_per_s"] > 0
