@@ -230,7 +230,7 @@ def _export_section(report: dict[str, Any]) -> list[str]:
         calibration = (f", calibrated on {info['calibration_rows']} {info['calibration']}"
                        if "calibration_rows" in info else "")
         kept = info.get("excluded_nodes") or []
-        shown = ", ".join(f"`{n}`" for n in kept[:6]) + (", …" if kept and len(kept) > 6 else "")
+        shown = ", ".join(f"`{n}`" for n in kept[:6]) + (", …" if len(kept) > 6 else "")
         excluded = f", {len(kept)} nodes left in float by triage ({shown})" if kept else ""
         out.append(f"- {kind}: {info['method']} of `{info['source']}`{calibration}{excluded} "
                    f"({info['bytes'] / 2**20:.1f} MiB, {info['seconds']:.1f} s)")
