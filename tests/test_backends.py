@@ -31,6 +31,7 @@ def test_parse_backends() -> None:
     ("openvino.streams=two", "openvino.streams='two': use a whole number >= 1"),
     ("onnxruntime.spinning=maybe", "onnxruntime.spinning='maybe': use true or false"),
     ("onnxruntime.threads=2", "backend 'onnxruntime' has no option 'threads'"),
+    ("openvino.int8_float=fp16", "openvino.int8_float='fp16': use fp32 or bf16"),
 ])
 def test_backend_option_values_are_checked_when_read(option: str, message: str) -> None:
     from encoderzoo.backends import parse_backend_options
@@ -99,6 +100,24 @@ def test_bf16_stays_close_to_fp32(name: str, context: BackendContext) -> None:
     backend = create_backend(name, "bf16", context)  # torch emulates bf16 where the CPU lacks it
     np.testing.assert_allclose(backend.run(feeds)["logits"], reference, atol=0.05)
     assert backend.settings()["threads"] == 1
+
+
+def test_openvino_int8_float_layers(context: BackendContext) -> None:
+    """An int8 IR's float layers run in bf16 where the CPU computes it natively (OpenVINO's own
+    default), else, or when asked, in fp32; bf16 asked for on a CPU without it is refused."""
+    from dataclasses import replace
+
+    from encoderzoo.backends.openvino_backend import _int8_hint
+
+    native = Machine.here("cpu").native_bf16
+    # any IR does for the setting: the float export is an int8 IR with every layer left in float
+    assert create_backend("openvino", "int8", context).settings()["inference_precision"] == (
+        "bf16" if native else "f32")
+    asked = create_backend("openvino", "int8", replace(context, options={"int8_float": "fp32"}))
+    assert asked.settings()["inference_precision"] == "f32"
+    assert _int8_hint({}, ["FP32", "BF16", "INT8"]) == "bf16" and _int8_hint({}, ["FP32", "INT8"]) == "f32"
+    with pytest.raises(ConfigError, match="int8_float=bf16 needs a CPU with bfloat16 support"):
+        _int8_hint({"int8_float": "bf16"}, ["FP32", "INT8"])
 
 
 def test_session_options_change_nothing_but_speed(context: BackendContext) -> None:

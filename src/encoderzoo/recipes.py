@@ -148,7 +148,7 @@ register_recipe(Recipe(
 register_recipe(Recipe(
     name="spanbert-base-cased-squad1",
     description="SpanBERT-base-cased fine-tuned on SQuAD 1.1 (BertForQuestionAnswering), windows of "
-                "512 tokens advancing by 128.",
+                "--seq-len tokens (512 unless set) advancing by 128.",
     task="squad", family="bert",
     checkpoint=CheckpointSource(hub_id="mrm8488/spanbert-base-finetuned-squadv1"),
     data={"dev": DataSource(url="https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json",
@@ -207,13 +207,14 @@ register_task_preset(
     "squad", "Extractive question answering",
     {"dev": DataSource(url="https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json",
                        hint="the SQuAD v1.1 dev-v1.1.json")},
-    "SQuAD 1.1 dev, windows of 384 tokens advancing by 128", 384,
+    "SQuAD 1.1 dev, windows of --seq-len tokens (384 unless set) advancing by 128", 384,
 )
 register_task_preset(
     "squad2", "Extractive question answering with unanswerable questions",
     {"dev": DataSource(url="https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v2.0.json",
                        hint="the SQuAD 2.0 dev-v2.0.json")},
-    "SQuAD 2.0 dev, windows of 384 tokens advancing by 128, --null-threshold for no answer", 384,
+    "SQuAD 2.0 dev, windows of --seq-len tokens (384 unless set) advancing by 128, "
+    "--null-threshold for no answer", 384,
 )
 register_task_preset(
     "ner", "Named entities (token classification)",

@@ -188,5 +188,8 @@ register_backend(BackendSpec(
                             "latency)", kind="choice", choices=("latency", "throughput")),
              "streams": Option("parallel inference streams (default: the hint's choice)", kind="int"),
              "async": Option("true|false: whole datasets through an async queue of throughput streams "
-                             "(default true)")},
+                             "(default true)"),
+             "int8_float": Option("fp32|bf16: the precision of the layers an int8 IR leaves in float "
+                                  "(default bf16 where the CPU computes it natively, else fp32)",
+                                  kind="choice", choices=("fp32", "bf16"))},
 ))
