@@ -71,6 +71,28 @@ def test_every_backend_matches_torch(name: str, context: BackendContext) -> None
     assert backend.settings()["threads"] == 1
 
 
+def test_onnxruntime_int8_block_stays_close_to_torch(context: BackendContext, tmp_path: Path) -> None:
+    """Every constant-weight MatMul of the tiny model in blocks of int8, run by ONNX Runtime."""
+    from dataclasses import replace
+
+    import onnx
+
+    from encoderzoo.quantize import ort_block
+
+    rng = np.random.default_rng(3)
+    ids = rng.integers(1000, 28996, size=(4, 12))
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    reference = create_backend("torch", "fp32", context).run(feeds)["logits"]
+    assert context.graph is not None
+    graph = onnx.load(str(context.graph)).graph
+    weights = {i.name for i in graph.initializer}
+    matmuls = sum(n.op_type == "MatMul" and n.input[1] in weights for n in graph.node)
+    blocks = tmp_path / "model.int8-block.onnx"
+    assert ort_block(context.graph, blocks)["matmuls_in_blocks"] == matmuls > 0
+    backend = create_backend("onnxruntime", "int8-block", replace(context, graph=blocks))
+    np.testing.assert_allclose(backend.run(feeds)["logits"], reference, atol=0.05)
+
+
 def test_onnxruntime_providers_are_an_option(context: BackendContext) -> None:
     from dataclasses import replace
 

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from encoderzoo.artifacts import ARTIFACTS
 from encoderzoo.report import plot_throughput
 from encoderzoo.report_md import markdown
 from encoderzoo.scoring import Gate, Reference, accuracy_rows
@@ -117,3 +118,17 @@ def test_export_section_names_the_nodes_triage_left_in_float() -> None:
     text = markdown(report(export=export, quantize={"onnx-int8": quantized | {"excluded_nodes": nodes}}))
     assert "8 nodes left in float by triage (`Attention_0`" in text and "`Attention_5`, …)" in text
     assert "left in float" not in markdown(report(export=export, quantize={"onnx-int8": quantized}))
+
+
+def test_triage_that_cannot_recover_names_what_to_try() -> None:
+    from encoderzoo.report_triage import triage_lines
+
+    attempt = {"excluded": ["Attention_1"], "metrics": {"f1": 0.6165}, "agreement": 0.83,
+               "gate_passed": False}
+    result = {"before": {"f1": 0.6052}, "candidates": 26, "attempts": [attempt], "steps": [],
+              "float_nodes": ["Attention_1"], "recovered": False, "final": attempt,
+              "otherwise": ARTIFACTS["onnx-int8"].otherwise}
+    text = "\n".join(triage_lines({"onnxruntime:int8": result}))
+    assert "still below its gate. Try onnxruntime:int8-block, whose activations are quantized per" in text
+    recovered = result | {"recovered": True, "otherwise": ""}
+    assert "Try " not in "\n".join(triage_lines({"onnxruntime:int8": recovered}))

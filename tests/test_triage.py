@@ -67,6 +67,25 @@ def test_excluded_nodes_stay_float(graphs, tmp_path: Path) -> None:  # type: ign
                                atol=1e-6)
 
 
+def test_blocks_are_ranked_and_excluded_like_dynamic_int8(graphs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """int8-block is triageable: its ranking covers every MatMul it put in blocks, and a node
+    excluded from the blocks stays a float MatMul."""
+    from encoderzoo.artifacts import ARTIFACTS
+
+    folder, feeds = graphs
+    blocks = tmp_path / "blocks.onnx"
+    quantize.ort_block(folder / "model.onnx", blocks)
+    ranking = rank_nodes(folder / "model.onnx", blocks, feeds,
+                         op_types=ARTIFACTS["onnx-int8-block"].quantized_ops)
+    in_blocks = {n.name.removesuffix("_Q8") for n in onnx.load(str(blocks)).graph.node
+                 if n.op_type == "MatMulNBits"}
+    assert in_blocks and in_blocks <= {d.name for d in ranking}
+    worst = ranking[0]
+    quantize.ort_block(folder / "model.onnx", tmp_path / "partial.onnx", exclude=[worst.exclude_as])
+    kept = {n.name: n.op_type for n in onnx.load(str(tmp_path / "partial.onnx")).graph.node}
+    assert kept[worst.exclude_as] == "MatMul"
+
+
 def test_once_the_metric_holds_only_agreement_buys_a_node() -> None:
     """Agreement misses its floor whatever is left in float: the search keeps the node that
     brings the metric back to its gate and stops there, instead of buying metric above it."""

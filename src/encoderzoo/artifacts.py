@@ -37,6 +37,7 @@ class ArtifactKind:
     calibrated: bool = False  # built with calibration rows from the prepared data
     triageable: bool = False  # triage can rebuild it with some nodes left in float
     quantized_ops: tuple[str, ...] | None = None  # the operators it quantizes (None: the method's default)
+    otherwise: str = ""  # what to try when triage cannot bring it back above its gate
     opened_by: tuple[str, ...] = ()  # the backend:precision runs that open it
     revision: int = 1  # raised whenever encoderzoo changes how it builds the kind: old files rebuild
 
@@ -83,6 +84,8 @@ def derived_from(name: str) -> list[ArtifactKind]:
     return found + [d for k in found for d in derived_from(k.name)]
 
 
+BLOCKS_INSTEAD = ("onnxruntime:int8-block, whose activations are quantized per block of 128 channels of each "
+                  "token instead of with one scale per tensor")
 register_artifact(ArtifactKind("checkpoint", "the PyTorch module itself", stage="checkpoint",
                                opened_by=("torch:fp32", "torch:bf16", "torch:fp16")))
 register_artifact(ArtifactKind(
@@ -94,12 +97,18 @@ register_artifact(ArtifactKind(
 register_artifact(ArtifactKind(
     "onnx-int8", "the fused graph, int8 by ONNX Runtime dynamic quantization", ("model.int8.onnx",),
     built_from="onnx-fused", method="encoderzoo.quantize:ort_dynamic", triageable=True,
-    opened_by=("onnxruntime:int8",)))
+    otherwise=BLOCKS_INSTEAD, opened_by=("onnxruntime:int8",)))
 register_artifact(ArtifactKind(
     "onnx-int8-static", "the exported graph, int8 QDQ by ONNX Runtime static quantization",
     ("model.int8-static.onnx",), built_from="onnx", method="encoderzoo.quantize:ort_static", calibrated=True,
-    triageable=True, quantized_ops=("MatMul", "Gemm"), opened_by=("onnxruntime:int8-static",),
+    triageable=True, quantized_ops=("MatMul", "Gemm"), otherwise=BLOCKS_INSTEAD,
+    opened_by=("onnxruntime:int8-static",),
     revision=2))  # 2: ranges from every calibration row (1 kept only the rows after the last group of 8)
+register_artifact(ArtifactKind(
+    "onnx-int8-block", "the fused graph, int8 with weights and activations quantized per block of 128 "
+    "input channels (ONNX Runtime MatMulNBits 8-bit)", ("model.int8-block.onnx",), built_from="onnx-fused",
+    method="encoderzoo.quantize:ort_block", triageable=True, quantized_ops=("MatMul", "Attention"),
+    opened_by=("onnxruntime:int8-block",)))
 register_artifact(ArtifactKind(
     "onnx-fp16", "the fused graph with float16 weights and compute (float32 inputs and outputs), for GPUs",
     ("model.fp16.onnx",), built_from="onnx-fused", method="encoderzoo.quantize:ort_fp16",

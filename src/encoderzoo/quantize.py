@@ -1,4 +1,4 @@
-"""Reduced-precision artifacts: ONNX Runtime dynamic and static (QDQ) int8 quantization, OpenVINO
+"""Reduced-precision artifacts: ONNX Runtime dynamic, blockwise and static (QDQ) int8 quantization, OpenVINO
 int8 through NNCF post-training quantization, and float16 graphs for GPUs. Calibration data are
 model inputs taken from the task's examples. Heavy libraries are imported inside the functions.
 
@@ -92,6 +92,48 @@ def ort_static(src: Path, dst: Path, *, calibration: Calibration, exclude: Seque
     return {"method": "onnxruntime static QDQ (MinMax) of MatMul/Gemm, per-channel QInt8 weights, "
                       "QUInt8 activations",
             "source": src.name, "calibration_rows": rows, "excluded_nodes": list(exclude),
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
+# int8-block: activations quantized per block of BLOCK input channels of every row (token), not
+# per tensor. On a MiniLM QA model (SQuAD 1.1, 256-token windows; answers equal to fp32's):
+# dynamic per-tensor 82 %, blocks of 32 97.5 % (46 windows/s), of 128 93.6 % (61 windows/s),
+# dynamic 80, fp32 39.
+BLOCK = 128
+
+
+def ort_block(src: Path, dst: Path, *, calibration: Calibration = None, exclude: Sequence[str] = ()
+              ) -> dict[str, Any]:
+    """Every MatMul with a constant weight as ONNX Runtime's MatMulNBits at 8 bits: weights
+    symmetric per block of BLOCK input channels, activations quantized per block of each row at
+    run time and multiplied in int8 (accuracy level 4: VNNI where the CPU has it); the fused
+    Attention operators dynamic int8 as in `ort_dynamic`; the embeddings stay float."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    _quiet()
+    start = time.perf_counter()
+    config = DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True, accuracy_level=4, bits=8)
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), algo_config=config, nodes_to_exclude=list(exclude))
+    quantizer.process()
+    blocked = sum(node.op_type == "MatMulNBits" for node in quantizer.model.model.graph.node)
+    folder = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))  # made here: ours to remove
+    try:
+        middle = folder / "blocks.onnx"
+        quantizer.model.save_model_to_file(str(middle))
+        with atomic_path(dst) as tmp:
+            quantize_dynamic(str(middle), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             reduce_range=False, op_types_to_quantize=["Attention"],
+                             nodes_to_exclude=list(exclude), extra_options=FLOAT_DEFAULT)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"method": f"onnxruntime MatMulNBits 8-bit, blocks of {BLOCK} (int8 weights and activations "
+                      "per block, accuracy level 4), fused Attention dynamic int8",
+            "source": src.name, "matmuls_in_blocks": blocked, "excluded_nodes": list(exclude),
             "seconds": round(time.perf_counter() - start, 2)}
 
 

@@ -19,7 +19,8 @@ def triage_lines(triage: dict[str, Any]) -> list[str]:
         out.append(f"Quantization triage, {label.replace(':', ' ')}: {before} missed the gate; "
                    f"{len(result['attempts'])} re-quantizations tried ({result.get('search', 'by drift')}); "
                    f"leaving {len(result['float_nodes'])} of {result['candidates']} quantized nodes "
-                   f"in float ({nodes}) gave {after}, {verdict}.")
+                   f"in float ({nodes}) gave {after}, {verdict}."
+                   + (f" Try {result['otherwise']}." if result.get("otherwise") else ""))
         if result.get("steps"):
             out += ["", *_steps_table(result["steps"]), *_speed_lines(result.get("speed") or {})]
     return [*out, ""] if out else []

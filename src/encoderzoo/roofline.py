@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # the ceiling a precision is held against: the GEMM kind its backends run
-CEILING_OF = {"fp32": "fp32", "fp16": "fp32", "bf16": "bf16", "int8": "int8", "int8-static": "int8"}
+CEILING_OF = {"fp32": "fp32", "fp16": "fp32", "bf16": "bf16", "int8": "int8", "int8-block": "int8",
+              "int8-static": "int8"}
 
 
 @dataclass(frozen=True)

@@ -168,8 +168,9 @@ register_backend(BackendSpec(
 ))
 register_backend(BackendSpec(
     name="onnxruntime",
-    description="ONNX Runtime (CPU, CUDA, TensorRT): fused fp32, int8 dynamic, int8 static QDQ, fp16 on GPU",
-    precisions=("fp32", "int8", "int8-static", "fp16"),
+    description="ONNX Runtime (CPU, CUDA, TensorRT): fused fp32, int8 dynamic, int8 in blocks, int8 static "
+                "QDQ, fp16 on GPU",
+    precisions=("fp32", "int8", "int8-block", "int8-static", "fp16"),
     defaults=("fp32", "int8"), module="encoderzoo.backends.ort_backend", needs={"fp16": "cuda"},
     takes_providers=True,
     options={"io_binding": Option("true|false: bind inputs and outputs once per batch (default: true "

@@ -104,6 +104,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
             "steps": search.steps,
             "float_nodes": chosen["excluded"],
             "recovered": chosen["gate_passed"],
+            "otherwise": "" if chosen["gate_passed"] else kind.otherwise,
             "final": chosen,
             "worst": [d.to_json() for d in ranking[:10]],
             "speed": speed,
