@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("torch:fp32", "torch:bf16", "onnxruntime:fp32", "onnxruntime:int8", "onnxruntime:int8-static",
-            "openvino:fp32", "openvino:bf16", "openvino:int8")
+VARIANTS = ("torch:fp32", "torch:bf16", "onnxruntime:fp32", "onnxruntime:int8", "onnxruntime:int8-block",
+            "onnxruntime:int8-static", "openvino:fp32", "openvino:bf16", "openvino:int8")
 
 
 class TorchPadded:

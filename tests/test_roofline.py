@@ -67,6 +67,36 @@ def test_ceiling_is_cached_per_machine_and_thread_count(tmp_path: Path) -> None:
     assert not ceiling.ceiling(2, tmp_path, measure_fn=fake)["cached"]
 
 
+def test_an_old_ceiling_is_probed_again_and_keeps_the_best_rates(tmp_path: Path) -> None:
+    """A probe taken while the host was slow must not stay the ceiling: after REFRESH_AFTER the
+    machine is probed again, each rate keeps the better figure, and a disturbed probe changes
+    nothing."""
+    clock = [1000.0]
+    probes = [{"fp32": 185.0, "int8": 900.0}, {"fp32": 204.0, "int8": 873.0}]
+    shares = [0.95, 0.95, 0.5, 0.5, 0.5]
+
+    def probe(threads: int, gemms: tuple[tuple[int, int, int], ...]) -> dict[str, Any]:
+        rates = probes.pop(0) if shares[0] >= ceiling.MIN_SHARE else {"fp32": 1.0, "int8": 1.0}
+        return {"gflops": rates, "per_library": {"openvino": dict(rates)}, "share": shares.pop(0)}
+
+    first = ceiling.ceiling(2, tmp_path, measure_fn=probe, now=lambda: clock[0])
+    assert first["gflops"] == {"fp32": 185.0, "int8": 900.0} and first["probes"] == 1
+    clock[0] += ceiling.REFRESH_AFTER - 1
+    assert ceiling.ceiling(2, tmp_path, measure_fn=probe, now=lambda: clock[0])["cached"]
+    clock[0] += 2
+    again = ceiling.ceiling(2, tmp_path, measure_fn=probe, now=lambda: clock[0])
+    assert not again["cached"] and again["probes"] == 2
+    assert again["gflops"] == {"fp32": 204.0, "int8": 900.0} == again["per_library"]["openvino"]
+    assert ceiling.ceiling(2, tmp_path, measure_fn=probe, now=lambda: clock[0])["gflops"] == again["gflops"]
+    clock[0] += ceiling.REFRESH_AFTER + 1
+    busy = ceiling.ceiling(2, tmp_path, measure_fn=probe, now=lambda: clock[0])  # 3 disturbed tries
+    assert not busy.get("disturbed") and busy["gflops"] == again["gflops"]
+    assert not shares
+    row = bench_row("onnxruntime", 8, 80.0) | {"gflops": 1.0, "ceiling_pct": 1.0}
+    text = markdown(report(benchmark=[row], ceiling=busy | {"measured_at": 86400.0}))
+    assert "the best library per precision; the best of 2 probes, the last 1970-01-02 00:00 UTC)" in text
+
+
 def test_a_probe_that_shared_the_cores_is_retried_and_never_cached(tmp_path: Path) -> None:
     shares = [0.5, 0.6, 0.55, 0.97]  # below and above MIN_SHARE
 

@@ -3,6 +3,7 @@ measured ceiling for its precision, and what that ceiling is."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from encoderzoo.roofline import CEILING_OF
@@ -31,8 +32,13 @@ def ceiling_lines(report: dict[str, Any]) -> list[str]:
         libraries = "; ".join(f"{lib}: " + ", ".join(f"{p} {v:,.0f}" for p, v in sorted(r.items()))
                               for lib, r in (ceiling.get("per_library") or {}).items())
         missing = sorted({CEILING_OF[p] for p in CEILING_OF} - set(ceiling["gflops"]))
+        probes = ""
+        if ceiling.get("measured_at"):
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ceiling["measured_at"]))
+            count = ceiling.get("probes", 1)
+            probes = f"; the best of {count} probes, the last {when}" if count > 1 else f"; probed {when}"
         out.append(f"Ceiling (GFLOP/s, the better of {shapes} GEMMs on {ceiling.get('threads', '?')} "
-                   f"threads, the best library per precision): {rates} ({libraries})"
+                   f"threads, the best library per precision{probes}): {rates} ({libraries})"
                    + (f"; {', '.join(missing)}: not native on this CPU, so not rated" if missing else "")
                    + ".")
         if ceiling.get("disturbed"):
