@@ -153,3 +153,19 @@ def test_every_precision_of_every_backend_is_held_against_a_ceiling() -> None:
         for precision in spec.precisions:
             assert precision in CEILING_OF, f"{spec.name}:{precision}"
     assert ceiling_for({"gflops": {"fp32": 200.0, "int8": 800.0}}, "int8-static") == 800.0
+
+
+def test_cpu_generations_behind_one_bare_model_name_are_told_apart(tmp_path: Path) -> None:
+    """A VM's "AMD EPYC" is Zen 4 (family 25) or Zen 5 (family 26) with the same flags, and twice
+    the bf16 and int8 GEMM rate on Zen 5: the ceiling's key must tell them apart."""
+    from encoderzoo.environment import cpu_identity
+
+    names = []
+    for family in (25, 26):
+        info = tmp_path / f"cpuinfo{family}"
+        info.write_text(f"processor\t: 0\ncpu family\t: {family}\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n"
+                        "stepping\t: 1\nflags\t\t: fpu avx512f avx512_vnni avx512_bf16\n")
+        name, flags = cpu_identity(str(info))
+        assert "avx512_bf16" in flags
+        names.append(name)
+    assert names == [f"AMD EPYC (family {f}, model 17, stepping 1)" for f in (25, 26)]
