@@ -9,11 +9,13 @@ from onnx import TensorProto, helper, numpy_helper
 from encoderzoo import quantize
 
 
-def matmul_graph(path: Path) -> Path:
-    weight = numpy_helper.from_array(np.eye(4, dtype=np.float32), "W")
+def matmul_graph(path: Path, weight: np.ndarray | None = None) -> Path:
+    """Y = X @ W, the identity of 4 unless `weight` is given."""
+    weight = np.eye(4, dtype=np.float32) if weight is None else weight
     graph = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"], name="mm")], "mm",
-                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["n", 4])],
-                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["n", 4])], [weight])
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["n", weight.shape[0]])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["n", weight.shape[1]])],
+                              [numpy_helper.from_array(weight, "W")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -35,26 +37,16 @@ def test_static_ranges_cover_every_calibration_row(tmp_path: Path) -> None:
     assert float(scales[quantizer.input[1]]) >= 100.0 / 255 * 0.99
 
 
-def wide_matmul_graph(path: Path, k: int = 256) -> Path:
-    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((k, 8)).astype(np.float32), "W")
-    graph = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"], name="mm")], "mm",
-                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["n", k])],
-                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["n", 8])], [weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 def test_blocks_keep_small_rows_beside_an_outlier(tmp_path: Path) -> None:
     """int8-block quantizes activations per block of each row: a row of small values keeps its
     precision beside a row holding an outlier, which per-tensor dynamic quantization rounds to 0."""
     import onnxruntime as ort
 
-    src = wide_matmul_graph(tmp_path / "mm.onnx")
+    weight = np.random.default_rng(0).standard_normal((256, 8)).astype(np.float32)
+    src = matmul_graph(tmp_path / "mm.onnx", weight)
     x = np.full((2, 256), 0.01, dtype=np.float32)
     x[0, 0] = 1000.0
-    expected = x @ numpy_helper.to_array(onnx.load(str(src)).graph.initializer[0])
+    expected = x @ weight
 
     def relative_error_of_small_row(path: Path) -> float:
         y = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]

@@ -25,7 +25,7 @@ import contextlib
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -152,11 +152,16 @@ def measure(threads: int, gemms: tuple[tuple[int, int, int], ...] = GEMMS) -> di
         keep("onnxruntime", "int8", _ort_gemm(gemm, threads, int8=True), flops)
         for precision in ("fp32", "int8", "bf16") if bf16 else ("fp32", "int8"):
             keep("openvino", precision, _ov_gemm(gemm, threads, precision), OV_CHAIN * flops)
+    return {"gflops": _best(per_library.values()), "per_library": per_library, "share": round(min(shares), 3)}
+
+
+def _best(rates: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Each precision's best rate among `rates` (one mapping per library, or per probe)."""
     best: dict[str, float] = {}
-    for rates in per_library.values():
-        for precision, rate in rates.items():
+    for mapping in rates:
+        for precision, rate in mapping.items():
             best[precision] = max(best.get(precision, 0.0), rate)
-    return {"gflops": best, "per_library": per_library, "share": round(min(shares), 3)}
+    return best
 
 
 def key(threads: int, gemms: tuple[tuple[int, int, int], ...]) -> dict[str, Any]:
@@ -174,14 +179,9 @@ def default_cache_dir() -> Path:
 
 def _best_of(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """`new` with each library's and precision's rate the better of the two probes."""
-    per_library = {lib: dict(rates) for lib, rates in (new.get("per_library") or {}).items()}
-    for lib, rates in (old.get("per_library") or {}).items():
-        for precision, rate in rates.items():
-            mine = per_library.setdefault(lib, {})
-            mine[precision] = max(mine.get(precision, 0.0), rate)
-    gflops = dict(new.get("gflops") or {})
-    for precision, rate in (old.get("gflops") or {}).items():
-        gflops[precision] = max(gflops.get(precision, 0.0), rate)
+    before, after = old.get("per_library") or {}, new.get("per_library") or {}
+    per_library = {lib: _best([before.get(lib, {}), after.get(lib, {})]) for lib in {**before, **after}}
+    gflops = _best([old.get("gflops") or {}, new.get("gflops") or {}])
     return new | {"gflops": gflops, "per_library": per_library, "probes": old.get("probes", 1) + 1}
 
 

@@ -48,15 +48,21 @@ Calibration = list[dict[str, np.ndarray]] | None  # model inputs, one item per f
 def ort_dynamic(src: Path, dst: Path, *, calibration: Calibration = None, exclude: Sequence[str] = ()
                 ) -> dict[str, Any]:
     """Weights int8 per channel (symmetric, full range), activations quantized at run time."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     _quiet()
     start = time.perf_counter()
-    with atomic_path(dst) as tmp:
-        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                         reduce_range=False, nodes_to_exclude=list(exclude), extra_options=FLOAT_DEFAULT)
+    _dynamic(src, dst, exclude)
     return {"method": "onnxruntime dynamic, per-channel QInt8 weights", "source": src.name,
             "excluded_nodes": list(exclude), "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _dynamic(src: Path, dst: Path, exclude: Sequence[str], op_types: list[str] | None = None) -> None:
+    """ONNX Runtime dynamic int8 of `op_types` (None: every operator it quantizes) into `dst`."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with atomic_path(dst) as tmp:
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                         reduce_range=False, op_types_to_quantize=op_types, nodes_to_exclude=list(exclude),
+                         extra_options=FLOAT_DEFAULT)
 
 
 class _Reader:
@@ -109,7 +115,6 @@ def ort_block(src: Path, dst: Path, *, calibration: Calibration = None, exclude:
     run time and multiplied in int8 (accuracy level 4: VNNI where the CPU has it); the fused
     Attention operators dynamic int8 as in `ort_dynamic`; the embeddings stay float."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
         MatMulNBitsQuantizer,
@@ -125,10 +130,7 @@ def ort_block(src: Path, dst: Path, *, calibration: Calibration = None, exclude:
     try:
         middle = folder / "blocks.onnx"
         quantizer.model.save_model_to_file(str(middle))
-        with atomic_path(dst) as tmp:
-            quantize_dynamic(str(middle), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                             reduce_range=False, op_types_to_quantize=["Attention"],
-                             nodes_to_exclude=list(exclude), extra_options=FLOAT_DEFAULT)
+        _dynamic(middle, dst, exclude, op_types=["Attention"])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return {"method": f"onnxruntime MatMulNBits 8-bit, blocks of {BLOCK} (int8 weights and activations "

@@ -37,9 +37,8 @@ class OpenVinoBackend:
 
         self._core = ov.Core()
         capabilities = self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        if precision == "bf16" and "BF16" not in capabilities:
-            raise ConfigError(f"openvino:bf16 needs a CPU with bfloat16 support (this one has "
-                              f"{', '.join(capabilities)}); use openvino:fp32 or openvino:int8")
+        if precision == "bf16":
+            _needs_bf16(capabilities, "openvino:bf16", "openvino:fp32 or openvino:int8")
         hint = context.options.get("hint", "latency").upper()  # checked by the backend's Option
         assert context.graph is not None  # checked by create_backend
         self.precision = precision
@@ -123,10 +122,15 @@ def _int8_hint(options: dict[str, str], capabilities: list[str]) -> str:
     """The inference precision of an int8 IR's float layers: int8_float's, else bf16 where the
     CPU computes bfloat16 natively, else f32."""
     wanted = options.get("int8_float", "bf16" if "BF16" in capabilities else "fp32")
-    if wanted == "bf16" and "BF16" not in capabilities:
-        raise ConfigError(f"openvino.int8_float=bf16 needs a CPU with bfloat16 support (this one has "
-                          f"{', '.join(capabilities)}); use openvino.int8_float=fp32")
+    if wanted == "bf16":
+        _needs_bf16(capabilities, "openvino.int8_float=bf16", "openvino.int8_float=fp32")
     return "bf16" if wanted == "bf16" else "f32"
+
+
+def _needs_bf16(capabilities: list[str], asked: str, instead: str) -> None:
+    if "BF16" not in capabilities:
+        raise ConfigError(f"{asked} needs a CPU with bfloat16 support (this one has "
+                          f"{', '.join(capabilities)}); use {instead}")
 
 
 def _ignore(request: Any, userdata: Any) -> None:
