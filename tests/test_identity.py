@@ -14,6 +14,7 @@ from encoderzoo.assets import asset_path
 from encoderzoo.config import RunConfig
 from encoderzoo.context import RunContext
 from encoderzoo.errors import ArtifactError
+from encoderzoo.fileio import mark
 from encoderzoo.infer import load_outputs
 from encoderzoo.stages import infer, prepare
 from tests.conftest import BERT_CASED_VOCAB, SST2_DEV, cli
@@ -65,6 +66,7 @@ def test_two_hub_checkpoints_in_one_run_folder_each_get_their_own_graph(tmp_path
 def test_a_stage_refuses_data_prepared_for_another_checkpoint(tiny_bert: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     prepare.run(RunContext(RunConfig(recipe="demo", out=out, data=(str(SST2_DEV),), limit=8)))  # uncased
+    mark(out, "run")  # as `encoderzoo prepare` marks the folder it made
     other = RunContext(RunConfig(recipe="demo", out=out, checkpoint=str(tiny_bert), backends=("torch:fp32",)))
     with pytest.raises(ArtifactError, match="prepared data were made for another checkpoint"):
         infer.run(other)

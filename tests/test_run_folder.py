@@ -154,14 +154,16 @@ def test_publishing_a_folder_is_one_atomic_exchange(tmp_path: Path) -> None:
 def test_temporary_files_of_a_killed_run_are_removed_and_never_carried_over(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert cli("run", "demo", "--out", str(out), *QUICK).returncode == 0
-    stray = [out / "model" / ".model.onnx.abc123.tmp", out / "model" / ".model.optimized.onnx.99.result.json"]
-    for path in stray:
-        path.write_text("half written")
+    # what each kind of killed write leaves: a file (atomic_path, the optimizer's result), a
+    # scratch folder (int8-block's, NNCF's IR, an OpenVINO import), all named by one rule
+    fileio.temporary(out / "model" / "model.onnx").write_text("half written")
+    fileio.temporary(out / "model" / "model.optimized.onnx.result.json").write_text("{")
     partial = partial_folder(out)
-    (partial / "model" / ".openvino-int8.x1").mkdir(parents=True)
+    scratch = fileio.temporary(partial / "model" / "model.int8-block.onnx", folder=True)
+    (scratch / "blocks.onnx").write_text("half written")
+    fileio.temporary(partial / "model" / "model.int8.xml", folder=True)
     fileio.mark(partial, "run")
-    (partial / "data").mkdir()
-    (partial / "data" / ".features.npz.zz.tmp").write_text("half written")
+    fileio.temporary(partial / "data" / "features.npz").write_text("half written")
     result = cli("run", "demo", "--out", str(out), *QUICK, "--resume")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "left by a stopped run" in result.stderr

@@ -100,10 +100,11 @@ def _print_plan(config: Any) -> None:
     from encoderzoo.config_file import to_toml
     from encoderzoo.context import RunContext
     from encoderzoo.pipeline import plan
-    from encoderzoo.workspace import Workspace, check_run_folder, partial_folder
+    from encoderzoo.workspace import Workspace, check_out, check_run_folder, partial_folder
 
-    check_run_folder(config.out, overwrite=config.overwrite, inputs=config.input_paths)  # as `run` would
-    partial = partial_folder(config.out)
+    check_out(config.out, replaced=True)  # as `run` would
+    check_run_folder(config.out, overwrite=config.overwrite, inputs=config.protected_paths)
+    partial = partial_folder(config.out_folder)
     folder = partial if config.resume and partial.is_dir() else config.out
     typer.echo("# encoderzoo run --dry-run: the resolved configuration (a --config file)\n")
     typer.echo(to_toml(config.to_json()))

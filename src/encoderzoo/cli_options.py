@@ -209,4 +209,5 @@ def build_config(
     out = out or from_file.pop("out", None)
     if not recipe:
         raise ConfigError("name a recipe (see `encoderzoo recipes`), or set `recipe` in the --config file")
-    return RunConfig(recipe=recipe, out=out or Path("runs") / recipe, **(from_file | options))
+    return RunConfig(recipe=recipe, out=out or Path("runs") / recipe, config_file=config_file,
+                     **(from_file | options))

@@ -147,6 +147,8 @@ class RunConfig:
     cache_dir: Path = opt(help="Where downloads are kept.", panel="run control", factory=default_cache_dir,
                           default_text="$XDG_CACHE_HOME/encoderzoo")
 
+    config_file: Path | None = None  # the --config file the options were read from (an input of the run)
+
     def __post_init__(self) -> None:
         get_recipe(self.recipe)
         if not self.backends:
@@ -212,9 +214,22 @@ class RunConfig:
     @property
     def input_paths(self) -> tuple[Path, ...]:
         """The local files and folders this run reads (none of them may lie inside --out)."""
-        named = [self.checkpoint, self.tokenizer, self.onnx, self.openvino,
+        named = [self.checkpoint, self.tokenizer, self.onnx, self.openvino, self.config_file,
                  *(d.partition("=")[2] or d for d in self.data)]
         return tuple(Path(p) for p in named if p and Path(p).expanduser().exists())
+
+    @property
+    def out_folder(self) -> Path:
+        """The folder --out names (`.`, `~` and symlinks resolved): one folder, one lock."""
+        return Path(self.out).expanduser().resolve()
+
+    @property
+    def protected_paths(self) -> tuple[Path, ...]:
+        """What --out may never hold: this run's input paths, and the caches its downloads go to
+        (encoderzoo's --cache-dir, the Hugging Face hub cache), whether they exist yet or not."""
+        from huggingface_hub import constants
+
+        return (*self.input_paths, self.cache_dir, Path(constants.HF_HUB_CACHE))
 
     @property
     def graph(self) -> tuple[Path, str] | None:
@@ -249,7 +264,8 @@ class RunConfig:
                              min_runs=self.min_runs, min_seconds=self.min_seconds)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        values = {k: v for k, v in asdict(self).items() if k != "config_file"}
+        return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
 def _positive(option: str, values: Any) -> None:

@@ -82,6 +82,19 @@ class RunContext:
                 "tokenizer": str(self.checkpoint.folder) if self.graph_only else None,
                 "with_checkpoint": not self.graph_only}
 
+    def inputs(self) -> tuple[Path, ...]:
+        """Every file and folder the run reads, as resolved so far: the paths given, the caches,
+        the checkpoint's files (a hub snapshot's lead into the hub cache's blobs), the graph and
+        its weights, the data files prepare read."""
+        found = list(self.config.protected_paths)
+        if not self.config.random_weights and self.checkpoint.folder is not None:
+            folder = self.checkpoint.folder
+            found += [folder, *(p.resolve() for p in folder.iterdir())]
+        if self.graph is not None:
+            found += self.graph.info.files
+        found += [Path(s["data"]) for s in self.prepared.get("splits", {}).values()]
+        return tuple(found)
+
     @cached_property
     def family(self) -> Family:
         """The checkpoint's family (its config's model_type); the recipe's for random weights."""

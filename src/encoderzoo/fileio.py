@@ -19,6 +19,7 @@ from typing import Any
 from encoderzoo.errors import ConfigError
 
 MARKER = ".encoderzoo"  # in every folder encoderzoo made: {"kind": ..., "encoderzoo": version, ...}
+TEMPORARY = ".ez-tmp"  # the end of every temporary file and folder name encoderzoo makes
 _UMASK: list[int] = []
 _UMASK_LOCK = threading.Lock()
 
@@ -52,15 +53,42 @@ def fsync_tree(folder: Path) -> None:
     fsync_path(folder)
 
 
+def is_temporary(path: Path) -> bool:
+    """A file or folder encoderzoo made to write something else (see `temporary`): what a killed
+    write leaves behind, never published, removed at the next start."""
+    return path.name.startswith(".") and path.name.endswith(TEMPORARY)
+
+
+def temporary(beside: Path, *, folder: bool = False) -> Path:
+    """A new hidden file (or folder) beside `beside`, named `.NAME.XXXXXX.ez-tmp`: the one rule by
+    which `is_temporary` knows it. It gets the umask's permissions, as a plain open would."""
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    prefix, where = f".{beside.name}.", beside.parent
+    if folder:
+        path = Path(tempfile.mkdtemp(prefix=prefix, suffix=TEMPORARY, dir=where))
+        os.chmod(path, 0o777 & ~umask())  # mkdtemp makes 0700
+        return path
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=TEMPORARY, dir=where)
+    os.close(fd)
+    os.chmod(name, 0o666 & ~umask())
+    return Path(name)
+
+
+@contextlib.contextmanager
+def temporary_folder(beside: Path) -> Iterator[Path]:
+    """A scratch folder beside `beside` (see `temporary`), removed when the block ends."""
+    folder = temporary(beside, folder=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success fsync it, rename it into place and fsync
-    the folder, else delete it. The file gets the umask's permissions, as a plain open would."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~umask())
+    the folder, else delete it."""
+    tmp = temporary(path)
     try:
         yield tmp
         fsync_path(tmp)
@@ -85,13 +113,30 @@ def read_json(path: Path) -> Any:
 
 # -- folders encoderzoo made ---------------------------------------------------------------------
 
+def identity(folder: Path) -> int | None:
+    """What binds a marker to the folder it was written in: the folder's inode, which a rename
+    keeps and a copy (`cp -r`, `cp -a`, rsync) never has."""
+    try:
+        return os.stat(folder).st_ino
+    except OSError:
+        return None
+
+
 def marker(folder: Path) -> dict[str, Any]:
-    """What encoderzoo recorded in a folder it made (empty: not one of ours)."""
+    """What encoderzoo recorded in a folder it made (empty: not one of ours). A marker written in
+    another folder (copied here with the run's files) proves nothing: it names that folder."""
     try:
         data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) and "kind" in data else {}
+    if not isinstance(data, dict) or "kind" not in data:
+        return {}
+    return data if data.get("folder") == identity(folder) else {}
+
+
+def copied_marker(folder: Path) -> bool:
+    """`folder` holds a marker encoderzoo wrote in another folder (copied with the run's files)."""
+    return (folder / MARKER).is_file() and not marker(folder)
 
 
 def mark(folder: Path, kind: str) -> None:
@@ -99,7 +144,7 @@ def mark(folder: Path, kind: str) -> None:
     from encoderzoo import __version__
 
     if marker(folder).get("kind") != kind:
-        write_json(folder / MARKER, {"kind": kind, "encoderzoo": __version__,
+        write_json(folder / MARKER, {"kind": kind, "encoderzoo": __version__, "folder": identity(folder),
                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
@@ -114,8 +159,10 @@ def check_replaceable(path: Path, kind: str, *, overwrite: bool = False, option:
         raise ConfigError(f"{where}: exists and is not a folder; {fix}")
     if not path.is_dir() or overwrite or marker(path).get("kind") == kind or not any(path.iterdir()):
         return
-    raise ConfigError(f"{where}: the folder exists and was not made by encoderzoo (no {MARKER} of a "
-                      f"{kind}); encoderzoo never deletes what it did not create: {fix}")
+    why = f"its {MARKER} was copied from another folder" if copied_marker(path) else \
+        f"no {MARKER} of a {kind}"
+    raise ConfigError(f"{where}: the folder exists and was not made by encoderzoo ({why}); encoderzoo "
+                      f"never deletes what it did not create: {fix}")
 
 
 @contextlib.contextmanager
@@ -123,9 +170,7 @@ def atomic_dir(path: Path, kind: str, *, overwrite: bool = False, option: str = 
     """Build a folder under a temporary name; it replaces `path` only if the block succeeds, and
     only if `path` is absent, empty, marked as made by encoderzoo as a `kind`, or `overwrite`."""
     check_replaceable(path, kind, overwrite=overwrite, option=option)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700
+    tmp = temporary(path, folder=True)
     try:
         yield tmp
         mark(tmp, kind)
@@ -143,9 +188,10 @@ def publish(new: Path, path: Path) -> None:
         os.replace(new, path)
         fsync_path(path.parent)
         return
-    if exchange(new, path):
-        old = new.with_name(f"{new.name}.old")
-        os.replace(new, old)  # `new` now holds the replaced folder
+    if exchange(new, path):  # `new` now holds the replaced folder
+        old = new.with_name(f"{new.name}.old") if not is_temporary(new) else \
+            new.with_name(f"{new.name.removesuffix(TEMPORARY)}.old{TEMPORARY}")
+        os.replace(new, old)
     else:
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
         os.replace(path, old)

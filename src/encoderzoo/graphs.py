@@ -9,8 +9,6 @@ by position (one output: the logits; two: start then end logits)."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 from encoderzoo.cache import file_hash, files_hash, make_key
 from encoderzoo.errors import ConfigError
 from encoderzoo.families import WITH_SEGMENTS
-from encoderzoo.fileio import atomic_path
+from encoderzoo.fileio import atomic_path, temporary_folder
 
 ALIASES = {
     "input_ids": ("input_ids", "input1", "src_tokens", "input.1", "ids", "tokens"),
@@ -165,13 +163,10 @@ def import_graph(info: GraphInfo, inputs: dict[str, str], outputs: dict[str, str
             if port.get_any_name() in renames:
                 port.get_tensor().set_names({renames[port.get_any_name()]})
         dst[0].parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=dst[0].parent))  # ours: removed after
-        try:
+        with temporary_folder(dst[0]) as tmp:  # ours: removed after
             ov.save_model(model, str(tmp / dst[0].name), compress_to_fp16=False)
             for path in reversed(dst):  # the .bin first: an .xml is never beside another's weights
                 (tmp / path.name).replace(path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return
     import onnx
 

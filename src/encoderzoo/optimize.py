@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from encoderzoo.fileio import temporary
+
 DEFAULT_TIMEOUT_S = 300.0
 
 
@@ -44,8 +46,7 @@ def optimize_onnx(
     """Fuse `src` into `dst` (opt_level 0: Python fusions only, so the file stays portable
     across execution providers; sessions apply their own level at load)."""
     limit = memory_limit or default_memory_limit(src)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    result = dst.with_name(f".{dst.name}.{os.getpid()}.result.json")
+    tmp, result = temporary(dst), temporary(dst.with_name(f"{dst.name}.result.json"))
     command = [sys.executable, "-m", "encoderzoo.optimize", str(src), str(tmp), str(result),
                model_type, str(int(config.num_attention_heads)), str(int(config.hidden_size)),
                str(limit), str(os.getpid())]
@@ -57,7 +58,8 @@ def optimize_onnx(
             return OptimizeResult(False, {}, time.perf_counter() - start,
                                   f"timed out after {timeout_s:g} s")
         seconds = time.perf_counter() - start
-        outcome = json.loads(result.read_text(encoding="utf-8")) if result.is_file() else {}
+        written = result.read_text(encoding="utf-8") if result.is_file() else ""
+        outcome = json.loads(written) if written else {}
         if child.returncode != 0 or "fused_ops" not in outcome:
             last = (child.stderr.strip().splitlines() or [""])[-1]
             error = outcome.get("error") or last or f"exit code {child.returncode}"

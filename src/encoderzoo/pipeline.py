@@ -18,6 +18,8 @@ from encoderzoo.stages import bench, export, infer, optimize, prepare, quantize,
 from encoderzoo.workspace import (
     RUN,
     Workspace,
+    check_inputs,
+    check_out,
     check_run_folder,
     clean_temporary,
     clear,
@@ -64,14 +66,17 @@ def run(config: RunConfig) -> tuple[bool, Path]:
     that fails after prepare, leaves the partial folder for `--resume`; bad input found before
     anything was done removes it. Artifacts of an earlier run in `out` are reused where their
     keys match. Returns (all gates passed, report path)."""
-    out, partial = config.out, partial_folder(config.out)
+    out = config.out_folder
+    check_out(out, replaced=True)
+    partial = partial_folder(out)
     with locked(out):
         recover(out)
-        check_run_folder(out, overwrite=config.overwrite, inputs=config.input_paths)
+        check_run_folder(out, overwrite=config.overwrite, inputs=config.protected_paths)
         if partial.exists():
             check_replaceable(partial, RUN, overwrite=config.overwrite, option="the partial run folder")
         ctx = RunContext(config, Workspace(partial))
         ctx.validate()  # nothing is written before the options are known to be runnable
+        check_inputs(out, ctx.inputs())  # the hub snapshot, the cached data... as resolved
         resumable = partial.is_dir() and has_work(partial)
         if resumable and not config.resume:
             step(f"run: discarding the unfinished run in {partial} (pass --resume to continue it)")
@@ -94,5 +99,6 @@ def run(config: RunConfig) -> tuple[bool, Path]:
                 raise
             raise with_note(err, f"the finished stages are kept in {partial}: fix the cause and rerun "
                                  "with --resume") from None
+        check_inputs(out, ctx.inputs())  # with the data files prepare read
         publish(partial, out)
     return passed, Workspace(out).report_md

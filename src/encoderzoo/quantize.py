@@ -11,7 +11,6 @@ import contextlib
 import logging
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from encoderzoo.features import Features
-from encoderzoo.fileio import atomic_path
+from encoderzoo.fileio import atomic_path, temporary_folder
 
 # Quantizing the fused graph needs every tensor typed; the transformer optimizer's fused
 # operators (Attention, SkipLayerNormalization...) leave some untyped, and onnxruntime 1.31's
@@ -126,13 +125,10 @@ def ort_block(src: Path, dst: Path, *, calibration: Calibration = None, exclude:
     quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), algo_config=config, nodes_to_exclude=list(exclude))
     quantizer.process()
     blocked = sum(node.op_type == "MatMulNBits" for node in quantizer.model.model.graph.node)
-    folder = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))  # made here: ours to remove
-    try:
+    with temporary_folder(dst) as folder:  # made here: ours to remove
         middle = folder / "blocks.onnx"
         quantizer.model.save_model_to_file(str(middle))
         _dynamic(middle, dst, exclude, op_types=["Attention"])
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     return {"method": f"onnxruntime MatMulNBits 8-bit, blocks of {BLOCK} (int8 weights and activations "
                       "per block, accuracy level 4), fused Attention dynamic int8",
             "source": src.name, "matmuls_in_blocks": blocked, "excluded_nodes": list(exclude),
@@ -170,13 +166,10 @@ def openvino_int8(src: Path, dst: Path, *, calibration: Calibration, exclude: Se
         quantized = nncf.quantize(model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
                                   subset_size=len(calibration),  # items are batches
                                   ignored_scope=nncf.IgnoredScope(names=list(exclude)) if exclude else None)
-    folder = Path(tempfile.mkdtemp(prefix=".openvino-int8.", dir=dst.parent))
-    try:
+    with temporary_folder(dst) as folder:
         ov.save_model(quantized, str(folder / dst.name))
         for suffix in (".bin", ".xml"):  # the weights first: the .xml names a complete IR
             shutil.move(folder / dst.with_suffix(suffix).name, dst.with_suffix(suffix))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     rows = sum(len(next(iter(f.values()))) for f in calibration)
     return {"method": "NNCF post-training quantization (transformer preset)", "source": src.name,
             "calibration_rows": rows, "excluded_nodes": list(exclude),

@@ -4,7 +4,6 @@ as a hidden partial folder, locked against a second run, renamed into place when
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from encoderzoo.console import step
 from encoderzoo.errors import ConfigError
-from encoderzoo.fileio import MARKER, check_replaceable, mark, marker
+from encoderzoo.fileio import MARKER, check_replaceable, is_temporary, mark, marker
 
 RUN = "run"  # the marker kind of a run folder
 
@@ -125,7 +124,9 @@ def lock_file(out: Path) -> Path:
 def locked(out: Path) -> Iterator[None]:
     """One encoderzoo command at a time writes a run folder (and its partial folder). The lock
     file is removed on release; a command that locked a file another one had just removed
-    (its inode no longer at the path) tries again, so two commands never both hold it."""
+    (its inode no longer at the path) tries again, so two commands never both hold it. The lock
+    is the folder's, not the path's: a path through a symlink takes the same lock."""
+    out = out.expanduser().resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     path = lock_file(out)
     while True:
@@ -150,24 +151,44 @@ def locked(out: Path) -> Iterator[None]:
 
 
 def is_run_folder(folder: Path) -> bool:
-    """Made by encoderzoo as a run folder: its marker, or (before markers) its report or records."""
-    if marker(folder).get("kind") == RUN:
-        return True
-    try:
-        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-        return isinstance(report, dict) and "encoderzoo" in report
-    except (OSError, ValueError):
-        return (folder / "data" / "prepare.json").is_file() and (folder / "data" / "features.npz").is_file()
+    """Made by encoderzoo as a run folder: its marker, written in this very folder (a report,
+    prepared data or a marker copied from another run folder prove nothing)."""
+    return marker(folder).get("kind") == RUN
+
+
+def check_out(out: Path, *, replaced: bool = False) -> None:
+    """Refuse an --out that cannot be a run folder: a file, the filesystem root, and for a
+    command that replaces the folder (`run`), the current folder or one holding it."""
+    given, out = out, out.expanduser().resolve()
+    if out.parent == out:
+        raise ConfigError(f"--out {given}: the filesystem root cannot be a run folder; pass a folder of its "
+                          "own, e.g. --out runs/NAME")
+    if replaced and Path.cwd().resolve().is_relative_to(out):
+        raise ConfigError(f"--out {given}: holds the current folder, which `run` would replace when it is "
+                          "complete; pass a folder of its own, e.g. --out runs/NAME")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder; pass another --out (a new folder, or "
+                          "a run folder encoderzoo made)")
+
+
+def check_inputs(out: Path, inputs: tuple[Path, ...]) -> None:
+    """Refuse an --out holding what the run reads (the checkpoint, the data, a cache): the run
+    folder replaces --out when it is complete, which would delete them, --overwrite or not."""
+    root = out.resolve()
+    for path in inputs:
+        resolved = path.expanduser().resolve()
+        if resolved.is_relative_to(root):
+            raise ConfigError(f"--out {out}: holds this run's input {path}; the run folder replaces --out "
+                              "when it is complete, so pass another --out")
 
 
 def check_run_folder(out: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
     """Refuse an --out encoderzoo cannot prove it made (unless --overwrite), and always one that
-    holds this run's own inputs (the checkpoint, the data): replacing it would delete them."""
-    for path in inputs:
-        resolved = path.expanduser().resolve()
-        if out.exists() and resolved.is_relative_to(out.resolve()):
-            raise ConfigError(f"--out {out}: holds this run's input {path}; the run folder replaces --out "
-                              "when it is complete, so pass another --out")
+    holds this run's own inputs (the checkpoint, the data, the caches): replacing it would delete
+    them."""
+    out = out.expanduser().resolve()
+    check_out(out)
+    check_inputs(out, inputs)
     if out.is_dir() and any(out.iterdir()) and not overwrite and not is_run_folder(out):
         check_replaceable(out, RUN, overwrite=overwrite)
 
@@ -198,17 +219,6 @@ def has_work(partial: Path) -> bool:
     return any(p.name != MARKER for p in partial.iterdir())
 
 
-def is_temporary(path: Path) -> bool:
-    """What a killed write leaves: atomic_path's .NAME.*.tmp, atomic_dir's .NAME.*.partial folders,
-    the optimizer's result file, the OpenVINO IR save folder."""
-    name = path.name
-    if not name.startswith("."):
-        return False
-    if path.is_dir():
-        return name.endswith((".partial", ".partial.old")) or name.startswith(".openvino-int8.")
-    return name.endswith((".tmp", ".result.json"))
-
-
 def clean_temporary(folder: Path) -> list[Path]:
     """Delete what killed writes left in a run folder (under its lock, so nothing is writing)."""
     found = [p for p in folder.rglob(".*") if is_temporary(p)]
@@ -222,6 +232,8 @@ def stage_folder(out: Path, *, overwrite: bool = False) -> Iterator[Workspace]:
     """A run folder for a stage command: locked, proven ours (or new, or empty), marked, and
     cleaned of temporary files a killed command left. A folder it made for a command that then
     failed before writing anything is removed again."""
+    out = out.expanduser().resolve()
+    check_out(out)
     with locked(out):
         recover(out)
         check_run_folder(out, overwrite=overwrite)

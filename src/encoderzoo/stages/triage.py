@@ -8,9 +8,7 @@ costs in speed is then measured side by side (see `costs`)."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from encoderzoo.artifacts import ARTIFACTS, ArtifactKind
 from encoderzoo.backends import get_backend
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
-from encoderzoo.fileio import read_json, write_json
+from encoderzoo.fileio import read_json, temporary_folder, write_json
 from encoderzoo.scoring import gate_failures
 
 TRIAGE_ROWS = 32  # rows (spread over the data) the drift of each quantized node is measured on
@@ -128,16 +126,13 @@ def costs(ctx: RunContext, kind: ArtifactKind, source: Path, steps: list[dict[st
     feeds = features.take(rows)
     calibration = calibration_for(ctx, kind)
     step(f"triage: timing the float graph, the int8 one and each step side by side on {len(rows)} rows")
-    folder = Path(tempfile.mkdtemp(prefix=".triage-timing.", dir=ctx.ws.model_dir))
-    try:
+    with temporary_folder(ctx.ws.model_dir / "triage-timing") as folder:
         graphs = [source]
         for i, excluded in enumerate([[], *(s["excluded"] for s in steps)]):
             graphs.append(folder / f"{i}.onnx")
             with contextlib.redirect_stdout(sys.stderr):
                 ctx.store.method(kind.name)(source, graphs[-1], calibration=calibration, exclude=excluded)
         rates = triage.side_by_side(graphs, feeds, ctx.config.threads)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     float_rate, quantized = rates[0], rates[1]
     for s, rate, was in zip(steps, rates[2:], rates[1:-1], strict=True):
         s.update(rows_per_s=rate, speed_lost_pct=100.0 * (1.0 - rate / quantized),
