@@ -4,6 +4,7 @@ lock); bad paths get one line and leave nothing; a temporary name is known by on
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ from encoderzoo.assets import asset_path
 from encoderzoo.errors import ConfigError
 from encoderzoo.fileio import MARKER
 from encoderzoo.workspace import clean_temporary, is_run_folder, locked
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, SST2_DEV, cli
 from tests.hub_cache import add_repo, hub_env
 
 QUICK = ["--limit", "8", "--backends", "torch:fp32", "--no-bench", "--no-optimize", "--no-ceiling",
@@ -161,3 +162,217 @@ def test_temporary_files_and_folders_are_recognised_and_removed(tmp_path: Path) 
     removed = clean_temporary(tmp_path)
     assert sorted(removed) == sorted(made[:3])
     assert all(p.exists() for p in kept) and (tmp_path / "bin").is_dir()
+
+
+# -- 4. every row is gated against a baseline that ran ---------------------------------------------
+
+def test_torch_fp32_joins_whenever_a_pytorch_model_is_available(tmp_path: Path) -> None:
+    from encoderzoo.config import RunConfig
+    from encoderzoo.context import RunContext
+
+    ctx = RunContext(RunConfig(recipe="demo", out=tmp_path / "run", backends=("onnxruntime:int8",)))
+    assert ctx.runs == [("torch", "fp32"), ("onnxruntime", "int8")] and ctx.reference_run == ("torch", "fp32")
+    assert "torch fp32 added: the baseline every other run is gated against" in ctx.validate()
+
+
+@pytest.mark.slow
+def test_an_int8_run_alone_is_gated_against_torch_fp32(tmp_path: Path) -> None:
+    from encoderzoo.config import RunConfig
+    from encoderzoo.pipeline import run
+
+    run(RunConfig(recipe="demo", out=tmp_path / "run", limit=16, backends=("onnxruntime:int8",),
+                  bench=False, optimize=False, e2e_runs=0, ceiling=False))
+    rows = json.loads((tmp_path / "run" / "accuracy.json").read_text())["rows"]
+    assert [(r["backend"], r["precision"]) for r in rows] == [("torch", "fp32"), ("onnxruntime", "int8")]
+    assert rows[1]["baseline"] == "torch_fp32" and rows[1]["vs_torch"] is not None
+
+
+@pytest.mark.slow
+def test_an_imported_graph_that_is_not_its_checkpoint_fails_the_gate(tiny_bert: Path, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from encoderzoo.config import RunConfig
+    from encoderzoo.export import positional
+    from encoderzoo.pipeline import run
+
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    logits = positional(AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval(), names,
+                        ("logits",))
+
+    class Negated(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = logits
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return -self.inner(*inputs)[0]
+
+    graph = tmp_path / "negated.onnx"
+    ids = torch.randint(1000, 2000, (2, 16))
+    torch.onnx.export(Negated().eval(), (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(graph),
+                      input_names=list(names), output_names=["logits"], opset_version=17, dynamo=False,
+                      dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names})
+    passed, _ = run(RunConfig(
+        recipe="sst2", out=tmp_path / "run", data=(str(SST2_DEV),), limit=16, onnx=str(graph),
+        checkpoint=str(tiny_bert), backends=("onnxruntime:fp32",), bench=False, e2e_runs=0, ceiling=False))
+    rows = {r["backend"]: r for r in json.loads((tmp_path / "run" / "accuracy.json").read_text())["rows"]}
+    assert not passed and set(rows) == {"torch", "onnxruntime"} and rows["torch"]["gate_passed"]
+    assert any("differ from its PyTorch model's" in f for f in rows["onnxruntime"]["failures"])
+
+
+# -- 5, 14. the model is what the folder declares, and all of it is in its identity ----------------
+
+def test_the_code_beside_the_weights_is_part_of_the_model_hash(tiny_bert: Path, tmp_path: Path) -> None:
+    from encoderzoo.checkpoints import Checkpoint, content_hashes
+
+    folder = tmp_path / "remote"
+    shutil.copytree(tiny_bert, folder)
+    code = folder / "modeling_custom.py"
+    code.write_text("SCALE = 1.0\n")
+    checkpoint = Checkpoint(location=str(folder), is_local=True, config=None)
+    before = content_hashes(checkpoint)
+    code.write_text("SCALE = 2.0\n")  # the outputs change; so must every artifact's key
+    after = content_hashes(checkpoint)
+    assert after["model"] != before["model"] and after["tokenizer"] == before["tokenizer"]
+
+
+def test_a_known_model_type_declaring_its_own_code_is_refused_without_trust(tiny_bert: Path,
+                                                                             tmp_path: Path) -> None:
+    from encoderzoo.checkpoints import resolve_checkpoint
+    from encoderzoo.errors import CheckpointError
+    from encoderzoo.recipes import get_recipe
+
+    folder = tmp_path / "declared"
+    shutil.copytree(tiny_bert, folder)
+    config = json.loads((folder / "config.json").read_text())  # model_type stays "bert"
+    config["auto_map"] = {"AutoModelForSequenceClassification": "modeling_alibi.AlibiBert"}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"declares its own model code .* built-in 'bert' classes, "
+                                              r"another model than the folder declares"):
+        resolve_checkpoint(str(folder), get_recipe("sst2"))
+    last = one_line_error(cli("prepare", "sst2", "--checkpoint", str(folder), "--data", str(SST2_DEV),
+                              "--out", str(tmp_path / "r")))
+    assert "--trust-remote-code" in last and not (tmp_path / "r").exists()
+
+
+# -- 6. a regression's agreement sees a shift and a rescaling --------------------------------------
+
+def test_regression_agreement_is_relative_to_the_spread_of_the_predictions() -> None:
+    import numpy as np
+
+    from encoderzoo.tasks import get_task
+
+    task = get_task("stsb")
+    reference = list(np.linspace(-0.4, 0.4, 101))
+    assert task.agreement(reference, reference) == 1.0
+    shifted = [v + 0.09 for v in reference]  # inside a fixed 0.1, a quarter of the predictions' range
+    assert task.agreement(shifted, reference) == 0.0
+    assert task.similarity(shifted, reference)["mean_shift"] == pytest.approx(0.09)
+    assert task.agreement([1.3 * v for v in reference], reference) < 0.5  # rescaled
+    noise = [v + 1e-3 * (-1) ** i for i, v in enumerate(reference)]  # an fp32 runtime's drift
+    assert task.agreement(noise, reference) == 1.0
+    on_sts_scale = [5 * (v + 0.4) for v in reference]  # 0-5: the same rule, scaled with the data
+    assert task.agreement([v + 0.09 for v in on_sts_scale], on_sts_scale) == 1.0
+    assert "standard deviation" in task.scoring_options()["agreement"]
+
+
+# -- 8. numbers in text by one rule ----------------------------------------------------------------
+
+def test_whole_numbers_are_ascii_digits_only() -> None:
+    from encoderzoo.options import whole_number
+
+    assert [whole_number(t) for t in ("0", " 12 ", "²", "٣", "1_0", "-1", "", "1.0")] == \
+        [0, 12, None, None, None, None, None, None]
+
+
+def test_a_label_that_looks_like_a_digit_is_one_line_and_leaves_nothing(tiny_bert: Path,
+                                                                        tmp_path: Path) -> None:
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\na fine film,1\na dull one,²\n")
+    out = tmp_path / "run"
+    last = one_line_error(cli("run", "classify", "--checkpoint", str(tiny_bert), "--data", str(data),
+                              "--text-column", "text", "--label-column", "label", "--out", str(out), *QUICK))
+    assert last.startswith(f"error: {data}, line 3: label '²' in 'label' is none of the model's classes")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.csv"]
+
+
+# -- 9. an imported graph's outputs fit the task, checked when it is inspected ---------------------
+
+def test_a_graph_whose_output_does_not_fit_the_task_is_refused_at_once(tiny_bert_qa: Path,
+                                                                       tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    from encoderzoo.export import positional
+
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    spans = positional(AutoModelForQuestionAnswering.from_pretrained(tiny_bert_qa).eval(), names,
+                       ("start_logits",))
+    graph = tmp_path / "spans.onnx"
+    ids = torch.randint(1000, 2000, (2, 16))
+    torch.onnx.export(spans, (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(graph),
+                      input_names=list(names), output_names=["logits"], opset_version=17, dynamo=False,
+                      dynamic_axes={n: {0: "batch", 1: "sequence"} for n in [*names, "logits"]})
+    out = tmp_path / "run"
+    last = one_line_error(cli("run", "sst2", "--onnx", str(graph), "--tokenizer", str(tiny_bert_qa),
+                              "--data", str(SST2_DEV), "--out", str(out), *QUICK[:2]))
+    assert last == (f"error: --onnx {graph}: output 'logits' has shape (?, ?); task 'sst2' reads logits as "
+                    "(batch, fixed): export the graph with the task's head")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spans.onnx"]
+
+
+# -- 12. an option a command would ignore is refused -----------------------------------------------
+
+def test_score_refuses_data_it_would_ignore(tmp_path: Path) -> None:
+    run = fake_run_folder(tmp_path / "run")
+    other = tmp_path / "other.tsv"
+    other.write_text("sentence\tlabel\nfine\t1\n")
+    last = one_line_error(cli("score", "demo", "--out", str(run), "--data", str(other)))
+    assert last.startswith("error: --data goes with --predictions; a run folder's outputs are scored against")
+
+
+# -- 13. a model that can never load leaves nothing behind -----------------------------------------
+
+class Payload:
+    """Unpickling this would create a folder: what weights_only refuses."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return (os.makedirs, (str(self.marker),))
+
+
+def test_a_checkpoint_that_can_never_load_is_refused_before_prepare(tiny_bert: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "evil"
+    shutil.copytree(tiny_bert, folder)
+    marker = tmp_path / "payload-ran"
+    state = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save(dict(state, extra=Payload(marker)), folder / "pytorch_model.bin")
+    out = tmp_path / "run"
+    last = one_line_error(cli("run", "sst2", "--checkpoint", str(folder), "--data", str(SST2_DEV),
+                              "--out", str(out), *QUICK))
+    assert "the weights hold objects other than tensors (os.makedirs)" in last, last
+    assert "refuses to unpickle" in last and not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil"]  # no partial folder kept "for --resume"
+
+
+def test_weights_found_wanting_after_prepare_leave_nothing_behind(tiny_bert: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "headless"
+    shutil.copytree(tiny_bert, folder)
+    state = load_file(folder / "model.safetensors")
+    state = {k: v for k, v in state.items() if not k.startswith("classifier")}
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    last = one_line_error(cli("run", "sst2", "--checkpoint", str(folder), "--data", str(SST2_DEV),
+                              "--out", str(tmp_path / "run"), *QUICK))
+    assert "weights missing for 2 parameters" in last and "--resume" not in last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["headless"]

@@ -13,7 +13,7 @@ from typing import Any
 from encoderzoo.assets import asset_path
 from encoderzoo.cache import files_hash
 from encoderzoo.errors import CheckpointError
-from encoderzoo.families import family_of
+from encoderzoo.families import FAMILIES, family_of
 from encoderzoo.model_config import read_config
 from encoderzoo.recipes import Recipe
 from encoderzoo.sentence_embedding import AutoModelForSentenceEmbedding, pooling_files
@@ -160,18 +160,15 @@ def resolve_checkpoint(spec: str | None, recipe: Recipe, *, trust_remote_code: b
         except (OSError, ValueError) as err:
             where = "folder" if is_local else "hub id"
             hint = "" if is_local else "; offline, pass --checkpoint PATH to a local Hugging Face folder"
-            if is_local and _asks_for_code(path) and not trust_remote_code:
-                raise CheckpointError(
-                    f"{spec}: config.json asks to run Python code shipped in the folder (auto_map), which "
-                    "encoderzoo never runs unless told; read that code, then pass --trust-remote-code "
-                    "if you trust it"
-                ) from None
             raise CheckpointError(
                 f"{spec}: cannot load the config of this {where}: {_first_line(err)}{hint}"
             ) from None
 
+    code = _asks_for_code(path)
+    if code and not trust_remote_code:
+        _refuse_code(spec, path, code)
     config = read_config(path, load)
-    if _asks_for_code(path):
+    if code:
         config.full  # noqa: B018  code in the folder: transformers decides now, as before
     family_of(config.model_type, spec)
     return Checkpoint(location=spec, is_local=is_local, config=config, trust_remote_code=trust_remote_code,
@@ -199,11 +196,39 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
     return folder
 
 
-def _asks_for_code(folder: Path) -> bool:
+def _asks_for_code(folder: Path) -> dict[str, Any]:
+    """The classes config.json declares in code of its own (`auto_map`), if any."""
     try:
-        return "auto_map" in json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return {}
+    found = raw.get("auto_map") if isinstance(raw, dict) else None
+    return (found or {"auto_map": "?"}) if "auto_map" in raw else {}
+
+
+def _refuse_code(spec: str, folder: Path, code: dict[str, Any]) -> None:
+    """A folder that declares its own model code is run with that code or not at all: with a
+    model type transformers knows, it would otherwise silently run the built-in classes, and
+    score another model than the one the folder declares."""
+    declared = ", ".join(f"{k}: {v}" for k, v in code.items()) if isinstance(code, dict) else str(code)
+    model_type = _model_type(folder)
+    if model_type and any(model_type in f.model_types for f in FAMILIES.values()):  # built in
+        raise CheckpointError(
+            f"{spec}: config.json declares its own model code (auto_map {declared}) for model type "
+            f"'{model_type}'; without it transformers would run its built-in '{model_type}' classes, another "
+            "model than the folder declares: read that code, then pass --trust-remote-code if you trust it, "
+            "or remove auto_map from config.json to run the built-in classes")
+    raise CheckpointError(
+        f"{spec}: config.json asks to run Python code shipped in the folder (auto_map {declared}), which "
+        "encoderzoo never runs unless told; read that code, then pass --trust-remote-code if you trust it")
+
+
+def _model_type(folder: Path) -> str | None:
+    try:
+        found = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(found) if found else None
 
 
 def _check_folder(path: Path, hub_id: str | None = None) -> None:
@@ -282,6 +307,28 @@ def load_weights(source: str, auto_class: str, *, trust_remote_code: bool = Fals
     return model.eval()
 
 
+def check_pickles(checkpoint: Checkpoint) -> None:
+    """Refuse, before anything is built from it, a checkpoint whose .bin weights hold objects
+    other than tensors: loading them would need an unrestricted unpickle, which encoderzoo never
+    does (the pickle's globals are read, nothing in it runs)."""
+    folder = checkpoint.folder
+    weights = sorted(folder.glob("pytorch_model*.bin")) if folder is not None else []
+    if not weights:
+        return
+    import torch
+
+    for path in weights:
+        try:
+            unsafe = list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+        except (OSError, RuntimeError, ValueError) as err:
+            raise CheckpointError(f"{path}: cannot read these weights: {_first_line(err)}") from None
+        if unsafe:
+            raise CheckpointError(
+                f"{path}: the weights hold objects other than tensors ({', '.join(unsafe[:3])}), which "
+                "encoderzoo refuses to unpickle (weights_only=True); convert them to safetensors where you "
+                "trust the file")
+
+
 def model_class(auto_class: str) -> Any:
     """A transformers auto class by name, or encoderzoo's own (AutoModelForSentenceEmbedding)."""
     if auto_class == "AutoModelForSentenceEmbedding":
@@ -297,13 +344,14 @@ def fingerprint(checkpoint: Checkpoint) -> str:
 
 
 def content_hashes(checkpoint: Checkpoint) -> dict[str, str]:
-    """What artifacts are keyed on: "model" (config.json, the weights, the sentence-transformers
-    pooling) and "tokenizer"
+    """What artifacts are keyed on: "model" (config.json, the weights, the code shipped beside
+    them, the sentence-transformers pooling) and "tokenizer"
     (every other file), hashed from the files transformers loads: a local folder's, or the
     snapshot a hub id resolved to, whose id and revision join the hash."""
     assert checkpoint.folder is not None  # resolve_checkpoint always finds the files
     files = [p for p in checkpoint.folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-    model = [p for p in files if p.name == "config.json" or p.suffix in (".safetensors", ".bin")]
+    # the code a --trust-remote-code checkpoint runs (modeling_*.py ...) decides its outputs too
+    model = [p for p in files if p.name == "config.json" or p.suffix in (".safetensors", ".bin", ".py")]
     model += pooling_files(checkpoint.folder)  # sentence-transformers' pooling decides the embedding graph
     rest = [p for p in files if p not in model and p.name != RANDOM_WEIGHTS_MARKER]
     hub = "" if checkpoint.is_local else f"{checkpoint.location}@{checkpoint.revision}\0"

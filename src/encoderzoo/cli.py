@@ -192,6 +192,10 @@ def _score(ctx: typer.Context, make_config: Any, predictions: Path | None, na_pr
         return
     if na_probs is not None:
         raise ConfigError("--na-probs goes with --predictions (`score squad2 --predictions P --na-probs F`)")
+    if ctx.params.get("data"):  # a run folder is scored on the data it was prepared with
+        raise ConfigError("--data goes with --predictions; a run folder's outputs are scored against the "
+                          "data it was prepared with: to score other data, run `encoderzoo run` (or prepare, "
+                          "infer and score) with --data on another --out")
     run_ctx = _stage(ctx, make_config())
     if outputs is not None:
         scores = interop.score_outputs(run_ctx, outputs, layout=layout, dtype=output_dtype)

@@ -12,6 +12,7 @@ from typing import Any
 
 from encoderzoo.config import RunConfig
 from encoderzoo.errors import ConfigError
+from encoderzoo.options import whole_number
 
 
 def _kinds() -> dict[str, str]:
@@ -107,7 +108,7 @@ def _convert(path: Path, key: str, value: Any) -> Any:
         raise bad("a list")
     if kind == "ints":
         if isinstance(value, str):  # "1,8,32", as on the command line
-            items = [int(v) if v.isdigit() else v for v in items]
+            items = [v if whole_number(v) is None else whole_number(v) for v in items]
         if not all(is_int(v) for v in items):
             raise bad("a list of integers")
         return tuple(items)

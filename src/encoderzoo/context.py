@@ -13,11 +13,18 @@ from typing import Any
 from encoderzoo.artifacts import ArtifactStore
 from encoderzoo.backends import Backend, resolve_runs
 from encoderzoo.cache import file_hash, files_hash, make_key, versions
-from encoderzoo.checkpoints import Checkpoint, content_hashes, random_weights_record, resolve_checkpoint
+from encoderzoo.checkpoints import (
+    Checkpoint,
+    check_pickles,
+    content_hashes,
+    random_weights_record,
+    resolve_checkpoint,
+)
 from encoderzoo.config import RunConfig
 from encoderzoo.console import step
 from encoderzoo.errors import ArtifactError, ConfigError, EncoderzooError
 from encoderzoo.external import (
+    GRAPH_BACKENDS,
     ImportedGraph,
     graph_checkpoint,
     graph_family,
@@ -58,7 +65,7 @@ class RunContext:
             given, input_map = (Path(recorded["path"]), recorded["format"]), tuple(recorded["input_map"])
         if given is None:
             return None
-        return imported_graph(*given, input_map, get_task(self.recipe.task).output_names)
+        return imported_graph(*given, input_map, get_task(self.recipe.task))
 
     @property
     def recorded_graph(self) -> dict[str, Any]:
@@ -115,11 +122,12 @@ class RunContext:
 
     @property
     def reference_run(self) -> tuple[str, str]:
-        """The run the others are compared with: torch fp32, or the graph's first fp32 run when
-        there is no PyTorch model."""
-        if ("torch", "fp32") in self.runs or self.graph is None:
+        """The run every other one is gated against, always run (or its outputs reused): torch
+        fp32 whenever a PyTorch model is available, else the graph's own fp32 run."""
+        if not self.graph_only:
             return ("torch", "fp32")
-        return next((r for r in self.runs if r[1] == "fp32"), self.runs[0])
+        assert self.graph is not None
+        return (GRAPH_BACKENDS[self.graph.info.format][0], "fp32")
 
     @property
     def prepared(self) -> dict[str, Any]:
@@ -246,7 +254,11 @@ class RunContext:
             runs = [r for r in runs if r != ("torch", "bf16")]
             notes = [*notes, f"torch bf16 left out: {why}"]
         if self.graph is not None:
-            return graph_runs(runs, notes, self.config, self.graph)
+            runs, notes = graph_runs(runs, notes, self.config, self.graph)
+        if self.reference_run not in runs:
+            runs = [self.reference_run, *runs]
+            notes = [*notes, f"{' '.join(self.reference_run)} added: the baseline every other run is gated "
+                             "against"]
         return runs, notes
 
     @property
@@ -273,6 +285,8 @@ class RunContext:
         precision x device, bf16 support, sequence lengths; options are checked by RunConfig):
         raises the ConfigError a later stage would, returns notes on default precisions left out."""
         _ = self.task_spec  # a file of the user's names its columns
+        if not self.graph_only and not self.config.random_weights:
+            check_pickles(self.checkpoint)  # a model that can never load: refused before prepare
         self.check_seq_lens("--seq-len", (self.config.effective_seq_len,))
         if self.config.bench:
             self.check_seq_lens("--seq-lens", self.config.bench_settings().seq_lens)

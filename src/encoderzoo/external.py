@@ -18,6 +18,7 @@ from encoderzoo.config import DEFAULT_BACKENDS, RunConfig
 from encoderzoo.errors import ConfigError
 from encoderzoo.families import WITH_SEGMENTS, Family
 from encoderzoo.graphs import GraphInfo, import_key, inspect_graph, match_inputs, match_outputs, static_shape
+from encoderzoo.options import whole_number
 
 GRAPH_BACKENDS = {"onnx": ("onnxruntime", "openvino"), "openvino": ("openvino",)}
 
@@ -52,13 +53,30 @@ class ImportedGraph:
                 "static_seq": self.seq}
 
 
-def imported_graph(path: Path, fmt: str, input_map: tuple[str, ...],
-                   output_names: tuple[str, ...]) -> ImportedGraph:
+def imported_graph(path: Path, fmt: str, input_map: tuple[str, ...], task: Any) -> ImportedGraph:
     info = inspect_graph(path, fmt)
     inputs = match_inputs(info, input_map)
-    outputs = match_outputs(info, output_names)
+    outputs = match_outputs(info, task.output_names)
+    check_outputs(info, outputs, task)
     batch, seq = static_shape(info, inputs)
     return ImportedGraph(info, inputs, outputs, batch, seq)
+
+
+def check_outputs(info: GraphInfo, outputs: dict[str, str], task: Any) -> None:
+    """Each output the task reads has its shape: the same number of axes, and a fixed size on
+    every axis the task does not declare variable (a classifier's classes, an embedding's width);
+    a graph that does not say its output shapes is taken as it is."""
+    per_row = task.output_shapes(SimpleNamespace(num_labels=1, hidden_size=1), 1)
+    for name, ours in outputs.items():
+        shape, variable = info.outputs.get(name), task.output_axes.get(ours, {})
+        if not shape:
+            continue
+        want = [variable.get(axis, "fixed") for axis in range(1 + len(per_row[ours]))]
+        loose = [d is None and w == "fixed" for d, w in zip(shape, want, strict=False)]
+        if len(shape) != len(want) or any(loose):
+            shown = ", ".join("?" if d is None else str(d) for d in shape)
+            raise ConfigError(f"{info.option}: output {name!r} has shape ({shown}); task '{task.name}' reads "
+                              f"{ours} as ({', '.join(want)}): export the graph with the task's head")
 
 
 def shaped_config(config: RunConfig, graph: ImportedGraph) -> RunConfig:
@@ -91,7 +109,10 @@ def graph_model_config(graph: ImportedGraph, tokenizer_folder: Path, vocab_size:
     config_json = tokenizer_folder / "config.json"
     if config_json.is_file():
         found = json.loads(config_json.read_text(encoding="utf-8"))
-    id2label = {int(k): v for k, v in (found.get("id2label") or {}).items()}
+    id2label = {whole_number(str(k)): v for k, v in (found.get("id2label") or {}).items()}
+    if None in id2label:
+        raise ConfigError(f"{config_json}: id2label keys are class indices (0, 1, ...); fix the file or "
+                          "pass --labels")
     width = next(iter(graph.info.outputs.values()), (None,))[-1] if task_labels else None
     count = len(label_names) if label_names else len(id2label) or width or task_labels or 0
     if label_names is None and id2label and len(id2label) != count:

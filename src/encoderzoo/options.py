@@ -53,6 +53,13 @@ def flags_of(name: str, spec: OptionSpec) -> tuple[str, ...]:
     return spec.flags or ("--" + name.replace("_", "-"),)
 
 
+def whole_number(text: str) -> int | None:
+    """A whole number written in ASCII digits ("12"), else None: the one rule for numbers in
+    text (str.isdigit accepts "²", which int() refuses; int() accepts "٣" and " 1_0 ")."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def parse_text(kind: str, option: str, value: Any) -> Any:
     """The field value of what the command line gave (None stays None: the default)."""
     from encoderzoo.errors import ConfigError
@@ -64,7 +71,7 @@ def parse_text(kind: str, option: str, value: Any) -> Any:
     parts = [part.strip() for part in str(value).split(",") if part.strip()]
     if kind == "csv":
         return tuple(parts)
-    try:
-        return tuple(int(part) for part in parts)
-    except ValueError:
-        raise ConfigError(f"{option} takes comma-separated integers, e.g. 1,8,32; got {value!r}") from None
+    numbers = tuple(whole_number(part) for part in parts)
+    if None in numbers:
+        raise ConfigError(f"{option} takes comma-separated integers, e.g. 1,8,32; got {value!r}")
+    return numbers

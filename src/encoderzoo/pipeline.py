@@ -12,7 +12,7 @@ from pathlib import Path
 from encoderzoo.config import RunConfig
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
-from encoderzoo.errors import EncoderzooError, with_note
+from encoderzoo.errors import CheckpointError, EncoderzooError, with_note
 from encoderzoo.fileio import check_replaceable, mark, publish, read_json
 from encoderzoo.stages import bench, export, infer, optimize, prepare, quantize, report, score, triage
 from encoderzoo.workspace import (
@@ -94,7 +94,8 @@ def run(config: RunConfig) -> tuple[bool, Path]:
         try:
             passed = run_all(ctx)
         except EncoderzooError as err:
-            if not resumable and not ctx.ws.prepare_json.is_file():  # bad input: nothing done yet
+            # bad input: found before anything was done, or a model that can never load
+            if not resumable and (not ctx.ws.prepare_json.is_file() or isinstance(err, CheckpointError)):
                 shutil.rmtree(partial, ignore_errors=True)
                 raise
             raise with_note(err, f"the finished stages are kept in {partial}: fix the cause and rerun "

@@ -120,6 +120,7 @@ def gate_failures(metrics: dict[str, float], baseline: dict[str, float], baselin
 def accuracy_rows(
     scores: dict[tuple[str, str], Score], agreement: dict[tuple[str, str], dict[str, float]],
     *, reference: Reference | None, gate: Gate, reference_run: tuple[str, str] = REFERENCE_BACKEND,
+    failures: dict[tuple[str, str], list[str]] | None = None,
 ) -> list[AccuracyRow]:
     """One row per (backend, precision). torch fp32 (or `reference_run`, a graph's fp32 run when
     there is no PyTorch model) is gated against the reference (it is the reference when there is
@@ -140,11 +141,12 @@ def accuracy_rows(
             baseline, values, label = "none", {}, ""
         vs_torch = None if is_torch else agreement.get(key)
         gated = gate.gates(key[1])
-        failures = gate_failures(score.metrics, values, label, vs_torch, gate, compared_with) if gated else []
+        found = gate_failures(score.metrics, values, label, vs_torch, gate, compared_with) if gated else []
+        found += (failures or {}).get(key, [])  # e.g. an imported graph that is not its PyTorch model
         rows.append(AccuracyRow(
             backend=key[0], precision=key[1], metrics=score.metrics, reference=references,
             baseline=baseline, gate=gate.keep, min_agreement=None if is_torch else gate.min_agreement,
-            gate_passed=not failures, gated=gated, failures=failures, vs_torch=vs_torch,
+            gate_passed=not found, gated=gated, failures=found, vs_torch=vs_torch,
             breakdown=score.breakdown,
         ))
     return rows

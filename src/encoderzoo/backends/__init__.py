@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from encoderzoo.backends.base import Backend, BackendContext
 from encoderzoo.devices import Machine
 from encoderzoo.errors import ConfigError
+from encoderzoo.options import whole_number
 from encoderzoo.registry import Registry
 
 __all__ = [
@@ -36,7 +37,7 @@ class Option:
         text = value.strip().lower()
         if self.kind == "bool" and text not in BOOLEANS:
             raise ConfigError(f"--backend-option {option}={value!r}: use true or false")
-        if self.kind == "int" and not (text.isdigit() and int(text) >= 1):
+        if self.kind == "int" and (whole_number(text) or 0) < 1:
             raise ConfigError(f"--backend-option {option}={value!r}: use a whole number >= 1")
         if self.kind == "choice" and text not in self.choices:
             raise ConfigError(f"--backend-option {option}={value!r}: use {' or '.join(self.choices)}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from encoderzoo.artifacts import built_by, opened_by
 from encoderzoo.checkpoints import default_checkpoint, trainer_results
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
@@ -56,6 +57,22 @@ def gate(ctx: RunContext) -> Gate:
     )
 
 
+def graph_failures(ctx: RunContext, runs: list[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+    """An imported graph whose outputs differ from its PyTorch model's beyond the export
+    tolerance fails the gate of every run made from it: it is not the model it claims to be."""
+    path = ctx.store.record_path(built_by("export"))
+    record = read_json(path) if path.is_file() else {}
+    if not record.get("imported") or record.get("parity_against") != "PyTorch":
+        return {}
+    atol = ctx.recipe.export_atol
+    worst = max((p["max_abs_diff"] for p in record.get("parity", [])), default=0.0)
+    if worst <= atol:
+        return {}
+    why = (f"the imported graph's outputs differ from its PyTorch model's by {worst:.2g} (the export "
+           f"tolerance is {atol:g})")
+    return {run: [why] for run in runs if opened_by(*run).is_graph}
+
+
 def predictions_of(ctx: RunContext, backend: str, precision: str) -> tuple[dict[str, Any], list[Any]]:
     """(outputs, predictions) of one finished inference run."""
     features = ctx.features()
@@ -81,26 +98,25 @@ def run(ctx: RunContext) -> dict[str, Any]:
         ctx.task.write_predictions(examples, predictions[key], outputs[key],
                                    ws.predictions(*key, ctx.task.predictions_suffix))
     scores = {key: ctx.task.score(examples, found) for key, found in predictions.items()}
-    agreement = {}
     compared = ctx.reference_run  # torch fp32, or a graph's own fp32 run without PyTorch
-    if ctx.graph_only and compared not in outputs:  # a stage command: the runs infer made
-        compared = next((k for k in outputs if k[1] == "fp32"), next(iter(outputs)))
-    if compared in outputs:
-        torch = predictions[compared]
-        lengths = ctx.features().lengths
-        sequence = frozenset(n for n, axes in ctx.task.output_axes.items() if 1 in axes)
-        agreement = {
-            key: {
-                "agreement": ctx.task.agreement(found, torch),
-                "max_abs_diff": output_drift(outputs[key], outputs[compared], lengths=lengths,
-                                             sequence=sequence),
-                # e.g. embeddings' mean and least cosine with the reference's
-                **(getattr(ctx.task, "similarity", lambda *_: {})(found, torch)),
-            }
-            for key, found in predictions.items()
-            if key != compared
+    if compared not in outputs:  # no row is ever its own reference
+        raise ArtifactError(f"{ws.infer_json}: no outputs of {' '.join(compared)}, the baseline every other "
+                            "run is gated against; run `encoderzoo infer` again (it adds that run)")
+    torch = predictions[compared]
+    lengths = ctx.features().lengths
+    sequence = frozenset(n for n, axes in ctx.task.output_axes.items() if 1 in axes)
+    agreement = {
+        key: {
+            "agreement": ctx.task.agreement(found, torch),
+            "max_abs_diff": output_drift(outputs[key], outputs[compared], lengths=lengths, sequence=sequence),
+            # e.g. embeddings' mean and least cosine with the reference's
+            **(getattr(ctx.task, "similarity", lambda *_: {})(found, torch)),
         }
-    rows = accuracy_rows(scores, agreement, reference=reference(ctx), gate=gate(ctx), reference_run=compared)
+        for key, found in predictions.items()
+        if key != compared
+    }
+    rows = accuracy_rows(scores, agreement, reference=reference(ctx), gate=gate(ctx), reference_run=compared,
+                         failures=graph_failures(ctx, list(scores)))
     info = {
         "examples": len(examples),
         "compared_with": " ".join(compared),

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from encoderzoo.errors import CheckpointError, ConfigError, DataError
+from encoderzoo.options import whole_number
 from encoderzoo.tasks.base import Score, splits_of
 from encoderzoo.tasks.classification import METRICS, ClassificationExample, SequenceClassification
 from encoderzoo.tasks.records import read_records
@@ -88,9 +89,8 @@ class FileClassification(SequenceClassification):
         for name in self.labels:
             if label.strip().lower() == name.lower():
                 return name
-        if label.strip().isdigit() and int(label) < len(self.labels):
-            return self.labels[int(label)]
-        return None
+        index = whole_number(label)
+        return self.labels[index] if index is not None and index < len(self.labels) else None
 
     def for_model(self, config: Any, source: str, label_names: tuple[str, ...] | None = None
                   ) -> FileClassification:

@@ -1,6 +1,7 @@
 """Sentence(-pair) regression (GLUE STS-B): a one-output head (num_labels = 1) whose value is the
 prediction, scored with Pearson and Spearman correlation as scipy computes them. Two runs agree
-on an example when their predictions differ by at most `tolerance`."""
+on an example when their predictions differ by at most `tolerance` x the spread of the compared
+run's predictions."""
 
 from __future__ import annotations
 
@@ -44,7 +45,10 @@ class Regression(SequenceClassification):
     labels: tuple[str, ...] = ()  # a numeric target: no label set
     label_names: tuple[str, ...] = ()
     metric_names: tuple[str, ...] = ("pearson", "spearman")  # higher is better: these are gated
-    tolerance: float = 0.1  # |Δ| of two predictions that still agree (STS-B's 0-5 scale: 2 %)
+    # |Δ| of two predictions that still agree, as a share of the spread (standard deviation) of the
+    # compared run's predictions: a fixed |Δ| cannot see a shift or a rescaling of a model whose
+    # predictions span little (STS-B's spread ~1.4: |Δ| <= 0.14)
+    tolerance: float = 0.1
     agreement_floor: float = 0.9
 
     @property
@@ -63,15 +67,27 @@ class Regression(SequenceClassification):
                             "remove the row")
         return label
 
+    def allowed(self, reference: list[Any]) -> float:
+        """The |Δ| two predictions may differ by and still agree (see `tolerance`)."""
+        return self.tolerance * float(np.std(np.asarray(reference, dtype=float))) if reference else 0.0
+
     def agreement(self, found: list[Any], reference: list[Any]) -> float:
         if not found:
             return 1.0
         delta = np.abs(np.asarray(found, dtype=float) - np.asarray(reference, dtype=float))
-        return float(np.mean(delta <= self.tolerance + 1e-9))
+        return float(np.mean(delta <= self.allowed(reference) * (1 + 1e-9) + 1e-12))
+
+    def similarity(self, found: list[Any], reference: list[Any]) -> dict[str, float]:
+        """Beside the agreement: the |Δ| it allowed, and the mean shift of the predictions."""
+        if not found:
+            return {}
+        delta = np.asarray(found, dtype=float) - np.asarray(reference, dtype=float)
+        return {"tolerance": self.allowed(reference), "mean_shift": float(np.mean(delta))}
 
     def scoring_options(self) -> dict[str, Any]:
         """What the scores depend on besides the model outputs (shown beside them)."""
-        return {"agreement": f"|Δ| of the predictions ≤ {self.tolerance:g}"}
+        return {"agreement": f"|Δ| of the predictions ≤ {100 * self.tolerance:g} % of the standard deviation "
+                             "of the compared run's predictions"}
 
     def for_model(self, config: Any, source: str, label_names: tuple[str, ...] | None = None) -> Regression:
         if int(config.num_labels) != 1:
