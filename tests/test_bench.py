@@ -4,6 +4,8 @@ import numpy as np
 
 from encoderzoo.bench import BenchSettings, summarize, sweep, synthetic_inputs, time_point
 from encoderzoo.environment import environment
+from encoderzoo.features import Batching
+from encoderzoo.session import Session
 
 
 class SleepBackend:
@@ -25,6 +27,11 @@ class SleepBackend:
         return {"threads": 1}
 
 
+def session(backend: SleepBackend) -> Session:
+    """The benchmark times sessions, the path every backend runs through."""
+    return Session(backend, Batching())  # type: ignore[arg-type]
+
+
 def test_synthetic_inputs_are_full_length() -> None:
     feeds = synthetic_inputs(("input_ids", "attention_mask", "token_type_ids"), 4, 32, 28996)
     assert {k: v.shape for k, v in feeds.items()} == {k: (4, 32) for k in feeds}
@@ -34,14 +41,14 @@ def test_synthetic_inputs_are_full_length() -> None:
 
 def test_warmup_is_not_timed_and_min_runs_hold() -> None:
     backend = SleepBackend()
-    [latencies] = time_point([backend], {"input_ids": np.zeros((2, 4))},
+    [latencies] = time_point([session(backend)], {"input_ids": np.zeros((2, 4))},
                              BenchSettings((2,), (4,), warmup=3, min_runs=4, min_seconds=0))
     assert len(latencies) == 4 and backend.calls == 7
     assert all(latency >= 0.002 for latency in latencies)
 
 
 def test_max_runs_caps_a_time_based_point() -> None:
-    [latencies] = time_point([SleepBackend()], {"input_ids": np.zeros((1, 4))},
+    [latencies] = time_point([session(SleepBackend())], {"input_ids": np.zeros((1, 4))},
                              BenchSettings((1,), (4,), warmup=0, min_runs=1, min_seconds=60, max_runs=3))
     assert len(latencies) == 3
 
@@ -49,7 +56,7 @@ def test_max_runs_caps_a_time_based_point() -> None:
 def test_each_backend_is_warmed_up_right_before_its_timed_runs() -> None:
     log: list[str] = []
     fast, slow = SleepBackend(1, log, "fast"), SleepBackend(10, log, "slow")
-    fast_times, slow_times = time_point([fast, slow], {"input_ids": np.zeros((1, 4))},
+    fast_times, slow_times = time_point([session(fast), session(slow)], {"input_ids": np.zeros((1, 4))},
                                         BenchSettings((1,), (4,), warmup=1, min_runs=2, min_seconds=0.03))
     assert log == ["fast"] * (1 + len(fast_times)) + ["slow"] * (1 + len(slow_times))
     assert len(slow_times) == 3 and sum(slow_times) >= 0.03
@@ -70,7 +77,7 @@ def test_summary_percentiles_and_throughput() -> None:
 
 
 def test_sweep_measures_every_point_for_every_backend() -> None:
-    backends = [SleepBackend(), SleepBackend()]
+    backends = [session(SleepBackend()), session(SleepBackend())]
     settings = BenchSettings((1, 4), (8, 16), warmup=0, min_runs=2, min_seconds=0)
     rows = sweep(backends, ("input_ids",), 100, settings)  # type: ignore[arg-type]
     assert [(r.seq_len, r.batch_size) for r in rows] == [

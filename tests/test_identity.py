@@ -86,7 +86,7 @@ def test_random_weights_are_rebuilt_for_another_tokenizer(tmp_path: Path) -> Non
     def build(tokenizer: Path) -> Path:
         ctx = RunContext(RunConfig(recipe="bert-base-cased-sst2", out=out, random_weights="tiny",
                                    tokenizer=str(tokenizer), data=(str(SST2_DEV),), limit=4))
-        return Path(ctx.checkpoint.source)
+        return Path(ctx.source.checkpoint().source)
 
     cased = tmp_path / "cased"
     shutil.copytree(BERT_CASED_VOCAB.parent, cased)

@@ -3,18 +3,21 @@ calibrates one row per item, the report records the run's peak resident memory."
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from encoderzoo import inference
 from encoderzoo import quantize as quantize_lib
 from encoderzoo.artifacts import ARTIFACTS
 from encoderzoo.backends.openvino_backend import OpenVinoBackend
+from encoderzoo.builders import quantized
 from encoderzoo.config import RunConfig
 from encoderzoo.context import RunContext
 from encoderzoo.fileio import read_json
-from encoderzoo.stages import export, infer, prepare, quantize, report, score
+from encoderzoo.stages import infer, prepare, report, score
 from tests.conftest import SST2_DEV
 
 BACKENDS = ("torch:fp32", "onnxruntime:fp32", "openvino:fp32")
@@ -27,21 +30,21 @@ def test_each_backend_is_closed_before_the_next_one_loads(
                                data=(str(SST2_DEV),), limit=12, backends=BACKENDS, optimize=False,
                                bench=False, e2e_runs=1))
     prepare.run(ctx)
-    export.run(ctx)
+    ctx.store.get("onnx")
     open_when_loading: list[list[tuple[str, str]]] = []
     closed: list[Any] = []
-    original_open, original_close = infer.open_backend, OpenVinoBackend.close
+    original_open, original_close = inference.open_run, OpenVinoBackend.close
 
-    def spy_open(c: RunContext, name: str, precision: str) -> Any:
-        if (name, precision) not in c.backends:
+    def spy_open(c: RunContext, run: Any) -> Any:
+        if run not in c.backends:
             open_when_loading.append(sorted(c.backends))
-        return original_open(c, name, precision)
+        return original_open(c, run)
 
     def spy_close(self: OpenVinoBackend) -> None:
         original_close(self)
         closed.append(self)
 
-    monkeypatch.setattr(infer, "open_backend", spy_open)
+    monkeypatch.setattr(inference, "open_run", spy_open)
     monkeypatch.setattr(OpenVinoBackend, "close", spy_close)
     infer.run(ctx)
     assert open_when_loading == [[]] * len(BACKENDS)  # nothing else open when a backend loads
@@ -58,7 +61,7 @@ def test_nncf_calibrates_one_row_per_item(
                                data=(str(SST2_DEV),), limit=20, backends=("openvino:int8",),
                                calibration_size=10, optimize=False))
     prepare.run(ctx)
-    export.run(ctx)
+    ctx.store.get("onnx")
     seen: list[list[int]] = []
     original = quantize_lib.openvino_int8
 
@@ -66,8 +69,9 @@ def test_nncf_calibrates_one_row_per_item(
         seen.append([len(item["input_ids"]) for item in kw["calibration"]])
         return original(src, dst, **kw)
 
-    monkeypatch.setattr(quantize_lib, "openvino_int8", spy)
-    quantize.build(ctx, ARTIFACTS["openvino-int8"])
+    kind = ARTIFACTS["openvino-int8"]
+    monkeypatch.setitem(ARTIFACTS._entries, kind.name, dataclasses.replace(kind, build=quantized(spy)))
+    ctx.store.build("openvino-int8")
     assert seen == [[1] * 10]
 
 
@@ -75,7 +79,7 @@ def test_the_report_records_the_runs_peak_memory(tiny_bert: Path, tmp_path: Path
     ctx = RunContext(RunConfig(recipe="bert-base-cased-sst2", out=tmp_path / "run", checkpoint=str(tiny_bert),
                                data=(str(SST2_DEV),), limit=8, backends=("torch:fp32",), optimize=False,
                                bench=False))
-    for stage in (prepare, export, infer, score, report):
+    for stage in (prepare, infer, score, report):
         stage.run(ctx)
     peak = read_json(ctx.ws.report_json)["peak_memory"]
     assert 100 < peak["process_mib"] < 24 * 1024

@@ -8,7 +8,7 @@ import pytest
 from encoderzoo.config import RunConfig
 from encoderzoo.context import RunContext
 from encoderzoo.optimize import optimize_onnx
-from encoderzoo.stages import export, infer, optimize, prepare, report, score
+from encoderzoo.stages import infer, prepare, report, score
 from tests.conftest import SST2_DEV
 
 
@@ -18,14 +18,14 @@ def exported(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> RunCo
                        checkpoint=str(tiny_bert), data=(str(SST2_DEV),), limit=8)
     ctx = RunContext(config)
     prepare.run(ctx)
-    export.run(ctx)
+    ctx.store.get("onnx")
     return ctx
 
 
 def test_overrun_falls_back_and_leaves_nothing_behind(exported: RunContext, tmp_path: Path) -> None:
     dst = tmp_path / "opt.onnx"
     result = optimize_onnx(exported.store.files("onnx")[0], dst, model_type="bert",
-                           config=exported.checkpoint.config,
+                           config=exported.source.config,
                            timeout_s=0.05)
     assert (result.fused, result.reason) == (False, "timed out after 0.05 s")
     assert list(tmp_path.iterdir()) == []
@@ -33,7 +33,7 @@ def test_overrun_falls_back_and_leaves_nothing_behind(exported: RunContext, tmp_
 
 def test_memory_limit_failure_falls_back(exported: RunContext, tmp_path: Path) -> None:
     result = optimize_onnx(exported.store.files("onnx")[0], tmp_path / "opt.onnx", model_type="bert",
-                           config=exported.checkpoint.config, memory_limit=64 << 20)
+                           config=exported.source.config, memory_limit=64 << 20)
     assert not result.fused and "failed within 0.1 GiB of address space" in (result.reason or "")
     assert list(tmp_path.iterdir()) == []
 
@@ -42,7 +42,8 @@ def test_the_pipeline_runs_the_unfused_graph_and_reports_why(exported: RunContex
     from dataclasses import replace
 
     ctx = RunContext(replace(exported.config, optimize_timeout=0.05), exported.ws)
-    info = optimize.run(ctx)
+    ctx.store.get("onnx-fused")
+    info = ctx.store.record("onnx-fused")
     assert info["fused"] is False and info["file"] == "model.onnx"
     assert ctx.store.opened("onnx-fused") == ctx.store.files("onnx")[0]
     infer.run(ctx)

@@ -10,7 +10,7 @@ from encoderzoo.config import RunConfig
 from encoderzoo.context import RunContext
 from encoderzoo.pipeline import run
 from encoderzoo.recipes import RECIPES
-from encoderzoo.stages import export, optimize, prepare
+from encoderzoo.stages import prepare
 from encoderzoo.tasks import get_task
 from tests.conftest import LOCAL_DATA, MNLI_MATCHED, SST2_DEV, build_tiny_bert
 
@@ -56,15 +56,15 @@ def test_artifacts_are_reused_for_the_same_weights_and_rebuilt_for_others(
     ctx = RunContext(config)
     onnx, fused = ctx.store.files("onnx")[0], ctx.store.files("onnx-fused")[0]
     prepare.run(ctx)
-    first = export.run(ctx)
-    optimize.run(ctx)
-    int8 = ctx.store.get("onnx-int8")
+    int8 = ctx.store.get("onnx-int8")  # built with the graphs it is made from
+    first = ctx.store.record("onnx")
     assert ctx.store.opened("onnx-fused") == fused and int8 is not None
     stamp = onnx.stat().st_mtime_ns, int8.stat().st_mtime_ns
 
     again = RunContext(config)  # same bytes, same options: nothing is rebuilt
-    assert export.run(again) == first
-    assert optimize.run(again)["key"] == again.store.build_key("onnx-fused")
+    assert again.store.get("onnx") == onnx and again.store.record("onnx") == first
+    assert again.store.get("onnx-fused") == fused
+    assert again.store.recorded("onnx-fused", "key") == again.store.build_key("onnx-fused")
     assert again.store.get("onnx-int8") == int8
     assert (onnx.stat().st_mtime_ns, int8.stat().st_mtime_ns) == stamp
 
@@ -74,11 +74,10 @@ def test_artifacts_are_reused_for_the_same_weights_and_rebuilt_for_others(
                                    checkpoint=str(other), data=(str(SST2_DEV),), limit=8, calibration_size=8))
     assert changed.store.build_key("onnx") != again.store.build_key("onnx")
     prepare.run(changed)  # the data prepared here belong to the first checkpoint: prepared again
-    export.run(changed)
+    changed.store.get("onnx")
     assert onnx.stat().st_mtime_ns != stamp[0]
-    assert changed.store.opened("onnx-fused") == onnx  # the fused graph of the old export is gone
+    assert changed.store.opened("onnx-fused") is None and not fused.exists()  # the old fusion is gone
     assert not int8.exists()  # nor what was quantized from it
-    optimize.run(changed)
     assert changed.store.get("onnx-int8") is not None
     assert int8.stat().st_mtime_ns != stamp[1]
 
@@ -102,20 +101,16 @@ def test_artifacts_are_reused_for_the_same_weights_and_rebuilt_for_others(
 
 def test_every_artifact_kind_is_opened_by_a_backend_precision_and_built_by_one_method() -> None:
     """Adding a kind is one registration plus its builder: the registry holds all it needs."""
-    import importlib
-
-    from encoderzoo.artifacts import ARTIFACTS, opened_by
+    from encoderzoo.artifacts import ARTIFACTS
     from encoderzoo.backends import BACKENDS
+    from encoderzoo.precision import PRECISIONS
 
-    for spec in BACKENDS.values():
-        for precision in spec.precisions:
-            assert opened_by(spec.name, precision).name == spec.artifact(precision)
+    opened = {spec.artifact(p) for spec in BACKENDS.values() for p in spec.precisions}
     for kind in ARTIFACTS.values():
-        assert kind.opened_by, f"no backend opens {kind.name}"
-        if kind.stage == "quantize":
-            module, _, function = str(kind.method).partition(":")
-            assert callable(getattr(importlib.import_module(module), function))
-            assert kind.files and kind.built_from in ARTIFACTS
+        assert kind.name in opened, f"no backend opens {kind.name}"
+        assert kind.precision in PRECISIONS
+        if kind.made_from is not None:
+            assert callable(kind.build) and kind.files and kind.made_from in ARTIFACTS
 
 
 @pytest.mark.slow

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from encoderzoo import inference
 from encoderzoo.config import RunConfig
 from encoderzoo.errors import ArtifactError
 from encoderzoo.fileio import read_json
 from encoderzoo.infer import Shards, load_outputs
 from encoderzoo.pipeline import run
-from encoderzoo.stages import infer as infer_stage
 from encoderzoo.workspace import lock_file, partial_folder
 
 
@@ -51,13 +51,15 @@ class DiesAfter:
 
 def cut_run(config: RunConfig, batches: int, monkeypatch: pytest.MonkeyPatch) -> RunConfig:
     """`config` run with ONNX Runtime interrupted (Ctrl-C) after `batches` batches."""
-    real = infer_stage.open_backend
+    real = inference.open_run
 
-    def flaky(ctx: Any, name: str, precision: str) -> Any:
-        backend = real(ctx, name, precision)
-        return DiesAfter(backend, batches) if name == "onnxruntime" else backend
+    def flaky(ctx: Any, run: Any) -> Any:
+        session = real(ctx, run)
+        if run.backend == "onnxruntime" and not isinstance(session.backend, DiesAfter):
+            session.backend = DiesAfter(session.backend, batches)
+        return session
 
-    monkeypatch.setattr(infer_stage, "open_backend", flaky)
+    monkeypatch.setattr(inference, "open_run", flaky)
     with pytest.raises(KeyboardInterrupt):
         run(config)
     monkeypatch.undo()

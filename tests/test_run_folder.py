@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 
-from encoderzoo import fileio
+from encoderzoo import fileio, inference
 from encoderzoo.assets import asset_path
 from encoderzoo.config import RunConfig
 from encoderzoo.errors import ConfigError
 from encoderzoo.fileio import MARKER, atomic_dir, umask
 from encoderzoo.pipeline import run
-from encoderzoo.stages import infer as infer_stage
 from encoderzoo.workspace import locked, partial_folder, recover
 from tests.conftest import cli
 
@@ -67,21 +66,21 @@ def test_an_error_in_a_later_stage_keeps_finished_work_for_resume(
 ) -> None:
     config = RunConfig(recipe="demo", out=tmp_path / "run", limit=16, bench=False, triage=False,
                        backends=("torch:fp32", "onnxruntime:fp32"))
-    real = infer_stage.open_backend
+    real = inference.open_run
 
-    def broken(ctx: Any, name: str, precision: str) -> Any:
-        if name == "onnxruntime":
+    def broken(ctx: Any, run: Any) -> Any:
+        if run.backend == "onnxruntime":
             raise ConfigError("onnxruntime: the session could not start (a stand-in failure)")
-        return real(ctx, name, precision)
+        return real(ctx, run)
 
-    monkeypatch.setattr(infer_stage, "open_backend", broken)
+    monkeypatch.setattr(inference, "open_run", broken)
     kept = r"stand-in failure\); the finished stages are kept in .*\.run\.partial: fix the cause and rerun"
     with pytest.raises(ConfigError, match=kept):
         run(config)
     partial = partial_folder(config.out)
     assert (partial / "outputs" / "torch-fp32.npz").is_file() and not config.out.exists()
     finished = (partial / "outputs" / "torch-fp32.npz").stat().st_mtime_ns
-    monkeypatch.setattr(infer_stage, "open_backend", real)
+    monkeypatch.setattr(inference, "open_run", real)
     from dataclasses import replace
 
     run(replace(config, resume=True))

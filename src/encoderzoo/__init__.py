@@ -1,4 +1,6 @@
 """encoderzoo: turn a fine-tuned BERT-family checkpoint and a task dataset into a verified,
 optimized and benchmarked inference artifact."""
 
-__version__ = "0.1.0"
+from encoderzoo.version import __version__
+
+__all__ = ["__version__"]

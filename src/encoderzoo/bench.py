@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from encoderzoo.backends import Backend
 from encoderzoo.console import progress_bar
 from encoderzoo.features import Features
 from encoderzoo.roofline import EncoderShape, achieved, ceiling_for
+from encoderzoo.session import Session
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def synthetic_features(input_names: tuple[str, ...], vocab_size: int, seq_len: i
 
 
 def time_point(
-    backends: list[Backend], feeds: dict[str, np.ndarray], settings: BenchSettings
+    backends: list[Session], feeds: dict[str, np.ndarray], settings: BenchSettings
 ) -> list[list[float]]:
     """Latencies in seconds of each backend's timed runs at one point. Each backend is warmed
     up right before its own timed runs. (Taking turns run by run was tried and measured wrong:
@@ -84,13 +84,13 @@ def time_point(
     latencies = []
     for backend in backends:
         for _ in range(settings.warmup):
-            backend.run(feeds)
+            backend.run_batch(feeds)
         times: list[float] = []
         while len(times) < settings.max_runs and (
             len(times) < settings.min_runs or sum(times) < settings.min_seconds
         ):
             t0 = time.perf_counter()
-            backend.run(feeds)
+            backend.run_batch(feeds)
             times.append(time.perf_counter() - t0)
         latencies.append(times)
     return latencies
@@ -107,7 +107,7 @@ def percentiles(ms: np.ndarray) -> dict[str, float | None]:
             for name, needed in PERCENTILE_RUNS.items()}
 
 
-def summarize(backend: Backend, batch_size: int, seq_len: int, latencies: list[float],
+def summarize(backend: Session, batch_size: int, seq_len: int, latencies: list[float],
               shape: EncoderShape | None = None, ceilings: dict[str, Any] | None = None) -> BenchRow:
     ms = np.array(latencies) * 1000.0
     shown = percentiles(ms)
@@ -126,7 +126,7 @@ def summarize(backend: Backend, batch_size: int, seq_len: int, latencies: list[f
 
 
 def sweep(
-    backends: list[Backend], input_names: tuple[str, ...], vocab_size: int, settings: BenchSettings,
+    backends: list[Session], input_names: tuple[str, ...], vocab_size: int, settings: BenchSettings,
     shape: EncoderShape | None = None, ceilings: dict[str, Any] | None = None,
 ) -> list[BenchRow]:
     rows = []

@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from encoderzoo.version import __version__
+
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, per process
 
 
@@ -50,7 +52,6 @@ def versions(*packages: str) -> dict[str, str]:
 
 def make_key(stage: str, **parts: Any) -> str:
     """A short stable key over a stage's inputs (any JSON-serializable values)."""
-    from encoderzoo import __version__
 
     text = json.dumps({"stage": stage, "encoderzoo": __version__, **parts}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]

@@ -13,8 +13,9 @@ from typing import Any
 from encoderzoo.assets import asset_path
 from encoderzoo.cache import files_hash
 from encoderzoo.errors import CheckpointError
-from encoderzoo.families import FAMILIES, family_of
+from encoderzoo.families import family_of
 from encoderzoo.model_config import read_config
+from encoderzoo.model_safety import asks_for_code, refuse_code
 from encoderzoo.recipes import Recipe
 from encoderzoo.sentence_embedding import AutoModelForSentenceEmbedding, pooling_files
 from encoderzoo.tasks.base import Task
@@ -86,45 +87,6 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def default_checkpoint(recipe: Recipe) -> str | None:
-    """Where the recipe's own checkpoint resolves to (its published reference applies to it only)."""
-    if recipe.checkpoint.packaged:
-        return str(asset_path(recipe.checkpoint.packaged).resolve())
-    return recipe.checkpoint.hub_id
-
-
-def trainer_results(checkpoint: Checkpoint, metric_names: tuple[str, ...], splits: list[str]
-                    ) -> dict[str, float]:
-    """The checkpoint's own recorded scores, from eval_results.json as the transformers Trainer
-    writes it (`eval_accuracy`, `eval_f1`, `eval_exact_match`; MNLI's mismatched split as
-    `eval_accuracy_mm`), as fractions keyed like the task's metrics; empty when there is none."""
-    folder = checkpoint.folder
-    path = folder / "eval_results.json" if folder is not None else None
-    if path is None or not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    found = {}
-    for raw, value in data.items() if isinstance(data, dict) else ():
-        if not raw.startswith("eval_") or isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        name = raw.removeprefix("eval_")
-        mismatched = name.endswith("_mm")
-        name = {"exact": "exact_match"}.get(name.removesuffix("_mm"), name.removesuffix("_mm"))
-        if name not in metric_names:
-            continue
-        if len(splits) > 1:
-            if not {"matched", "mismatched"} <= set(splits):
-                continue  # which split the Trainer scored cannot be told
-            name = f"{'mismatched' if mismatched else 'matched'}.{name}"
-        elif mismatched:
-            continue
-        found[name] = float(value) / 100 if value > 1.0 else float(value)  # SQuAD scripts write percent
-    return found
-
-
 def resolve_checkpoint(spec: str | None, recipe: Recipe, *, trust_remote_code: bool = False) -> Checkpoint:
     """Find and check the checkpoint: `spec` (a folder or hub id) or the recipe's default, of any
     family encoderzoo runs (the family comes from its config's model_type, not from the recipe).
@@ -164,9 +126,9 @@ def resolve_checkpoint(spec: str | None, recipe: Recipe, *, trust_remote_code: b
                 f"{spec}: cannot load the config of this {where}: {_first_line(err)}{hint}"
             ) from None
 
-    code = _asks_for_code(path)
+    code = asks_for_code(path)
     if code and not trust_remote_code:
-        _refuse_code(spec, path, code)
+        refuse_code(spec, path, code)
     config = read_config(path, load)
     if code:
         config.full  # noqa: B018  code in the folder: transformers decides now, as before
@@ -194,41 +156,6 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
         raise CheckpointError(f"{repo_id}: cannot fetch this hub id: {_first_line(err)}; pass "
                               "--checkpoint PATH to a local Hugging Face folder") from None
     return folder
-
-
-def _asks_for_code(folder: Path) -> dict[str, Any]:
-    """The classes config.json declares in code of its own (`auto_map`), if any."""
-    try:
-        raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    found = raw.get("auto_map") if isinstance(raw, dict) else None
-    return (found or {"auto_map": "?"}) if "auto_map" in raw else {}
-
-
-def _refuse_code(spec: str, folder: Path, code: dict[str, Any]) -> None:
-    """A folder that declares its own model code is run with that code or not at all: with a
-    model type transformers knows, it would otherwise silently run the built-in classes, and
-    score another model than the one the folder declares."""
-    declared = ", ".join(f"{k}: {v}" for k, v in code.items()) if isinstance(code, dict) else str(code)
-    model_type = _model_type(folder)
-    if model_type and any(model_type in f.model_types for f in FAMILIES.values()):  # built in
-        raise CheckpointError(
-            f"{spec}: config.json declares its own model code (auto_map {declared}) for model type "
-            f"'{model_type}'; without it transformers would run its built-in '{model_type}' classes, another "
-            "model than the folder declares: read that code, then pass --trust-remote-code if you trust it, "
-            "or remove auto_map from config.json to run the built-in classes")
-    raise CheckpointError(
-        f"{spec}: config.json asks to run Python code shipped in the folder (auto_map {declared}), which "
-        "encoderzoo never runs unless told; read that code, then pass --trust-remote-code if you trust it")
-
-
-def _model_type(folder: Path) -> str | None:
-    try:
-        found = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return str(found) if found else None
 
 
 def _check_folder(path: Path, hub_id: str | None = None) -> None:
@@ -307,28 +234,6 @@ def load_weights(source: str, auto_class: str, *, trust_remote_code: bool = Fals
     return model.eval()
 
 
-def check_pickles(checkpoint: Checkpoint) -> None:
-    """Refuse, before anything is built from it, a checkpoint whose .bin weights hold objects
-    other than tensors: loading them would need an unrestricted unpickle, which encoderzoo never
-    does (the pickle's globals are read, nothing in it runs)."""
-    folder = checkpoint.folder
-    weights = sorted(folder.glob("pytorch_model*.bin")) if folder is not None else []
-    if not weights:
-        return
-    import torch
-
-    for path in weights:
-        try:
-            unsafe = list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-        except (OSError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"{path}: cannot read these weights: {_first_line(err)}") from None
-        if unsafe:
-            raise CheckpointError(
-                f"{path}: the weights hold objects other than tensors ({', '.join(unsafe[:3])}), which "
-                "encoderzoo refuses to unpickle (weights_only=True); convert them to safetensors where you "
-                "trust the file")
-
-
 def model_class(auto_class: str) -> Any:
     """A transformers auto class by name, or encoderzoo's own (AutoModelForSentenceEmbedding)."""
     if auto_class == "AutoModelForSentenceEmbedding":
@@ -349,6 +254,9 @@ def content_hashes(checkpoint: Checkpoint) -> dict[str, str]:
     (every other file), hashed from the files transformers loads: a local folder's, or the
     snapshot a hub id resolved to, whose id and revision join the hash."""
     assert checkpoint.folder is not None  # resolve_checkpoint always finds the files
+    built = random_weights_record(checkpoint.folder).get("key")
+    if built:  # random weights built by encoderzoo: what they were built from (see random_weights_key)
+        return {"model": str(built), "tokenizer": str(built)}
     files = [p for p in checkpoint.folder.iterdir() if p.is_file() and not p.name.startswith(".")]
     # the code a --trust-remote-code checkpoint runs (modeling_*.py ...) decides its outputs too
     model = [p for p in files if p.name == "config.json" or p.suffix in (".safetensors", ".bin", ".py")]

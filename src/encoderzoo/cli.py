@@ -1,6 +1,8 @@
 """The command line: commands only. Their options come from RunConfig's fields (declared once,
-see encoderzoo.cli_options); each command builds a RunConfig, makes one call and prints. Heavy
-libraries are imported inside the commands, so `--help` answers at once."""
+see encoderzoo.cli_options), and each command offers the fields its stages declare they read
+(a stage module's OPTIONS; an artifact kind's for `export` and `optimize`); each command builds a
+RunConfig, makes one call and prints. Heavy runtimes are imported where they are used, so
+`--help` answers at once."""
 
 from __future__ import annotations
 
@@ -12,8 +14,20 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from encoderzoo.artifacts import ARTIFACTS
+from encoderzoo.backends import BACKENDS as REGISTERED
 from encoderzoo.cli_options import FIELDS, command, own
+from encoderzoo.config import MODEL
+from encoderzoo.config_file import to_toml
+from encoderzoo.context import RunContext
+from encoderzoo.convert import convert_checkpoint
 from encoderzoo.errors import ConfigError, EncoderzooError
+from encoderzoo.fileio import read_json
+from encoderzoo.listings import families_table, print_table, recipes_table
+from encoderzoo.pipeline import plan, run
+from encoderzoo.stages import bench, infer, interop, prepare, report, score, triage
+from encoderzoo.stages import triton as triton_stage
+from encoderzoo.workspace import Workspace, check_out, check_run_folder, partial_folder, stage_folder
 
 app = typer.Typer(
     name="encoderzoo",
@@ -26,30 +40,22 @@ app = typer.Typer(
 _state = {"debug": False}
 GATE_FAILED_EXIT = 3
 
-MODEL = ("checkpoint", "random_weights", "family", "tokenizer", "onnx", "openvino", "input_map",
-         "trust_remote_code")
-DATA = ("data", "limit", "seq_len", "label_names")
-BACKENDS = ("backends", "threads", "device", "providers", "backend_options")
-BATCHING = ("batch_size", "padding", "order", "buckets", "max_tokens", "pad_multiple")
-RAY = ("engine", "ray_address", "ray_actors")
-GATE = ("gate", "min_agreement", "reference")
-BENCH = ("batch_sizes", "seq_lens", "warmup", "min_runs", "min_seconds", "ceiling")
-E2E = ("e2e_runs", "e2e_rows", "e2e_seconds", "ceiling")
 
-
-def _stage(ctx: typer.Context, config: Any) -> Any:
+def _stage(ctx: typer.Context, config: Any) -> RunContext:
     """A RunContext over the run folder, locked (and proven ours) until the command ends."""
-    from encoderzoo.context import RunContext
-    from encoderzoo.workspace import stage_folder
-
     return RunContext(config, ctx.with_resource(stage_folder(config.out, overwrite=config.overwrite)))
 
 
-def _exit_on_gate(passed: bool, report: Path | None = None) -> None:
+def _exit_on_gate(passed: bool, report_md: Path | None = None) -> None:
     if not passed:
-        if report is not None:
-            typer.echo(f"accuracy gate failed; see {report}", err=True)
+        if report_md is not None:
+            typer.echo(f"accuracy gate failed; see {report_md}", err=True)
         raise typer.Exit(GATE_FAILED_EXIT)
+
+
+def _options(*groups: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields of several declarations, each once, in order."""
+    return tuple(dict.fromkeys(f for group in groups for f in group))
 
 
 @app.callback()
@@ -60,8 +66,6 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
 @app.command()
 def recipes() -> None:
     """List the built-in recipes: task presets (any checkpoint) and seed presets."""
-    from encoderzoo.listings import print_table, recipes_table
-
     print_table(recipes_table())
 
 
@@ -69,39 +73,29 @@ def recipes() -> None:
 def families() -> None:
     """List the model families encoderzoo runs: the config model types, graph inputs, tokenizer
     files and the base architecture `--random-weights --family` builds."""
-    from encoderzoo.listings import families_table, print_table
-
     print_table(families_table())
 
 
 @app.command()
 def backends() -> None:
     """List the registered backends and their precisions."""
-    from encoderzoo.backends import BACKENDS as REGISTERED
-
     for spec in REGISTERED.values():
         typer.echo(f"{spec.name:<12} {','.join(spec.precisions):<10} {spec.description}")
 
 
 def _run(ctx: typer.Context, config: Any, dry_run: bool) -> None:
-    """The whole chain: prepare → export → optimize → infer → score (→ triage) → bench → report."""
+    """The whole chain: prepare → infer → score (→ triage) → bench → report, the artifacts
+    (export, fused graph, int8 kinds) built where first needed."""
     if dry_run:
         _print_plan(config)
         return
-    from encoderzoo.pipeline import run
-
-    passed, report = run(config)
-    typer.echo(report.read_text(encoding="utf-8"))
-    typer.echo(f"report: {report}")
-    _exit_on_gate(passed, report)
+    passed, report_md = run(config)
+    typer.echo(report_md.read_text(encoding="utf-8"))
+    typer.echo(f"report: {report_md}")
+    _exit_on_gate(passed, report_md)
 
 
 def _print_plan(config: Any) -> None:
-    from encoderzoo.config_file import to_toml
-    from encoderzoo.context import RunContext
-    from encoderzoo.pipeline import plan
-    from encoderzoo.workspace import Workspace, check_out, check_run_folder, partial_folder
-
     check_out(config.out, replaced=True)  # as `run` would
     check_run_folder(config.out, overwrite=config.overwrite, inputs=config.protected_paths)
     partial = partial_folder(config.out_folder)
@@ -118,8 +112,6 @@ command(app, "run", tuple(FIELDS), _run, extra=own("dry_run"))
 
 def _prepare(ctx: typer.Context, config: Any, fmt: str, bin_dtype: str) -> None:
     """Read the dataset and tokenize it with the checkpoint's tokenizer."""
-    from encoderzoo.stages import interop, prepare
-
     if fmt not in ("npz", "bin"):
         raise ConfigError(f"--format is npz or bin, not {fmt!r}")
     run_ctx = _stage(ctx, config)
@@ -132,58 +124,48 @@ def _prepare(ctx: typer.Context, config: Any, fmt: str, bin_dtype: str) -> None:
         )
 
 
-command(app, "prepare", (*DATA, *MODEL, "overwrite"), _prepare, extra=own("fmt", "bin_dtype"))
+command(app, "prepare", prepare.OPTIONS, _prepare, extra=own("fmt", "bin_dtype"))
 
 
 def _export(ctx: typer.Context, config: Any, triton: Path | None, triton_name: str | None,
             triton_precision: str, triton_kind: str | None, triton_max_batch: int | None) -> None:
     """Export to ONNX and check it against PyTorch on prepared inputs (reused when the run folder
     holds the export of these exact weights); with --triton, a serving repository."""
-    from encoderzoo.stages import export
-    from encoderzoo.stages import triton as triton_stage
-
     run_ctx = _stage(ctx, config)
     if run_ctx.ws.features.is_file() or triton is None:
-        export.run(run_ctx)
+        run_ctx.store.get("onnx")
     if triton is not None:
         info = triton_stage.run(run_ctx, triton, name=triton_name, precision=triton_precision,
                                 kind=triton_kind, max_batch_size=triton_max_batch, overwrite=config.overwrite)
         typer.echo(f"wrote {info['config']}")
 
 
-command(app, "export", (*MODEL, "device", "batch_sizes", "overwrite"), _export,
+command(app, "export", _options(MODEL, ARTIFACTS["onnx"].options, triton_stage.OPTIONS), _export,
         extra=own("triton", "triton_name", "triton_precision", "triton_kind", "triton_max_batch"))
 
 
 def _optimize(ctx: typer.Context, config: Any) -> None:
     """Fuse the exported graph (attention, LayerNorm, GELU) and check it again."""
-    from encoderzoo.stages import optimize
-
-    optimize.run(_stage(ctx, config))
+    _stage(ctx, config).store.get("onnx-fused")
 
 
-command(app, "optimize", ("checkpoint", "trust_remote_code", "optimize_timeout"), _optimize)
+command(app, "optimize", _options(("checkpoint", "trust_remote_code"), ARTIFACTS["onnx-fused"].options),
+        _optimize)
 
 
 def _infer(ctx: typer.Context, config: Any) -> None:
     """Run every prepared example through each backend; save outputs and predictions (finished
     runs with the same model, data and batching are reused)."""
-    from encoderzoo.stages import infer
-
     infer.run(_stage(ctx, config))
 
 
-command(app, "infer", ("checkpoint", "trust_remote_code", "null_threshold", "strict_entities", *BACKENDS,
-                       *BATCHING, *RAY, *E2E, "resume",
-                       "shard_size"), _infer)
+command(app, "infer", infer.OPTIONS, _infer)
 
 
 def _score(ctx: typer.Context, make_config: Any, predictions: Path | None, na_probs: Path | None,
            outputs: Path | None, layout: str, output_dtype: str) -> None:
     """Score a run folder's outputs (exit 3 when a gate fails), a device runner's outputs, or a
     predictions file against the gold data, as the official evaluation scripts do."""
-    from encoderzoo.stages import interop, score
-
     if predictions is not None:  # a task's name or a recipe's, and the gold files: no run folder
         name, data = ctx.params["recipe"], tuple(ctx.params.get("data") or ())
         if not name:
@@ -204,49 +186,42 @@ def _score(ctx: typer.Context, make_config: Any, predictions: Path | None, na_pr
     _exit_on_gate(bool(score.run(run_ctx)["gate_passed"]))
 
 
-command(app, "score", (*GATE, "label_names", "data", "null_threshold", "strict_entities"), _score, lazy=True,
+command(app, "score", _options(score.OPTIONS, ("data",)), _score, lazy=True,  # --data: for --predictions
         recipe_help="Recipe name; with --predictions also a task name (sst2, mnli, squad, ner, ...).",
         extra=own("predictions", "na_probs", "outputs", "layout", "output_dtype"))
 
 
 def _triage(ctx: typer.Context, config: Any) -> None:
     """Re-quantize the scored int8 models that missed their gate; exit 3 if one still does."""
-    from encoderzoo.fileio import read_json
-    from encoderzoo.stages import score, triage
-
     run_ctx = _stage(ctx, config)
     score.run(run_ctx)  # with this command's gate
     triage.run(run_ctx)
     _exit_on_gate(bool(read_json(run_ctx.ws.accuracy_json)["gate_passed"]))
 
 
-command(app, "triage", (*GATE, "calibration_size", "threads"), _triage)
+command(app, "triage", _options(score.OPTIONS, triage.OPTIONS), _triage)
 
 
 def _bench(ctx: typer.Context, config: Any) -> None:
-    """Sweep batch sizes x sequence lengths; latency percentiles and throughput. Exports (and
-    optimizes) first when the run folder has no ONNX graph of this checkpoint yet."""
-    from encoderzoo.stages import bench, report
-
+    """Sweep batch sizes x sequence lengths; latency percentiles and throughput. The graphs are
+    built first when the run folder has none of this checkpoint yet."""
     run_ctx = _stage(ctx, config)
     bench.run(run_ctx)
     report.run(run_ctx)
     typer.echo(run_ctx.ws.report_md.read_text(encoding="utf-8"))
 
 
-command(app, "bench", (*MODEL, *BACKENDS, "seq_len", *BENCH, "optimize", "optimize_timeout"), _bench)
+command(app, "bench", _options(bench.OPTIONS, report.OPTIONS), _bench)
 
 
 def _report(ctx: typer.Context, config: Any) -> None:
     """Write report.json, report.md and the throughput plot from the stages' results."""
-    from encoderzoo.stages import report
-
     run_ctx = _stage(ctx, config)
     report.run(run_ctx)
     typer.echo(run_ctx.ws.report_md.read_text(encoding="utf-8"))
 
 
-command(app, "report", ("checkpoint",), _report)
+command(app, "report", report.OPTIONS, _report)
 
 
 @app.command()
@@ -266,8 +241,6 @@ def convert(
 ) -> None:
     """Convert an original research checkpoint into a Hugging Face folder (weights_only loading;
     objects other than tensors in the file are replaced by inert records, never run)."""
-    from encoderzoo.convert import convert_checkpoint
-
     names = tuple(n.strip() for n in labels.split(",") if n.strip()) if labels else None
     info = convert_checkpoint(fmt, source, out, config=config, tokenizer=tokenizer, labels=names, head=head,
                               overwrite=overwrite)

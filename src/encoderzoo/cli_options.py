@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from encoderzoo.config import RunConfig
+from encoderzoo.config_file import read_config_file
 from encoderzoo.errors import ConfigError
 from encoderzoo.options import PANELS, flags_of, option_fields, parse_text
 
@@ -195,7 +196,6 @@ def build_config(
 ) -> RunConfig:
     """A RunConfig from the command line (the options given), over the --config file's values,
     over RunConfig's defaults."""
-    from encoderzoo.config_file import read_config_file
 
     options: dict[str, Any] = {}
     for name, value in values.items():

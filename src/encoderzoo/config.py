@@ -5,14 +5,15 @@ resolved against the recipe. Imports no stage."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from encoderzoo.backends import parse_backend_options, parse_backends
+from encoderzoo.backends import Wanted, parse_backend_options, parse_wanted
 from encoderzoo.bench import BenchSettings
 from encoderzoo.environment import available_cores
 from encoderzoo.errors import ConfigError
+from encoderzoo.families import get_family
 from encoderzoo.features import Batching, Order, Padding
 from encoderzoo.options import opt
 from encoderzoo.recipes import Recipe, get_recipe
@@ -148,15 +149,20 @@ class RunConfig:
                           default_text="$XDG_CACHE_HOME/encoderzoo")
 
     config_file: Path | None = None  # the --config file the options were read from (an input of the run)
+    # parsed from the fields above in __post_init__ (see there)
+    wanted: tuple[Wanted, ...] = field(init=False, repr=False, compare=False, default=())
+    backend_settings: dict[str, dict[str, str]] = field(init=False, repr=False, compare=False,
+                                                        default_factory=dict)
+    reference_metrics: dict[str, float] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         get_recipe(self.recipe)
         if not self.backends:
             raise ConfigError("--backends is empty; name at least one backend")
-        for name in self.backends:
-            parse_backends(name)
-        parse_backend_options(self.backend_options)
-        parse_reference(self.reference)
+        # parsed once, here: what every later step reads (not fields: a configuration file holds the text)
+        object.__setattr__(self, "wanted", parse_wanted(self.backends))
+        object.__setattr__(self, "backend_settings", parse_backend_options(self.backend_options))
+        object.__setattr__(self, "reference_metrics", parse_reference(self.reference))
         for option, values in (("--batch-size", [self.batch_size]), ("--batch-sizes", self.batch_sizes),
                                ("--seq-lens", self.seq_lens), ("--seq-len", [self.seq_len]),
                                ("--limit", [self.limit]), ("--threads", [self.threads]),
@@ -187,7 +193,6 @@ class RunConfig:
             raise ConfigError("--family picks the architecture of --random-weights; a checkpoint's family "
                               "comes from its config.json")
         if self.family:
-            from encoderzoo.families import get_family
 
             get_family(self.family)
         graph = self.onnx or self.openvino
@@ -264,8 +269,21 @@ class RunConfig:
                              min_runs=self.min_runs, min_seconds=self.min_seconds)
 
     def to_json(self) -> dict[str, Any]:
-        values = {k: v for k, v in asdict(self).items() if k != "config_file"}
+        derived = ("config_file", "wanted", "backend_settings", "reference_metrics")
+        values = {k: v for k, v in asdict(self).items() if k not in derived}
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+# the options, by what they are about: a stage declares what it reads from these (see cli)
+MODEL = ("checkpoint", "random_weights", "family", "tokenizer", "onnx", "openvino", "input_map",
+         "trust_remote_code")
+DATA = ("data", "limit", "seq_len", "label_names")
+BACKENDS = ("backends", "threads", "device", "providers", "backend_options")
+BATCHING = ("batch_size", "padding", "order", "buckets", "max_tokens", "pad_multiple")
+RAY = ("engine", "ray_address", "ray_actors")
+GATE = ("gate", "min_agreement", "reference")
+BENCH = ("batch_sizes", "seq_lens", "warmup", "min_runs", "min_seconds", "ceiling")
+E2E = ("e2e_runs", "e2e_rows", "e2e_seconds", "ceiling")
 
 
 def _positive(option: str, values: Any) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from encoderzoo.environment import cpu_identity
 from encoderzoo.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -139,8 +140,6 @@ class Machine:
 
     @classmethod
     def here(cls, device: str) -> Machine:
-        from encoderzoo.environment import cpu_identity
-
         model, flags = cpu_identity()
         return cls(device=device, native_bf16=any(f in flags for f in BF16_FLAGS), cpu=model)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from encoderzoo.errors import ConfigError
+from encoderzoo.version import __version__
 
 MARKER = ".encoderzoo"  # in every folder encoderzoo made: {"kind": ..., "encoderzoo": version, ...}
 TEMPORARY = ".ez-tmp"  # the end of every temporary file and folder name encoderzoo makes
@@ -141,7 +142,6 @@ def copied_marker(folder: Path) -> bool:
 
 def mark(folder: Path, kind: str) -> None:
     """Record in `folder` that encoderzoo made it (a run folder, a converted checkpoint...)."""
-    from encoderzoo import __version__
 
     if marker(folder).get("kind") != kind:
         write_json(folder / MARKER, {"kind": kind, "encoderzoo": __version__, "folder": identity(folder),

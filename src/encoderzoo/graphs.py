@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from encoderzoo.cache import file_hash, files_hash, make_key
 from encoderzoo.errors import ConfigError
+from encoderzoo.export import check_onnx_file
 from encoderzoo.families import WITH_SEGMENTS
 from encoderzoo.fileio import atomic_path, temporary_folder
 
@@ -75,7 +77,6 @@ def inspect_graph(path: Path, fmt: str) -> GraphInfo:
         shapes = {p.get_any_name(): _ov_shape(p.get_partial_shape()) for p in model.inputs}
         outs = {p.get_any_name(): _ov_shape(p.get_partial_shape()) for p in model.outputs}
         return GraphInfo(path, fmt, shapes, outs)
-    from encoderzoo.export import check_onnx_file
 
     check_onnx_file(path)
     import onnx
@@ -180,3 +181,61 @@ def import_graph(info: GraphInfo, inputs: dict[str, str], outputs: dict[str, str
     large = model.ByteSize() > 1_800_000_000  # protobuf's 2 GB limit: weights beside the graph
     with atomic_path(dst[0]) as tmp:
         onnx.save(model, str(tmp), save_as_external_data=large, location=f"{dst[0].name}.data")
+
+
+@dataclass(frozen=True)
+class ImportedGraph:
+    """A graph made elsewhere, inspected: its inputs and outputs mapped to ours, its fixed shape."""
+
+    info: GraphInfo
+    inputs: dict[str, str]  # graph input -> ours
+    outputs: dict[str, str]  # graph output -> the task's
+    batch: int | None  # the fixed batch size, if any
+    seq: int | None  # the fixed sequence length, if any
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """Our names of the graph's inputs, in our order."""
+        return tuple(n for n in WITH_SEGMENTS if n in self.inputs.values())
+
+    @property
+    def key(self) -> str:
+        return import_key(self.info, self.inputs, self.outputs)
+
+    @property
+    def static(self) -> str | None:
+        """How the graph's shape is fixed, for messages and the report."""
+        parts = [f"batch {self.batch}"] if self.batch is not None else []
+        parts += [f"sequence {self.seq}"] if self.seq is not None else []
+        return " x ".join(parts) or None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": str(self.info.path), "format": self.info.format, "sha256": self.info.digest(),
+                "inputs": self.inputs, "outputs": self.outputs, "static_batch": self.batch,
+                "static_seq": self.seq}
+
+
+def imported_graph(path: Path, fmt: str, input_map: tuple[str, ...], task: Any) -> ImportedGraph:
+    info = inspect_graph(path, fmt)
+    inputs = match_inputs(info, input_map)
+    outputs = match_outputs(info, task.output_names)
+    check_outputs(info, outputs, task)
+    batch, seq = static_shape(info, inputs)
+    return ImportedGraph(info, inputs, outputs, batch, seq)
+
+
+def check_outputs(info: GraphInfo, outputs: dict[str, str], task: Any) -> None:
+    """Each output the task reads has its shape: the same number of axes, and a fixed size on
+    every axis the task does not declare variable (a classifier's classes, an embedding's width);
+    a graph that does not say its output shapes is taken as it is."""
+    per_row = task.output_shapes(SimpleNamespace(num_labels=1, hidden_size=1), 1)
+    for name, ours in outputs.items():
+        shape, variable = info.outputs.get(name), task.output_axes.get(ours, {})
+        if not shape:
+            continue
+        want = [variable.get(axis, "fixed") for axis in range(1 + len(per_row[ours]))]
+        loose = [d is None and w == "fixed" for d, w in zip(shape, want, strict=False)]
+        if len(shape) != len(want) or any(loose):
+            shown = ", ".join("?" if d is None else str(d) for d in shape)
+            raise ConfigError(f"{info.option}: output {name!r} has shape ({shown}); task '{task.name}' reads "
+                              f"{ours} as ({', '.join(want)}): export the graph with the task's head")

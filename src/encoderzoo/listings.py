@@ -5,6 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from encoderzoo.families import FAMILIES, WITHOUT_SEGMENTS
+from encoderzoo.recipes import RECIPES
+
 
 def print_table(table: Any) -> None:
     from rich.console import Console
@@ -15,7 +18,6 @@ def print_table(table: Any) -> None:
 def recipes_table() -> Any:
     from rich.table import Table
 
-    from encoderzoo.recipes import RECIPES
 
     table = Table("recipe", "kind", "task", "family", "seq", "batch sizes", "reference", "checkpoint")
     for r in sorted(RECIPES.values(), key=lambda r: r.kind != "task"):
@@ -32,7 +34,6 @@ def recipes_table() -> Any:
 def families_table() -> Any:
     from rich.table import Table
 
-    from encoderzoo.families import FAMILIES, WITHOUT_SEGMENTS
 
     table = Table("family", "model_type", "inputs", "tokenizer files", "random weights build")
     for f in FAMILIES.values():

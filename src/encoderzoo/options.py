@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
+from encoderzoo.errors import ConfigError
+
 PANELS = ("data", "model", "backends", "batching", "gate", "benchmark", "run control")
 
 
@@ -62,7 +64,6 @@ def whole_number(text: str) -> int | None:
 
 def parse_text(kind: str, option: str, value: Any) -> Any:
     """The field value of what the command line gave (None stays None: the default)."""
-    from encoderzoo.errors import ConfigError
 
     if value is None or kind == "plain":
         return value

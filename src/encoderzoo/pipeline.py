@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any, Protocol
 
 from encoderzoo.config import RunConfig
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.errors import CheckpointError, EncoderzooError, with_note
 from encoderzoo.fileio import check_replaceable, mark, publish, read_json
-from encoderzoo.stages import bench, export, infer, optimize, prepare, quantize, report, score, triage
+from encoderzoo.stages import bench, infer, prepare, report, score, triage
 from encoderzoo.workspace import (
     RUN,
     Workspace,
@@ -30,33 +31,42 @@ from encoderzoo.workspace import (
     seed_from,
 )
 
-PLANNED = (prepare, export, optimize, quantize, infer, score, triage, bench, report)  # dry-run order
+STAGES: tuple[Any, ...] = (prepare, infer, score, triage, bench, report)  # the chain, in order
+
+
+class Stage(Protocol):
+    """What a stage module declares: the RunConfig fields it reads (the CLI offers those), what it
+    would do (--dry-run) and its run; `wanted(ctx)`, where present, says whether it runs."""
+
+    OPTIONS: tuple[str, ...]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]: ...
+
+    def plan(self, ctx: RunContext) -> list[tuple[str, str, str]]: ...
+
+
+def wanted(stage: Any, ctx: RunContext) -> bool:
+    return bool(getattr(stage, "wanted", lambda _: True)(ctx))
 
 
 def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
-    """(stage, what it would do, build/reuse) for `run --dry-run`: nothing is built or downloaded."""
+    """(stage, what it would do, build/reuse) for `run --dry-run`: nothing is built or downloaded.
+    Artifacts appear where the stage that first needs them would build them."""
     stages = [("backends", note, "skip") for note in ctx.validate()]
-    for stage in PLANNED:
+    for stage in STAGES:
         stages += stage.plan(ctx)
     return stages
 
 
 def run_all(ctx: RunContext) -> bool:
-    """Every stage in order; returns whether all gates passed."""
+    """Every stage in order (the artifacts each needs are built on first use); returns whether
+    all gates passed."""
     for note in ctx.validate():
         step(f"backends: {note}")
-    prepare.run(ctx)
-    export.run(ctx)
-    if ctx.config.optimize:
-        optimize.run(ctx)
-    infer.run(ctx)
-    passed = bool(score.run(ctx)["gate_passed"])
-    if not passed and ctx.config.triage and triage.run(ctx):
-        passed = bool(read_json(ctx.ws.accuracy_json)["gate_passed"])
-    if ctx.config.bench:
-        bench.run(ctx)
-    report.run(ctx)
-    return passed
+    for stage in STAGES:
+        if wanted(stage, ctx):
+            stage.run(ctx)
+    return bool(read_json(ctx.ws.accuracy_json)["gate_passed"])
 
 
 def run(config: RunConfig) -> tuple[bool, Path]:

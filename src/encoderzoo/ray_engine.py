@@ -23,20 +23,21 @@ import numpy as np
 from encoderzoo.backends.base import BackendContext
 from encoderzoo.errors import ConfigError
 from encoderzoo.features import Batching, Features
-from encoderzoo.infer import pad_sequence
+from encoderzoo.session import open_session
 
 
 @dataclass(frozen=True)
 class ActorSpec:
     """What an actor needs (plain values: it travels to other machines): the backend, and the
-    same BackendContext the local engine builds it from."""
+    same BackendContext, batching and output layout the local engine's session is built from."""
 
     backend: str
     precision: str
     context: BackendContext
     batching: Batching = field(default_factory=Batching)
     seq_len: int = 128
-    sequence_outputs: tuple[str, ...] = ()
+    output_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+    static_batch: int | None = None
 
     @property
     def threads(self) -> int:
@@ -44,15 +45,14 @@ class ActorSpec:
 
 
 class Predictor:
-    """A Ray Data actor: builds the backend once, then runs batches of prepared rows."""
+    """A Ray Data actor: opens the session once, then runs batches of prepared rows."""
 
     def __init__(self, spec: ActorSpec) -> None:
-        from encoderzoo.backends import create_backend
-
-        self.backend = create_backend(spec.backend, spec.precision, spec.context)
+        self.session = open_session(spec.backend, spec.precision, spec.context, spec.batching,
+                                    spec.output_axes, spec.static_batch)
         self.spec = spec
         # what this actor really runs with (providers after any fallback), sent back with its rows
-        self.settings = json.dumps({"node": socket.gethostname(), **self.backend.settings()}, sort_keys=True,
+        self.settings = json.dumps({"node": socket.gethostname(), **self.session.settings()}, sort_keys=True,
                                    default=str)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -60,12 +60,9 @@ class Predictor:
         rows = np.asarray(batch["rows"][0], dtype=np.int64)
         feeds = {name: np.ascontiguousarray(batch[f"input.{name}"][0], dtype=np.int64)
                  for name in self.spec.context.input_names}
-        outputs = self.backend.run(feeds)
-        result = {"row": rows, "settings": np.full(len(rows), self.settings)}
-        for name, array in outputs.items():
-            result[f"output.{name}"] = pad_sequence(array, self.spec.seq_len) \
-                if name in self.spec.sequence_outputs else array
-        return result
+        outputs = self.session.run_batch(feeds, self.spec.seq_len)
+        return {"row": rows, "settings": np.full(len(rows), self.settings),
+                **{f"output.{name}": array for name, array in outputs.items()}}
 
 
 def connect(address: str | None, *, num_cpus: int) -> Any:

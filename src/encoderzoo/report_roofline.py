@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from encoderzoo.roofline import CEILING_OF
+from encoderzoo.precision import ceiling_kinds
 
 
 def rate_cell(figures: dict[str, Any]) -> str:
@@ -31,7 +31,7 @@ def ceiling_lines(report: dict[str, Any]) -> list[str]:
         rates = ", ".join(f"{p} {v:,.0f}" for p, v in sorted(ceiling["gflops"].items()))
         libraries = "; ".join(f"{lib}: " + ", ".join(f"{p} {v:,.0f}" for p, v in sorted(r.items()))
                               for lib, r in (ceiling.get("per_library") or {}).items())
-        missing = sorted({CEILING_OF[p] for p in CEILING_OF} - set(ceiling["gflops"]))
+        missing = sorted(ceiling_kinds() - set(ceiling["gflops"]))
         probes = ""
         if ceiling.get("measured_at"):
             when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ceiling["measured_at"]))

@@ -11,9 +11,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# the ceiling a precision is held against: the GEMM kind its backends run
-CEILING_OF = {"fp32": "fp32", "fp16": "fp32", "bf16": "bf16", "int8": "int8", "int8-block": "int8",
-              "int8-static": "int8"}
+from encoderzoo.precision import ceiling_kind
 
 
 @dataclass(frozen=True)
@@ -71,6 +69,6 @@ def ceiling_for(ceilings: dict[str, Any] | None, precision: str) -> float | None
     """The ceiling (GFLOP/s) a run of `precision` is held against, None when unmeasured."""
     if not ceilings:
         return None
-    kind = CEILING_OF.get(precision)  # an unlisted precision is not rated, rather than rated wrong
+    kind = ceiling_kind(precision)  # an unlisted precision is not rated, rather than rated wrong
     value = ceilings.get("gflops", {}).get(kind) if kind else None
     return float(value) if value else None

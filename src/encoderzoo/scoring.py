@@ -16,7 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from encoderzoo.tasks.base import Score
+from encoderzoo.errors import ConfigError
+from encoderzoo.tasks.base import Score, agreement_of
+
+__all__ = [
+    "AccuracyRow",
+    "Gate",
+    "Reference",
+    "accuracy_rows",
+    "agreement_of",
+    "gate_failures",
+    "gate_passes",
+    "output_drift",
+    "parse_reference",
+]
 
 REFERENCE_BACKEND = ("torch", "fp32")
 
@@ -60,7 +73,6 @@ class AccuracyRow:
 
 def parse_reference(values: tuple[str, ...]) -> dict[str, float]:
     """--reference METRIC=VALUE values as fractions: 92.4 and 0.924 both mean 92.4 %."""
-    from encoderzoo.errors import ConfigError
 
     found = {}
     for value in values:
@@ -94,11 +106,6 @@ def output_drift(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray
             delta = delta[real]
         diffs.append(float(np.max(delta, initial=0.0)))
     return max(diffs, default=0.0)
-
-
-def agreement_of(found: list[Any], reference: list[Any]) -> float:
-    """The share of predictions equal to the reference's."""
-    return float(np.mean([a == b for a, b in zip(found, reference, strict=True)])) if found else 1.0
 
 
 def gate_failures(metrics: dict[str, float], baseline: dict[str, float], baseline_name: str,

@@ -1,5 +1,6 @@
 """Runtimes behind one small interface, chosen by name. Adding a runtime: one module with a
-`create(context, precision)` function, and one `register_backend(...)` below.
+`create(context, precision)` function, and one `register_backend(...)` below naming it and the
+artifact kind it opens at each precision.
 
 A precision may need something of the machine (`needs`: a CUDA GPU, a CPU that computes
 bfloat16 natively): asked for by name on a machine without it, it is a one-line error before
@@ -9,20 +10,25 @@ native bfloat16 took the demo 31 s against fp32's 4 s)."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from encoderzoo.artifacts import ARTIFACTS, MODEL
+from encoderzoo.backends import openvino_backend, ort_backend, torch_backend
 from encoderzoo.backends.base import Backend, BackendContext
-from encoderzoo.devices import Machine
+from encoderzoo.devices import REQUIREMENTS, Machine
 from encoderzoo.errors import ConfigError
+from encoderzoo.kinds import BLOCKS_INSTEAD as _KINDS_REGISTERED  # noqa: F401  the kinds backends open
 from encoderzoo.options import whole_number
+from encoderzoo.precision import PRECISIONS
 from encoderzoo.registry import Registry
 
 __all__ = [
-    "BACKENDS", "Backend", "BackendContext", "BackendSpec", "Option", "create_backend",
-    "get_backend", "parse_backend_options", "parse_backends", "resolve_runs",
+    "BACKENDS", "Backend", "BackendContext", "BackendSpec", "Option", "Run", "Wanted", "create_backend",
+    "get_backend", "parse_backend_options", "parse_backends", "parse_wanted", "resolve_runs",
 ]
+
 
 @dataclass(frozen=True)
 class Option:
@@ -47,13 +53,37 @@ class Option:
 BOOLEANS = ("true", "false", "1", "0", "yes", "no")
 
 
+class Run(NamedTuple):
+    """One backend at one precision (compares, hashes and unpacks as the pair it is)."""
+
+    backend: str
+    precision: str
+
+    @property
+    def label(self) -> str:
+        """E.g. "torch fp32", as reports show it."""
+        return f"{self.backend} {self.precision}"
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.precision}"
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A run as --backends asked for it: named with its precision, or among a backend's defaults."""
+
+    run: Run
+    explicit: bool
+
+
 @dataclass(frozen=True)
 class BackendSpec:
     name: str
     description: str
-    precisions: tuple[str, ...]  # what it runs (encoderzoo.artifacts declares the artifact of each)
+    precisions: tuple[str, ...]  # what it runs (see encoderzoo.precision)
     defaults: tuple[str, ...]  # the precisions a bare `--backends NAME` runs (where the machine can)
-    module: str  # implementation module, imported only when used; has `create(context, precision)`
+    create: Callable[[BackendContext, str], Backend]  # builds it for a precision
+    opens: Mapping[str, str]  # precision -> the artifact kind it runs (see encoderzoo.artifacts)
     options: Mapping[str, Option] = field(default_factory=dict)  # --backend-option NAME.KEY=VALUE keys
     needs: Mapping[str, str] = field(default_factory=dict)  # precision -> a Machine requirement
     prefers: Mapping[str, str] = field(default_factory=dict)  # default precisions run only where met
@@ -62,20 +92,20 @@ class BackendSpec:
 
     def artifact(self, precision: str) -> str:
         """The artifact kind it runs at `precision`."""
-        from encoderzoo.artifacts import opened_by
-
-        return opened_by(self.name, precision).name
+        return self.opens[precision]
 
 
 BACKENDS: Registry[BackendSpec] = Registry("backend")
 
 
 def register_backend(spec: BackendSpec) -> BackendSpec:
-    from encoderzoo.devices import REQUIREMENTS
-
     requirements = {*spec.needs.values(), *spec.prefers.values()} - set(REQUIREMENTS)
     if requirements or not set(spec.defaults) <= set(spec.precisions):
         raise ValueError(f"backend {spec.name!r}: unknown requirements {requirements} or default precisions")
+    unknown = [p for p in spec.precisions if p not in PRECISIONS or spec.opens.get(p) not in ARTIFACTS]
+    if unknown or set(spec.opens) != set(spec.precisions):
+        raise ValueError(f"backend {spec.name!r}: precision {unknown[:1]} unknown, or without the artifact "
+                         "it opens")
     return BACKENDS.register(spec.name, spec)
 
 
@@ -83,45 +113,48 @@ def get_backend(name: str) -> BackendSpec:
     return BACKENDS[name]
 
 
-def parse_backends(text: str) -> list[tuple[str, str]]:
-    """'onnxruntime' (its default precisions) or 'onnxruntime:int8' -> [(name, precision)]."""
+def parse_backends(text: str) -> list[Run]:
+    """'onnxruntime' (its default precisions) or 'onnxruntime:int8' -> the runs it asks for."""
     name, _, precision = text.strip().partition(":")
     spec = get_backend(name)
     if not precision:
-        return [(name, p) for p in spec.defaults]
+        return [Run(name, p) for p in spec.defaults]
     if precision not in spec.precisions:
         raise ConfigError(
             f"backend {name!r} has no precision {precision!r}; it has {', '.join(spec.precisions)}"
         )
-    return [(name, precision)]
+    return [Run(name, precision)]
 
 
-def resolve_runs(entries: tuple[str, ...], machine: Machine) -> tuple[list[tuple[str, str]], list[str]]:
-    """The (backend, precision) runs of `--backends` on this machine, without repeats, and a note
-    for each default precision left out. A precision named explicitly that the machine cannot
-    run is a ConfigError."""
-    runs: list[tuple[str, str]] = []
+def parse_wanted(entries: Sequence[str]) -> tuple[Wanted, ...]:
+    """The --backends entries as the runs they ask for, each marked as named or a default."""
+    return tuple(Wanted(run, explicit=":" in entry) for entry in entries for run in parse_backends(entry))
+
+
+def resolve_runs(wanted: Sequence[Wanted] | Sequence[str], machine: Machine) -> tuple[list[Run], list[str]]:
+    """The runs of `--backends` (parsed, or its entries) on this machine, without repeats, and a
+    note for each default precision left out. A precision named explicitly that the machine
+    cannot run is a ConfigError."""
+    runs: list[Run] = []
     notes: list[str] = []
-    for entry in entries:
-        explicit = ":" in entry
-        for name, precision in parse_backends(entry):
-            spec = get_backend(name)
-            need = spec.needs.get(precision)
-            if need and not machine.has(need):
-                if explicit:
-                    raise ConfigError(machine.refusal(name, precision, need))
-                notes.append(f"{name} {precision} left out: {machine.lacks(need)}")
-                continue
-            prefer = spec.prefers.get(precision)
-            if prefer and not explicit and not machine.has(prefer):
-                notes.append(f"{name} {precision} left out: {machine.lacks(prefer)} (name {name}:{precision} "
-                             "to run it anyway)")
-                continue
-            if (name, precision) not in runs:
-                runs.append((name, precision))
+    for entry in [w for w in wanted if isinstance(w, Wanted)] or parse_wanted(wanted):  # type: ignore[arg-type]
+        (name, precision), spec = entry.run, get_backend(entry.run.backend)
+        need = spec.needs.get(precision)
+        if need and not machine.has(need):
+            if entry.explicit:
+                raise ConfigError(machine.refusal(name, precision, need))
+            notes.append(f"{name} {precision} left out: {machine.lacks(need)}")
+            continue
+        prefer = spec.prefers.get(precision)
+        if prefer and not entry.explicit and not machine.has(prefer):
+            notes.append(f"{name} {precision} left out: {machine.lacks(prefer)} (name {name}:{precision} "
+                         "to run it anyway)")
+            continue
+        if entry.run not in runs:
+            runs.append(entry.run)
     if not runs:
-        raise ConfigError(f"--backends {','.join(entries)}: nothing this machine can run "
-                          f"({'; '.join(notes)})")
+        asked = ",".join(dict.fromkeys(str(w.run) for w in wanted))
+        raise ConfigError(f"--backends {asked}: nothing this machine can run ({'; '.join(notes)})")
     return runs, notes
 
 
@@ -149,19 +182,15 @@ def create_backend(name: str, precision: str, context: BackendContext) -> Backen
     machine = Machine.here(context.device)
     if need and not machine.has(need):
         raise ConfigError(machine.refusal(name, precision, need))
-    from encoderzoo.artifacts import opened_by
-
-    if opened_by(name, precision).is_graph and context.graph is None:
+    if ARTIFACTS[spec.artifact(precision)].is_graph and context.graph is None:
         raise ConfigError(f"backend {name!r} needs an exported graph; run `encoderzoo export` first")
-    module = importlib.import_module(spec.module)
-    backend: Backend = module.create(context, precision)
-    return backend
+    return spec.create(context, precision)
 
 
 register_backend(BackendSpec(
     name="torch", description="PyTorch eager: fp32 (the reference), bf16 autocast; fp16 on CUDA",
     precisions=("fp32", "bf16", "fp16"), defaults=("fp32", "bf16"),
-    module="encoderzoo.backends.torch_backend",
+    create=torch_backend.create, opens=dict.fromkeys(("fp32", "bf16", "fp16"), MODEL),
     needs={"fp16": "cuda"}, prefers={"bf16": "native-bf16"},
     # oneDNN keeps state per input shape too: the demo's fp32 run peaked at 595 MiB with 64
     # widths, 569 with widths in steps of 8 (bf16: 622 -> 559); its target is 587
@@ -172,7 +201,9 @@ register_backend(BackendSpec(
     description="ONNX Runtime (CPU, CUDA, TensorRT): fused fp32, int8 dynamic, int8 in blocks, int8 static "
                 "QDQ, fp16 on GPU",
     precisions=("fp32", "int8", "int8-block", "int8-static", "fp16"),
-    defaults=("fp32", "int8"), module="encoderzoo.backends.ort_backend", needs={"fp16": "cuda"},
+    defaults=("fp32", "int8"), create=ort_backend.create, needs={"fp16": "cuda"},
+    opens={"fp32": "onnx-fused", "int8": "onnx-int8", "int8-block": "onnx-int8-block",
+           "int8-static": "onnx-int8-static", "fp16": "onnx-fp16"},
     takes_providers=True,
     options={"io_binding": Option("true|false: bind inputs and outputs once per batch (default: true "
                                   "on CUDA, outputs stay on the device until copied; false on CPU)"),
@@ -181,7 +212,8 @@ register_backend(BackendSpec(
 register_backend(BackendSpec(
     name="openvino", description="OpenVINO on the CPU: fp32, bf16 inference precision, NNCF int8",
     precisions=("fp32", "bf16", "int8"),
-    defaults=("fp32", "bf16", "int8"), module="encoderzoo.backends.openvino_backend",
+    defaults=("fp32", "bf16", "int8"), create=openvino_backend.create,
+    opens={"fp32": "onnx", "bf16": "onnx", "int8": "openvino-int8"},
     needs={"bf16": "native-bf16"},
     # exact widths: OpenVINO keeps state per input shape (the demo's int8 infer: 483 MiB with its
     # 64 widths, 373 with widths in steps of 8; target 545), but steps of 8 pad ~15 % more tokens

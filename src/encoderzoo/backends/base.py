@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from encoderzoo.errors import ConfigError
+
 DEFAULT_PROVIDERS: tuple[str, ...] = ()  # empty: chosen by the device (see encoderzoo.devices)
 
 
@@ -58,7 +60,6 @@ def flag(options: Mapping[str, str], key: str, default: bool) -> bool:
     if value is None:
         return default
     if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-        from encoderzoo.errors import ConfigError
 
         raise ConfigError(f"option {key}={value!r}: use true or false")
     return value.lower() in ("true", "1", "yes")

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from encoderzoo.checkpoints import quiet_transformers
+from encoderzoo.convert.base import write_folder
+from encoderzoo.fileio import check_replaceable
 from encoderzoo.registry import Registry
 
 
@@ -37,9 +40,6 @@ def convert_checkpoint(
     labels: tuple[str, ...] | None = None, head: str | None = None, overwrite: bool = False,
 ) -> dict[str, Any]:
     """Convert `source` into the Hugging Face folder `out`; returns what was done."""
-    from encoderzoo.checkpoints import quiet_transformers
-    from encoderzoo.convert.base import write_folder
-    from encoderzoo.fileio import check_replaceable
 
     check_replaceable(out, "converted-checkpoint", overwrite=overwrite)  # before reading anything
     quiet_transformers()

@@ -11,7 +11,6 @@ from encoderzoo.context import RunContext
 from encoderzoo.errors import ArtifactError
 from encoderzoo.fileio import read_json
 from encoderzoo.interop import detect_layout, read_outputs, write_bin
-from encoderzoo.scoring import REFERENCE_BACKEND
 
 
 def write_samples(ctx: RunContext, dtype: str = "int64", *, overwrite: bool = False) -> dict[str, Any]:
@@ -41,7 +40,7 @@ def score_outputs(
             "(another checkpoint, dataset or options); run `encoderzoo prepare --format bin` "
             "again and the device runner on its samples"
         )
-    shapes = ctx.task.output_shapes(ctx.checkpoint.config, features.seq_len)
+    shapes = ctx.task.output_shapes(ctx.source.checkpoint().config, features.seq_len)
     layout = detect_layout(folder) if layout == "auto" else layout
     outputs = read_outputs(
         folder, len(features), shapes, layout=layout, dtype=dtype, not_before=written.stat().st_mtime
@@ -59,6 +58,6 @@ def score_outputs(
     }
     if ws.accuracy_json.is_file():
         for row in read_json(ws.accuracy_json)["rows"]:
-            if (row["backend"], row["precision"]) == REFERENCE_BACKEND:
+            if (row["backend"], row["precision"]) == ctx.reference_run:
                 result["torch_fp32"] = {k: 100 * v for k, v in row["metrics"].items()}
     return result

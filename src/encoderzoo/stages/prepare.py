@@ -7,13 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from encoderzoo.checkpoints import load_tokenizer
+from encoderzoo.config import DATA, MODEL
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.fileio import write_json
 from encoderzoo.sources import describe_data, resolve_data
 from encoderzoo.tasks.base import read_splits
 from encoderzoo.workspace import unlink
+
+OPTIONS = (*DATA, *MODEL, "overwrite")  # what it reads of RunConfig
 
 
 def current(ctx: RunContext, key: str) -> bool:
@@ -40,12 +42,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
     unlink(ws.infer_json, *ws.results())  # made from the old data
     seq_len = cfg.effective_seq_len
     ctx.check_seq_lens("--seq-len", (seq_len,))
-    features = ctx.task.encode(
-        examples, load_tokenizer(ctx.checkpoint), seq_len=seq_len, input_names=ctx.input_names
-    )
+    features = ctx.task.encode(examples, ctx.source.tokenizer(), seq_len=seq_len, input_names=ctx.input_names)
     ctx.task.save_examples(examples, ws.examples)
     features.save(ws.features)
-    checkpoint = ctx.checkpoint
+    checkpoint = ctx.source.checkpoint()
     location = Path(checkpoint.location)
     in_run = checkpoint.is_local and location.is_relative_to(ws.root.resolve())
     splits = {
@@ -72,7 +72,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "checkpoint": str(location.relative_to(ws.root.resolve())) if in_run else checkpoint.location,
         "checkpoint_in_run": in_run,
         "revision": checkpoint.revision,
-        "graph": ctx.graph_record() if ctx.graph is not None else None,
+        "graph": ctx.graph_record(),
         **ctx.task.binding(),
     }
     write_json(ws.prepare_json, record)

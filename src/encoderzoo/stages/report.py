@@ -7,16 +7,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from encoderzoo import __version__
 from encoderzoo.checkpoints import fingerprint
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.environment import environment, peak_memory
 from encoderzoo.report import write_report
+from encoderzoo.version import __version__
+
+OPTIONS = ("checkpoint",)  # what it reads of RunConfig
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
-    checkpoint, recipe, ws = ctx.checkpoint, ctx.recipe, ctx.ws
+    checkpoint, recipe, ws = ctx.source.checkpoint(), ctx.recipe, ctx.ws
     location = checkpoint.location
     if checkpoint.is_local and Path(location).is_relative_to(ws.root.resolve()):
         location = str(Path(location).relative_to(ws.root.resolve()))  # the run folder moves
@@ -36,7 +38,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "checkpoint": {
             "location": location,
             "local": checkpoint.is_local,
-            "random_weights": checkpoint.random_weights,
+            "random_weights": ctx.source.random_weights,
             "model_type": checkpoint.model_type,
             "architectures": getattr(checkpoint.config, "architectures", None),
             "stored_dtype": str(getattr(checkpoint.config, "dtype", None) or "unknown").removeprefix(

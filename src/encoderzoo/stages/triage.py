@@ -16,11 +16,16 @@ import numpy as np
 
 from encoderzoo import quantize, triage
 from encoderzoo.artifacts import ARTIFACTS, ArtifactKind
-from encoderzoo.backends import get_backend
+from encoderzoo.backends import Run, get_backend
+from encoderzoo.config import GATE
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
+from encoderzoo.evaluation import evaluate, gate, predictions_of
 from encoderzoo.fileio import read_json, temporary_folder, write_json
+from encoderzoo.inference import release, run_one
 from encoderzoo.scoring import gate_failures
+
+OPTIONS = (*GATE, "calibration_size", "threads")  # what it reads of RunConfig
 
 TRIAGE_ROWS = 32  # rows (spread over the data) the drift of each quantized node is measured on
 
@@ -31,19 +36,13 @@ def triageable(name: str, precision: str) -> bool:
 
 def run(ctx: RunContext) -> dict[str, Any]:
     """Rescores at the end; returns what triage.json records (empty when nothing needed it)."""
-    from encoderzoo.stages import infer, score
-
     ws = ctx.ws
     accuracy = read_json(ws.accuracy_json)
-    # the run the others were gated against: torch fp32, or a graph's own fp32 run without PyTorch
-    compared = accuracy.get("compared_with", "torch fp32")
-    reference_run = tuple(compared.split())
-    failing = [
-        r
-        for r in accuracy["rows"]
-        if not r["gate_passed"] and r["baseline"] == "_".join(reference_run)
-        and triageable(r["backend"], r["precision"])
-    ]
+    reference_run = ctx.reference_run  # the run the others were gated against
+    compared = reference_run.label
+    failing = [r for r in accuracy["rows"] if not r["gate_passed"]
+               and triageable(r["backend"], r["precision"])
+               and Run(r["backend"], r["precision"]) != reference_run]
     if not failing:
         return {}
     features, examples = ctx.features(), ctx.examples()
@@ -53,14 +52,14 @@ def run(ctx: RunContext) -> dict[str, Any]:
     torch_metrics = next(
         r["metrics"] for r in accuracy["rows"] if (r["backend"], r["precision"]) == reference_run
     )
-    _, torch_predictions = score.predictions_of(ctx, *reference_run)
+    _, torch_predictions = predictions_of(ctx, reference_run)
     records = read_json(ws.infer_json)
     results = {}
     for row in failing:
         name, precision = row["backend"], row["precision"]
         kind = ARTIFACTS[get_backend(name).artifact(precision)]
-        assert kind.built_from is not None
-        source, path = ctx.store.opened(kind.built_from), ctx.store.files(kind.name)[0]
+        assert kind.made_from is not None
+        source, path = ctx.store.opened(kind.made_from), ctx.store.files(kind.name)[0]
         assert source is not None
         step(f"triage: ranking the quantized nodes of {path.name}")
         ranking = triage.rank_nodes(
@@ -71,14 +70,14 @@ def run(ctx: RunContext) -> dict[str, Any]:
                   kind_name: str = kind.name) -> dict[str, Any]:
             """Re-quantize without `excluded`, run and score it: one attempt."""
             ctx.store.build(kind_name, excluded)
-            infer.release(ctx, name, precision)
-            entry, predictions = infer.run_one(ctx, name, precision)
+            release(ctx, Run(name, precision))
+            entry, predictions = run_one(ctx, Run(name, precision))
             records["runs"] = [
                 entry if (r["backend"], r["precision"]) == (name, precision) else r for r in records["runs"]
             ]
             metrics = ctx.task.score(examples, predictions).metrics
             vs_torch = {"agreement": ctx.task.agreement(predictions, torch_predictions)}
-            failures = gate_failures(metrics, torch_metrics, compared, vs_torch, score.gate(ctx), compared)
+            failures = gate_failures(metrics, torch_metrics, compared, vs_torch, gate(ctx), compared)
             step(f"triage: {name} {precision} with {len(excluded)} nodes in float: "
                  + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
             return {"float_nodes": len(excluded), "excluded": list(excluded), "metrics": metrics, **vs_torch,
@@ -86,9 +85,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
         before = {"metrics": row["metrics"], "agreement": (row.get("vs_torch") or {}).get("agreement"),
                   "gate_passed": False}
-        gate = score.gate(ctx)
-        search = triage.greedy(ranking, trial, before, lambda a, gate=gate: triage.closeness(
-            a, torch_metrics, gate.min_agreement, gate.keep))
+        wanted = gate(ctx)
+        search = triage.greedy(ranking, trial, before, lambda a, wanted=wanted: triage.closeness(
+            a, torch_metrics, wanted.min_agreement, wanted.keep))
         chosen = search.chosen
         if search.attempts and search.attempts[-1]["excluded"] != chosen["excluded"]:
             trial(chosen["excluded"])  # the store holds the last one tried: back to the chosen one
@@ -109,7 +108,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         }
     write_json(ws.infer_json, records)
     write_json(ws.triage_json, results)
-    score.run(ctx)
+    evaluate(ctx)  # rescored with the triaged artifacts
     return results
 
 
@@ -118,20 +117,17 @@ def costs(ctx: RunContext, kind: ArtifactKind, source: Path, steps: list[dict[st
     after each step, rebuilt side by side in a folder made here and timed in turns on one batch
     of the data (see encoderzoo.triage.side_by_side). Adds rows_per_s, speed_lost_pct (against
     the fully quantized artifact) and step_cost_pct (against the step before) to each step."""
-    from encoderzoo.stages.quantize import calibration_for
-
     features = ctx.features()
     count = min(len(features), ctx.config.batch_size)
     rows = np.unique(np.linspace(0, len(features) - 1, num=count).astype(int))
     feeds = features.take(rows)
-    calibration = calibration_for(ctx, kind)
     step(f"triage: timing the float graph, the int8 one and each step side by side on {len(rows)} rows")
     with temporary_folder(ctx.ws.model_dir / "triage-timing") as folder:
         graphs = [source]
         for i, excluded in enumerate([[], *(s["excluded"] for s in steps)]):
             graphs.append(folder / f"{i}.onnx")
             with contextlib.redirect_stdout(sys.stderr):
-                ctx.store.method(kind.name)(source, graphs[-1], calibration=calibration, exclude=excluded)
+                ctx.store.build_copy(kind.name, [graphs[-1]], excluded)
         rates = triage.side_by_side(graphs, feeds, ctx.config.threads)
     float_rate, quantized = rates[0], rates[1]
     for s, rate, was in zip(steps, rates[2:], rates[1:-1], strict=True):
@@ -139,6 +135,11 @@ def costs(ctx: RunContext, kind: ArtifactKind, source: Path, steps: list[dict[st
                  step_cost_pct=100.0 * (1.0 - rate / was))
     return {"rows": len(rows), "width": int(next(iter(feeds.values())).shape[1]),
             "float_rows_per_s": float_rate, "quantized_rows_per_s": quantized, "final_rows_per_s": rates[-1]}
+
+
+def wanted(ctx: RunContext) -> bool:
+    """Only when asked for and a gate failed."""
+    return ctx.config.triage and not read_json(ctx.ws.accuracy_json)["gate_passed"]
 
 
 def plan(ctx: RunContext) -> list[tuple[str, str, str]]:

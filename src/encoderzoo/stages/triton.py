@@ -11,6 +11,9 @@ from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.errors import ConfigError
 from encoderzoo.fileio import check_replaceable
+from encoderzoo.triton import model_name, write_repository
+
+OPTIONS = ("device", "batch_sizes", "overwrite")  # what it reads of RunConfig (with the model's)
 
 
 def run(
@@ -24,18 +27,14 @@ def run(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """REPOSITORY/NAME with ONNX Runtime's artifact at `precision` (the fused fp32 graph by default)."""
-    from encoderzoo.stages.export import ensure_graph
-    from encoderzoo.triton import model_name, write_repository
-
     spec = get_backend("onnxruntime")
     if precision not in spec.precisions:
         raise ConfigError(f"--triton-precision is one of {', '.join(spec.precisions)}, not {precision!r}")
     name = model_name(name or ctx.recipe.name)
     check_replaceable(repository / name, "triton-model", overwrite=overwrite, option="--triton")
-    ensure_graph(ctx, force=True)
     artifact = spec.artifact(precision)
-    graph = ctx.store.get(artifact)
-    assert graph is not None  # ensure_graph exported it
+    graph = ctx.store.get(artifact)  # built on first use (with the graph it is made from)
+    assert graph is not None  # every ONNX Runtime artifact is a graph
     ctx.store.verify(artifact)
     sizes = ctx.config.bench_settings().batch_sizes
     kind = kind or ("KIND_GPU" if ctx.device == "cuda" else "KIND_CPU")

@@ -106,6 +106,11 @@ class Task(Protocol):
         ...
 
 
+def agreement_of(found: list[Any], reference: list[Any]) -> float:
+    """The share of predictions equal to the reference's."""
+    return float(np.mean([a == b for a, b in zip(found, reference, strict=True)])) if found else 1.0
+
+
 def split_key(split: str, metric: str, splits: list[str]) -> str:
     """Metric names carry the split only when a run scores several: "matched.accuracy"."""
     return f"{split}.{metric}" if len(splits) > 1 else metric

@@ -18,7 +18,15 @@ import numpy as np
 from encoderzoo.errors import CheckpointError, ConfigError, DataError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
-from encoderzoo.tasks.base import ReadResult, Score, load_jsonl, save_jsonl, split_key, splits_of
+from encoderzoo.tasks.base import (
+    ReadResult,
+    Score,
+    agreement_of,
+    load_jsonl,
+    save_jsonl,
+    split_key,
+    splits_of,
+)
 from encoderzoo.tasks.tokenize import encode_fixed
 from encoderzoo.tasks.tsv import TsvRow, read_tsv
 
@@ -115,7 +123,6 @@ class SequenceClassification:
 
     def agreement(self, found: list[Any], reference: list[Any]) -> float:
         """The share of predictions equal to the reference's."""
-        from encoderzoo.scoring import agreement_of
 
         return agreement_of(found, reference)
 

@@ -1,0 +1,90 @@
+"""One inference session: a backend with its batching and the task's output layout, the one
+path from prepared rows to outputs that the local engine, the Ray actors, the benchmark and a
+served model all run: batches planned by length and token budget, padded to their width, run,
+and their outputs put back in row order (sequence outputs padded to the full length)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from encoderzoo.backends import Backend, BackendContext, create_backend
+from encoderzoo.features import Batching, Features
+from encoderzoo.infer import OnBatch, pad_sequence, run_inference
+
+
+def sequence_outputs(output_axes: Mapping[str, Mapping[int, str]]) -> frozenset[str]:
+    """The outputs with a token axis (its padding depends on the batch's width, not the model)."""
+    return frozenset(name for name, axes in output_axes.items() if "sequence" in axes.values())
+
+
+class StaticBatch:
+    """A backend over a graph of fixed batch size: a smaller batch is padded with copies of its
+    last row (their outputs dropped), a larger one split."""
+
+    def __init__(self, backend: Any, batch: int) -> None:
+        self.inner, self.batch = backend, batch
+        self.name, self.precision = backend.name, backend.precision
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = len(next(iter(feeds.values())))
+        parts = []
+        for start in range(0, rows, self.batch):
+            chunk = {k: v[start:start + self.batch] for k, v in feeds.items()}
+            real = len(next(iter(chunk.values())))
+            if real < self.batch:
+                chunk = {k: np.concatenate([v, np.repeat(v[-1:], self.batch - real, axis=0)])
+                         for k, v in chunk.items()}
+            parts.append({k: v[:real] for k, v in self.inner.run(chunk).items()})
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.inner.settings()) | {"static_batch": self.batch}
+
+    def close(self) -> None:
+        if hasattr(self.inner, "close"):
+            self.inner.close()
+
+
+class Session:
+    def __init__(self, backend: Backend, batching: Batching, sequence: frozenset[str] = frozenset()) -> None:
+        self.backend, self.batching, self.sequence = backend, batching, sequence
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    @property
+    def precision(self) -> str:
+        return self.backend.precision
+
+    def run(self, features: Features, *, rows: np.ndarray | None = None, on_batch: OnBatch | None = None,
+            progress: bool = True, label: str = "", done: int = 0) -> dict[str, np.ndarray]:
+        """Outputs for every row of `features` (or `rows`), in row order (see run_inference)."""
+        return run_inference(self.backend, features, self.batching, sequence_outputs=self.sequence,
+                             label=label, progress=progress, rows=rows, on_batch=on_batch, done=done)
+
+    def run_batch(self, feeds: dict[str, np.ndarray], seq_len: int | None = None) -> dict[str, np.ndarray]:
+        """Outputs of one batch as given; sequence outputs padded to `seq_len` when given."""
+        outputs = self.backend.run(feeds)
+        if seq_len is None:
+            return outputs
+        return {k: pad_sequence(v, seq_len) if k in self.sequence else v for k, v in outputs.items()}
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.backend.settings())
+
+    def close(self) -> None:
+        if hasattr(self.backend, "close"):
+            self.backend.close()
+
+
+def open_session(name: str, precision: str, context: BackendContext, batching: Batching,
+                 output_axes: Mapping[str, Mapping[int, str]], static_batch: int | None = None) -> Session:
+    """The backend `name` at `precision` built from `context`, in a session."""
+    backend: Any = create_backend(name, precision, context)
+    if static_batch is not None and context.graph is not None:
+        backend = StaticBatch(backend, static_batch)
+    return Session(backend, batching, sequence_outputs(output_axes))
