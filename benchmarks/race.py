@@ -74,29 +74,28 @@ class Encoderzoo:
                  multiple: int | None = None) -> None:
         import dataclasses
 
-        from encoderzoo.backends import get_backend
-        from encoderzoo.checkpoints import load_tokenizer
-        from encoderzoo.stages.infer import open_backend
+        from encoderzoo.backends import parse_backends
+        from encoderzoo.inference import open_run
+        from encoderzoo.session import Session
 
-        name, precision = variant.split(":")
+        [run] = parse_backends(variant)
         self.pipeline, self.data = ctx, data
-        self.backend = open_backend(ctx, name, precision)
-        self.tokenizer = load_tokenizer(ctx.checkpoint)
-        self.batching = ctx.config.batching_for(get_backend(name).batching)  # the backend's defaults
+        opened = open_run(ctx, run)
+        self.tokenizer = ctx.source.tokenizer()
+        batching = ctx.batching[run.backend]  # the backend's defaults
         if max_tokens is not None:
-            self.batching = dataclasses.replace(self.batching, max_tokens=max_tokens)
+            batching = dataclasses.replace(batching, max_tokens=max_tokens)
         if multiple is not None:
-            self.batching = dataclasses.replace(self.batching, multiple=multiple)
+            batching = dataclasses.replace(batching, multiple=multiple)
+        self.session = Session(opened.backend, batching, opened.sequence)
 
     def run(self, texts: list[str], gold: list[int], batch_size: int) -> tuple[float, float]:
-        from encoderzoo.infer import run_inference
-
         pipeline = self.pipeline
         start = time.perf_counter()
         examples = pipeline.task.read(self.data).examples
         features = pipeline.task.encode(examples, self.tokenizer, seq_len=128,
-                                        input_names=pipeline.family.input_names)
-        outputs = run_inference(self.backend, features, self.batching, progress=False)
+                                        input_names=pipeline.input_names)
+        outputs = self.session.run(features, progress=False)
         predicted = pipeline.task.predict(examples, features, outputs)
         seconds = time.perf_counter() - start
         return seconds, sum(p == e.label for p, e in zip(predicted, examples, strict=True)) / len(examples)
@@ -200,14 +199,13 @@ def prepare_encoderzoo(model: Path, data: Path, work: Path, threads: int, batch_
                        variants: tuple[str, ...]) -> Any:
     from encoderzoo.config import RunConfig
     from encoderzoo.context import RunContext
-    from encoderzoo.stages import export, optimize, prepare
+    from encoderzoo.stages import prepare
 
     config = RunConfig(recipe="demo", out=work, checkpoint=str(model), data=(str(data),), threads=threads,
                        batch_size=batch_size, backends=variants)
     ctx = RunContext(config)
     prepare.run(ctx)
-    export.run(ctx)
-    optimize.run(ctx)
+    ctx.store.get("onnx-fused")  # with the export it is made from
     return ctx
 
 
@@ -319,13 +317,12 @@ def print_table(args: argparse.Namespace, pipeline: Any, texts: list[str], throu
     """The race table: sentences/s, ratios to (a), (b) and (b2)'s best way, accuracy, and the
     useful work done (FLOPs of the real tokens) as GFLOP/s and % of the measured int8 ceiling."""
     from encoderzoo.ceiling import ceiling
-    from encoderzoo.checkpoints import load_tokenizer
     from encoderzoo.roofline import EncoderShape
 
-    shape = EncoderShape.of(pipeline.checkpoint.config)
+    shape = EncoderShape.of(pipeline.source.checkpoint().config)
     assert shape is not None
-    lengths = [len(ids) for ids in load_tokenizer(pipeline.checkpoint)(texts, truncation=True,
-                                                                       max_length=128)["input_ids"]]
+    lengths = [len(ids) for ids in pipeline.source.tokenizer()(texts, truncation=True,
+                                                               max_length=128)["input_ids"]]
     flops_per_sentence = shape.flops(lengths) / len(texts)
     measured = ceiling(args.threads)
     int8 = measured["gflops"]["int8"]

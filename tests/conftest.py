@@ -60,14 +60,16 @@ def build_tiny_bert(folder: Path, *, num_labels: int = 2, dtype: str = "float32"
     from transformers import (
         AutoTokenizer,
         BertConfig,
+        BertForMultipleChoice,
         BertForQuestionAnswering,
         BertForSequenceClassification,
     )
 
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=28996, num_labels=num_labels, **TINY_BERT)
-    model_class = BertForSequenceClassification if head == "sequence-classification" else \
-        BertForQuestionAnswering
+    model_class = {"sequence-classification": BertForSequenceClassification,
+                   "question-answering": BertForQuestionAnswering,
+                   "multiple-choice": BertForMultipleChoice}[head]
     model = model_class(config).eval()
     if dtype == "float16":
         model = model.half()

@@ -47,30 +47,34 @@ class BenchRow:
 
 
 def synthetic_inputs(
-    input_names: tuple[str, ...], batch_size: int, seq_len: int, vocab_size: int, seed: int = 0
+    input_names: tuple[str, ...], batch_size: int, seq_len: int, vocab_size: int, seed: int = 0,
+    row: tuple[int, ...] = (),
 ) -> dict[str, np.ndarray]:
-    """Full-length sequences (no padding): every token is computed, as with static shapes."""
+    """Full-length sequences (no padding): every token is computed, as with static shapes; `row`:
+    what a row holds before its tokens (multiple choice: its choices)."""
     rng = np.random.default_rng(seed)
     low = 1000 if vocab_size > 2000 else 1
+    shape = (batch_size, *row, seq_len)
     feeds = {}
     for name in input_names:
         if name == "input_ids":
-            feeds[name] = rng.integers(low, vocab_size, size=(batch_size, seq_len), dtype=np.int64)
+            feeds[name] = rng.integers(low, vocab_size, size=shape, dtype=np.int64)
         elif name == "attention_mask":
-            feeds[name] = np.ones((batch_size, seq_len), dtype=np.int64)
+            feeds[name] = np.ones(shape, dtype=np.int64)
         else:
-            feeds[name] = np.zeros((batch_size, seq_len), dtype=np.int64)
+            feeds[name] = np.zeros(shape, dtype=np.int64)
     return feeds
 
 
-def synthetic_features(input_names: tuple[str, ...], vocab_size: int, seq_len: int) -> Features:
+def synthetic_features(input_names: tuple[str, ...], vocab_size: int, seq_len: int,
+                       row: tuple[int, ...] = ()) -> Features:
     """Eight padded rows of varied length, for export and its parity check when no dataset has
     been prepared."""
-    feeds = synthetic_inputs(input_names, 8, seq_len, vocab_size, seed=1)
+    feeds = synthetic_inputs(input_names, 8, seq_len, vocab_size, seed=1, row=row)
     lengths = np.linspace(max(2, seq_len // 8), seq_len, 8).astype(np.int32)
-    for row, length in enumerate(lengths):
+    for index, length in enumerate(lengths):
         for name in input_names:
-            feeds[name][row, length:] = 0
+            feeds[name][index, ..., length:] = 0
     return Features(np.array([f"synthetic-{i}" for i in range(8)]), feeds, lengths)
 
 
@@ -108,14 +112,15 @@ def percentiles(ms: np.ndarray) -> dict[str, float | None]:
 
 
 def summarize(backend: Session, batch_size: int, seq_len: int, latencies: list[float],
-              shape: EncoderShape | None = None, ceilings: dict[str, Any] | None = None) -> BenchRow:
+              shape: EncoderShape | None = None, ceilings: dict[str, Any] | None = None,
+              sequences: int = 1) -> BenchRow:
     ms = np.array(latencies) * 1000.0
     shown = percentiles(ms)
     p50 = shown["p50"]
     assert p50 is not None  # at least one run
     rate: dict[str, float | None] = {}
     if shape is not None:
-        flops = batch_size * shape.flops_per_sequence(seq_len)
+        flops = batch_size * sequences * shape.flops_per_sequence(seq_len)  # sequences per row
         rate = achieved(flops, p50 / 1000.0, ceiling_for(ceilings, backend.precision))
     return BenchRow(
         backend=backend.name, precision=backend.precision, batch_size=batch_size, seq_len=seq_len,
@@ -127,7 +132,7 @@ def summarize(backend: Session, batch_size: int, seq_len: int, latencies: list[f
 
 def sweep(
     backends: list[Session], input_names: tuple[str, ...], vocab_size: int, settings: BenchSettings,
-    shape: EncoderShape | None = None, ceilings: dict[str, Any] | None = None,
+    shape: EncoderShape | None = None, ceilings: dict[str, Any] | None = None, row: tuple[int, ...] = (),
 ) -> list[BenchRow]:
     rows = []
     points = [(s, b) for s in settings.seq_lens for b in settings.batch_sizes]
@@ -135,8 +140,9 @@ def sweep(
         bar = progress.add_task("benchmark", total=len(points))
         for seq_len, batch_size in points:
             progress.update(bar, description=f"bench batch {batch_size} seq {seq_len}")
-            feeds = synthetic_inputs(input_names, batch_size, seq_len, vocab_size)
+            feeds = synthetic_inputs(input_names, batch_size, seq_len, vocab_size, row=row)
             for backend, latencies in zip(backends, time_point(backends, feeds, settings), strict=True):
-                rows.append(summarize(backend, batch_size, seq_len, latencies, shape, ceilings))
+                rows.append(summarize(backend, batch_size, seq_len, latencies, shape, ceilings,
+                                      sequences=int(np.prod(row, dtype=np.int64))))
             progress.advance(bar)
     return rows

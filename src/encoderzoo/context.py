@@ -75,6 +75,11 @@ class RunContext:
         return self.source.input_names
 
     @property
+    def row_shape(self) -> tuple[int, ...]:
+        """What a row of the task's inputs holds before its tokens: () or, multiple choice, (choices,)."""
+        return tuple(getattr(self.task, "row_shape", ()))
+
+    @property
     def hashes(self) -> dict[str, str]:
         return self.source.identity
 
@@ -110,7 +115,7 @@ class RunContext:
         if self.ws.features.is_file():
             return self.features()
         return synthetic_features(self.input_names, int(self.source.config.vocab_size),
-                                  max(self.config.bench_settings().seq_lens))
+                                  max(self.config.bench_settings().seq_lens), row=self.row_shape)
 
     def validate(self) -> list[str]:
         """Everything that can be checked before the first stage writes anything (the model's

@@ -86,21 +86,21 @@ def choose_providers(device: str, requested: Sequence[str], available: Sequence[
 
 
 def trt_profiles(input_names: Sequence[str], batch_size: int, seq_len: int,
-                 buckets: Sequence[int] = ()) -> dict[str, str]:
+                 buckets: Sequence[int] = (), row: Sequence[int] = ()) -> dict[str, str]:
     """TensorRT optimization profiles as ONNX Runtime's provider options take them: one profile
     per sequence bucket (each from the previous bucket + 1 up to the bucket, optimized for a
     full batch at the bucket's length), or one from 1 to `seq_len`. Several profiles list each
-    input once per profile."""
+    input once per profile; `row` (multiple choice: the choices) sits between batch and tokens."""
     edges = sorted(b for b in set(buckets) if b <= seq_len) or [seq_len]
     if edges[-1] != seq_len:
         edges.append(seq_len)  # rows longer than the last bucket pad to seq_len
     mins, opts, maxs = [], [], []
-    low = 1
+    low, middle = 1, "".join(f"x{n}" for n in row)
     for high in edges:
         for name in input_names:
-            mins.append(f"{name}:1x{low}")
-            opts.append(f"{name}:{batch_size}x{high}")
-            maxs.append(f"{name}:{batch_size}x{high}")
+            mins.append(f"{name}:1{middle}x{low}")
+            opts.append(f"{name}:{batch_size}{middle}x{high}")
+            maxs.append(f"{name}:{batch_size}{middle}x{high}")
         low = high + 1
     return {"trt_profile_min_shapes": ",".join(mins), "trt_profile_opt_shapes": ",".join(opts),
             "trt_profile_max_shapes": ",".join(maxs)}
@@ -108,7 +108,7 @@ def trt_profiles(input_names: Sequence[str], batch_size: int, seq_len: int,
 
 def provider_options(provider: str, *, precision: str, input_names: Sequence[str], batch_size: int,
                      seq_len: int, buckets: Sequence[int], cache_dir: Path, device_id: int = 0,
-                     graph_hash: str | None = None) -> dict[str, Any]:
+                     graph_hash: str | None = None, row: Sequence[int] = ()) -> dict[str, Any]:
     """The options ONNX Runtime gets with each provider. TensorRT's engines and timing cache are
     kept per graph (its SHA-256): engines of another model are never picked up."""
     if provider == CUDA:
@@ -120,7 +120,7 @@ def provider_options(provider: str, *, precision: str, input_names: Sequence[str
                 "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines),
                 "trt_timing_cache_enable": True, "trt_timing_cache_path": str(engines),
                 "trt_max_workspace_size": 4 << 30,
-                **trt_profiles(input_names, batch_size, seq_len, buckets)}
+                **trt_profiles(input_names, batch_size, seq_len, buckets, row)}
     return {}
 
 

@@ -63,7 +63,8 @@ def parity_cases(features: Features, static_batch: int | None = None) -> list[Pa
         ("dynamic", slice(n - 1, n), None),
     ):
         feeds = features.take(rows, width)
-        batch, seq = next(iter(feeds.values())).shape
+        shape = next(iter(feeds.values())).shape
+        batch, seq = shape[0], shape[-1]
         cases.append(ParityCase(f"batch {batch} x seq {seq} ({padding} padding)", feeds))
     return cases
 
@@ -144,7 +145,9 @@ def export_onnx(
     input_names = features.input_names
     output_names = tuple(output_axes)
     sample = features.take(slice(0, min(2, len(features))))
-    axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "sequence"} for name in input_names}
+    rank = len(features.row_shape) + 2  # (batch, sequence), or (batch, choices, sequence)
+    dims = {0: "batch", rank - 1: "sequence"} | {axis: "choices" for axis in range(1, rank - 1)}
+    axes: dict[str, dict[int, str]] = dict.fromkeys(input_names, dims)
     axes |= {name: dict(a) for name, a in output_axes.items()}
     start = time.perf_counter()
     with atomic_path(path) as tmp, warnings.catch_warnings():

@@ -51,18 +51,18 @@ class Batching:
 @dataclass
 class Features:
     """N encoded rows (an example, or one window of a long one), each right-padded to `seq_len`
-    tokens."""
+    tokens; a row may hold several sequences (multiple choice: one per choice, (N, C, S))."""
 
     example_ids: np.ndarray  # (N,) str: the example each row belongs to
-    arrays: dict[str, np.ndarray]  # model input name -> (N, S) int64
-    lengths: np.ndarray  # (N,) int32: tokens before padding
+    arrays: dict[str, np.ndarray]  # model input name -> (N, S) int64, or (N, C, S)
+    lengths: np.ndarray  # (N,) int32: tokens before padding (a row of several: its longest)
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # task data per row, not model input
 
     def __post_init__(self) -> None:
         n = len(self.example_ids)
         for name, array in self.arrays.items():
-            if array.ndim != 2 or array.shape[0] != n:
-                raise ValueError(f"input {name!r} has shape {array.shape}, expected ({n}, S)")
+            if array.ndim < 2 or array.shape[0] != n:
+                raise ValueError(f"input {name!r} has shape {array.shape}, expected ({n}, S) or ({n}, C, S)")
         for name, array in self.extras.items():
             if array.shape[0] != n:
                 raise ValueError(f"extra {name!r} has {array.shape[0]} rows, expected {n}")
@@ -74,17 +74,29 @@ class Features:
 
     @property
     def seq_len(self) -> int:
-        return next(iter(self.arrays.values())).shape[1]
+        return next(iter(self.arrays.values())).shape[-1]
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """What a row holds before its tokens: () for one sequence, (C,) for C choices."""
+        return tuple(next(iter(self.arrays.values())).shape[1:-1])
 
     @property
     def input_names(self) -> tuple[str, ...]:
         return tuple(self.arrays)
 
+    def sequence_lengths(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The real tokens of every sequence of the rows (a row of C choices holds C of them)."""
+        if not self.row_shape or "attention_mask" not in self.arrays:
+            return self.lengths if rows is None else self.lengths[rows]
+        mask = self.arrays["attention_mask"] if rows is None else self.arrays["attention_mask"][rows]
+        return mask.sum(axis=-1).reshape(-1)
+
     def take(self, index: np.ndarray | slice, width: int | None = None) -> dict[str, np.ndarray]:
         """Model inputs for the rows `index`, `width` tokens wide (default: the longest row)."""
         if width is None:
             width = max(int(self.lengths[index].max(initial=1)), 1)
-        return {name: np.ascontiguousarray(a[index, :width]) for name, a in self.arrays.items()}
+        return {name: np.ascontiguousarray(a[index, ..., :width]) for name, a in self.arrays.items()}
 
     def plan(self, batching: Batching, rows: np.ndarray | None = None) -> list[tuple[np.ndarray, int]]:
         """(rows, width) per batch: every row (of `rows`, default all) exactly once; with order

@@ -43,6 +43,7 @@ def backend_context(ctx: RunContext, run: Run, *, threads: int | None = None) ->
         explicit_device=cfg.device == "cuda", batch_size=max(cfg.batch_size, *settings.batch_sizes),
         seq_len=max(ctx.prepared.get("seq_len", cfg.effective_seq_len), *settings.seq_lens),
         buckets=tuple(sorted(cfg.buckets)), cache_dir=cfg.cache_dir, input_names=ctx.input_names,
+        row_shape=ctx.row_shape,
         trust_remote_code=cfg.trust_remote_code)
 
 
@@ -166,7 +167,7 @@ def warm_passes(ctx: RunContext, session: Session, features: Features, rate: flo
     shape, ceilings = ctx.roofline()
     achieved_rate: dict[str, Any] = {}
     if shape is not None:  # the real tokens of the rows timed (padding is no useful work)
-        lengths = features.lengths if rows is None else features.lengths[rows]
+        lengths = features.sequence_lengths(rows)
         achieved_rate = achieved(shape.flops(lengths), median, ceiling_for(ceilings, session.precision))
     return {"runs": len(times), "rows": count, "median_s": median, "rows_per_s": count / median,
             "seconds": [round(t, 4) for t in times], **achieved_rate}

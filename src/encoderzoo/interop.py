@@ -33,7 +33,8 @@ def write_bin(features: Features, folder: Path, dtype: str = "int64",
     if dtype not in INPUT_DTYPES:
         raise ConfigError(f"--bin-dtype is {' or '.join(INPUT_DTYPES)}, not {dtype!r}")
     info = {"samples": len(features), "inputs": list(features.input_names), "dtype": dtype,
-            "seq_len": features.seq_len, "shape": [1, features.seq_len], "files": "INPUT/<sample>.bin",
+            "seq_len": features.seq_len, "shape": [1, *features.row_shape, features.seq_len],
+            "files": "INPUT/<sample>.bin",
             "index": "index.tsv: sample, example id, tokens before padding, gold label",
             "labels": "labels.txt: the gold label of each sample, one per line" if labels else None}
     if labels is not None and len(labels) != len(features):

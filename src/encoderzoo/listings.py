@@ -18,7 +18,6 @@ def print_table(table: Any) -> None:
 def recipes_table() -> Any:
     from rich.table import Table
 
-
     table = Table("recipe", "kind", "task", "family", "seq", "batch sizes", "reference", "checkpoint")
     for r in sorted(RECIPES.values(), key=lambda r: r.kind != "task"):
         reference = ", ".join(f"{k} {100 * v:.2f}" for k, v in r.reference.items()) or "-"
@@ -33,7 +32,6 @@ def recipes_table() -> Any:
 
 def families_table() -> Any:
     from rich.table import Table
-
 
     table = Table("family", "model_type", "inputs", "tokenizer files", "random weights build")
     for f in FAMILIES.values():

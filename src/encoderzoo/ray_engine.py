@@ -92,7 +92,7 @@ def run_ray(spec: ActorSpec, features: Features, rows: np.ndarray, *, actors: in
     back. Returns what the run record keeps of the engine."""
     ray = connect(address, num_cpus=max(actors * spec.threads, actors))
     plan = features.plan(spec.batching, np.asarray(rows, dtype=np.int64)) if len(rows) else []
-    items = [{"rows": batch, **{f"input.{name}": features.arrays[name][batch, :width]
+    items = [{"rows": batch, **{f"input.{name}": features.arrays[name][batch, ..., :width]
                                 for name in spec.context.input_names}}
              for batch, width in plan]
     if not items:

@@ -227,3 +227,9 @@ register_task_preset(
                        hint="STS-B-layout pairs (sentence1, sentence2, score), e.g. GLUE's STS-B dev.tsv")},
     "GLUE STS-B dev pairs, Spearman of cosine similarity", 128,
 )
+register_task_preset(
+    "swag", "Multiple choice (the ending that follows a context)",
+    {"dev": DataSource(url="https://raw.githubusercontent.com/rowanz/swagaf/master/data/val.csv",
+                       hint="SWAG's val.csv (sent1, sent2, ending0..3, label)")},
+    "SWAG val.csv, accuracy", 128,
+)

@@ -23,6 +23,10 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def unregister(self, name: str) -> T:
+        """Take an entry back out (an extension that is done, a test that registered its own)."""
+        return self._entries.pop(name)
+
     def __getitem__(self, name: str) -> T:
         try:
             return self._entries[name]

@@ -30,8 +30,8 @@ OFFICIAL = {  # what GLUE reports, computed by the kept libraries
 
 def test_every_task_has_an_end_to_end_run() -> None:
     """Here, in test_families.py (sst2, mnli, squad: every family), test_files.py, test_squad2.py,
-    test_ner.py or test_embed.py."""
-    others = {"classify", "regress", "squad2", "ner", "embed"}
+    test_ner.py, test_embed.py or test_multiple_choice.py."""
+    others = {"classify", "regress", "squad2", "ner", "embed", "swag"}
     assert set(TASKS) == set(GLUE_FIXTURES) | set(LOCAL_DATA) | others
 
 

@@ -33,6 +33,7 @@ class BackendContext:
     buckets: tuple[int, ...] = ()  # the sequence buckets, if any
     cache_dir: Path = Path(".")  # where engines (TensorRT) are cached
     input_names: tuple[str, ...] = ()  # the model's inputs (TensorRT profiles name them)
+    row_shape: tuple[int, ...] = ()  # what a row holds before its tokens (multiple choice: choices)
     graph_hash: str | None = None  # the graph's SHA-256: TensorRT engines are cached per graph
     trust_remote_code: bool = False  # the checkpoint's own code may run (the user asked)
 

@@ -42,7 +42,8 @@ class OrtBackend:
             provider_options=[provider_options(
                 p, precision=precision, input_names=context.input_names,
                 batch_size=context.batch_size, seq_len=context.seq_len, buckets=context.buckets,
-                cache_dir=context.cache_dir, graph_hash=context.graph_hash) for p in providers],
+                cache_dir=context.cache_dir, graph_hash=context.graph_hash, row=context.row_shape)
+                for p in providers],
         )
         lost = fallen_back(providers, self._session.get_providers())
         if lost:

@@ -20,7 +20,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     ctx.check_seq_lens("--seq-lens", settings.seq_lens)
     shape, ceilings = ctx.roofline()
     sessions = [open_run(ctx, run) for run in ctx.runs]  # artifacts built on first use
-    rows = sweep(sessions, ctx.input_names, int(ctx.source.config.vocab_size), settings, shape, ceilings)
+    rows = sweep(sessions, ctx.input_names, int(ctx.source.config.vocab_size), settings, shape, ceilings,
+                 row=ctx.row_shape)
     used = {str(run): s.settings() for run, s in zip(ctx.runs, sessions, strict=True)}
     del sessions
     for run_ in ctx.runs:

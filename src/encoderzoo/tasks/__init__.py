@@ -7,6 +7,7 @@ from encoderzoo.tasks.base import Task
 from encoderzoo.tasks.classification import SequenceClassification
 from encoderzoo.tasks.embed import SentenceEmbedding
 from encoderzoo.tasks.generic import FileClassification, FileRegression
+from encoderzoo.tasks.multiple_choice import MultipleChoice
 from encoderzoo.tasks.ner import TokenClassification
 from encoderzoo.tasks.regression import Regression
 from encoderzoo.tasks.squad import QuestionAnswering
@@ -80,3 +81,5 @@ register_task(QuestionAnswering2(
 register_task(TokenClassification(name="ner"))
 # sentence embeddings: STS-B-layout pairs, each sentence embedded alone, cosine vs the gold score
 register_task(SentenceEmbedding(name="embed", text_columns=("sentence1", "sentence2"), label_column="score"))
+# multiple choice: SWAG's val.csv as distributed, every context paired with each of its 4 endings
+register_task(MultipleChoice(name="swag"))
