@@ -1,7 +1,8 @@
 """Each axis is one place: from inside this file alone, a backend (ONNX Runtime with its graph
 optimizations off), the artifact kind it opens (a copy of the exported graph, with its builder),
-a task and its preset are registered, and the whole chain runs through them — prepared, built,
-run, scored against torch fp32, benchmarked and reported. Every registration is taken back."""
+a model family (Megatron-BERT), a task and its preset are registered, and the whole chain runs
+through them — prepared, built, run, scored against torch fp32, benchmarked and reported. Every
+registration is taken back."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ import pytest
 from encoderzoo.artifacts import ARTIFACTS, ArtifactKind, BuildStep, register_artifact
 from encoderzoo.backends import BACKENDS, BackendContext, BackendSpec, register_backend
 from encoderzoo.config import RunConfig
+from encoderzoo.families import FAMILIES, Family, register_family
 from encoderzoo.fileio import atomic_path
 from encoderzoo.pipeline import run
 from encoderzoo.recipes import RECIPES, CheckpointSource, DataSource, Recipe, register_recipe
 from encoderzoo.tasks import TASKS, register_task
 from encoderzoo.tasks.classification import SequenceClassification
-from tests.conftest import SST2_DEV
+from tests.conftest import BERT_CASED_VOCAB, SST2_DEV
 
 
 class PlainOnnxRuntime:
@@ -64,6 +66,9 @@ def extended() -> Iterator[None]:
     register_task(SequenceClassification(name="polarity", text_columns=("sentence",), label_column="label",
                                          labels=("0", "1"), label_names=("negative", "positive"),
                                          labels_are_indices=True))
+    register_family(Family(name="megatron-bert", model_types=("megatron-bert",),
+                           tokenizer_class="BertTokenizer", tokenizer_files=("vocab.txt",),
+                           architecture="bert-base-cased", hub_tokenizer="bert-base-cased"))
     register_recipe(Recipe(name="polarity", description="Sentence polarity, SST-2's layout", task="polarity",
                            family="bert", checkpoint=CheckpointSource(),
                            data={"dev": DataSource(hint="sentence<TAB>label")}, seq_len=64, reference={},
@@ -72,19 +77,34 @@ def extended() -> Iterator[None]:
         yield
     finally:
         RECIPES.unregister("polarity")
+        FAMILIES.unregister("megatron-bert")
         TASKS.unregister("polarity")
         BACKENDS.unregister("ort-plain")
         ARTIFACTS.unregister("onnx-plain")
 
 
+def tiny_megatron_bert(folder: Path) -> Path:
+    """A model of the family registered here: Megatron-BERT, random weights, BERT's vocabulary."""
+    import torch
+    from transformers import AutoTokenizer, MegatronBertConfig, MegatronBertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = MegatronBertConfig(vocab_size=28996, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=64, max_position_embeddings=128)
+    MegatronBertForSequenceClassification(config).eval().save_pretrained(folder)
+    AutoTokenizer.from_pretrained(BERT_CASED_VOCAB.parent, do_lower_case=False).save_pretrained(folder)
+    return folder
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("extended")
-def test_a_backend_an_artifact_kind_and_a_task_preset_registered_here_run_the_chain(
-    tiny_bert: Path, tmp_path: Path
+def test_a_backend_an_artifact_kind_a_family_and_a_task_preset_registered_here_run_the_chain(
+    tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
+    checkpoint = tiny_megatron_bert(tmp_path / "megatron")
     passed, report_md = run(RunConfig(
-        recipe="polarity", out=out, checkpoint=str(tiny_bert), data=(str(SST2_DEV),), limit=16,
+        recipe="polarity", out=out, checkpoint=str(checkpoint), data=(str(SST2_DEV),), limit=16,
         backends=("ort-plain",), batch_sizes=(2,), seq_lens=(16,), warmup=0, min_runs=2, min_seconds=0,
         e2e_runs=1, ceiling=False))
     assert passed
@@ -97,4 +117,4 @@ def test_a_backend_an_artifact_kind_and_a_task_preset_registered_here_run_the_ch
     assert record["method"] == "a copy of the export" and len(record["sha256"]) == 64
     assert (out / "model" / "model.plain.onnx").read_bytes() == (out / "model" / "model.onnx").read_bytes()
     assert {r["backend"] for r in report["benchmark"]} == {"torch", "ort-plain"}
-    assert "ort-plain" in report_md.read_text()
+    assert "ort-plain" in report_md.read_text() and report["recipe"]["family"] == "megatron-bert"

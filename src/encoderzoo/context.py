@@ -130,7 +130,7 @@ class RunContext:
 
     def check_seq_lens(self, option: str, seq_lens: tuple[int, ...]) -> None:
         """Refuse lengths the model's position embeddings cannot hold."""
-        limit, why = self.source.family.max_tokens(self.source.config)
+        limit, why = self.source.family.position_limit(self.source.config)
         too_long = [n for n in seq_lens if limit is not None and n > limit]
         if too_long:
             raise ConfigError(f"{option} {too_long[0]} is above the model's maximum of {limit} tokens{why}")

@@ -46,7 +46,7 @@ class Family:
             return WITH_SEGMENTS if int(getattr(config, "type_vocab_size", 0) or 0) > 0 else WITHOUT_SEGMENTS
         return self.input_names
 
-    def max_tokens(self, config: Any) -> tuple[int | None, str]:
+    def position_limit(self, config: Any) -> tuple[int | None, str]:
         """The longest sequence the model's position embeddings hold, and why (for messages)."""
         positions = getattr(config, "max_position_embeddings", None)
         if positions is None:
