@@ -22,15 +22,15 @@ LAYERS: list[tuple[str, set[str]]] = [
         "features", "families", "recipes", "model_config", "tokenizer_check", "roofline", "ceiling",
         "scoring", "devices", "sentence_embedding", "tasks", "graphs", "export", "optimize", "quantize",
         "triage", "triton", "interop", "report", "report_md", "report_roofline", "report_triage",
-        "report_export", "sources", "listings"}),
+        "report_export", "sources", "listings", "verdict"}),
     ("the model: one source", {"checkpoints", "random_weights", "model_source", "model_safety", "convert"}),
     ("artifacts: kinds, builders, the store", {"artifacts", "builders", "kinds", "store"}),
     ("runtime: backends and the one session", {"backends", "infer", "session", "bench", "ray_engine"}),
     ("the run: options and what every stage reads", {"config", "config_file", "context", "inference",
                                                        "evaluation"}),
     ("stages", {"stages"}),
-    ("front: the pipeline, the API and the command line", {"pipeline", "api", "server", "cli_options", "cli",
-                                                             "__main__", ""}),
+    ("front: the pipeline, the API and the command line", {
+        "pipeline", "api", "server", "serve_ray", "cli_serve", "cli_options", "cli", "__main__", ""}),
 ]
 
 

@@ -175,14 +175,32 @@ def _check_folder(path: Path, hub_id: str | None = None) -> None:
         )
 
 
+def tokenizer_class(folder: Path | None) -> Any:
+    """The class tokenizer_config.json names, where transformers has it (its fast form first):
+    loaded directly, it skips AutoTokenizer's reading of the model config, which imports PyTorch
+    in transformers 5 (a served ONNX Runtime or OpenVINO model need not carry it)."""
+    try:
+        name = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))["tokenizer_class"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    import transformers
+
+    if not isinstance(name, str) or not name.isidentifier():
+        return None
+    fast = f"{name.removesuffix('Fast')}Fast"
+    return getattr(transformers, fast, None) or getattr(transformers, name, None)
+
+
 def load_tokenizer(checkpoint: Checkpoint) -> Any:
     """The checkpoint's own fast tokenizer."""
     quiet_transformers()
-    from transformers import AutoTokenizer
+    loader = None if checkpoint.trust_remote_code else tokenizer_class(checkpoint.folder)
+    if loader is None:
+        from transformers import AutoTokenizer  # reads the model config: imports PyTorch
 
+        loader = AutoTokenizer
     try:
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint.source,
-                                                  trust_remote_code=checkpoint.trust_remote_code)
+        tokenizer = loader.from_pretrained(checkpoint.source, trust_remote_code=checkpoint.trust_remote_code)
     except (OSError, ValueError, TypeError) as err:
         raise CheckpointError(
             f"{checkpoint.location}: cannot load its tokenizer: {_first_line(err)}; "

@@ -17,6 +17,7 @@ from rich.markup import escape
 from encoderzoo.artifacts import ARTIFACTS
 from encoderzoo.backends import BACKENDS as REGISTERED
 from encoderzoo.cli_options import FIELDS, command, own
+from encoderzoo.cli_serve import serve as serve_command
 from encoderzoo.config import MODEL
 from encoderzoo.config_file import to_toml
 from encoderzoo.context import RunContext
@@ -222,6 +223,9 @@ def _report(ctx: typer.Context, config: Any) -> None:
 
 
 command(app, "report", report.OPTIONS, _report)
+
+
+app.command()(serve_command)
 
 
 @app.command()

@@ -5,7 +5,8 @@ resolved against the recipe. Imports no stage."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -149,20 +150,29 @@ class RunConfig:
                           default_text="$XDG_CACHE_HOME/encoderzoo")
 
     config_file: Path | None = None  # the --config file the options were read from (an input of the run)
-    # parsed from the fields above in __post_init__ (see there)
-    wanted: tuple[Wanted, ...] = field(init=False, repr=False, compare=False, default=())
-    backend_settings: dict[str, dict[str, str]] = field(init=False, repr=False, compare=False,
-                                                        default_factory=dict)
-    reference_metrics: dict[str, float] = field(init=False, repr=False, compare=False, default_factory=dict)
+
+    # -- parsed once from the fields above (first in __post_init__, which checks them) ------------
+
+    @cached_property
+    def wanted(self) -> tuple[Wanted, ...]:
+        """--backends as the runs it asks for, each marked as named or a default."""
+        return parse_wanted(self.backends)
+
+    @cached_property
+    def backend_settings(self) -> dict[str, dict[str, str]]:
+        """--backend-option values, per backend, checked."""
+        return parse_backend_options(self.backend_options)
+
+    @cached_property
+    def reference_metrics(self) -> dict[str, float]:
+        """--reference values as fractions."""
+        return parse_reference(self.reference)
 
     def __post_init__(self) -> None:
         get_recipe(self.recipe)
         if not self.backends:
             raise ConfigError("--backends is empty; name at least one backend")
-        # parsed once, here: what every later step reads (not fields: a configuration file holds the text)
-        object.__setattr__(self, "wanted", parse_wanted(self.backends))
-        object.__setattr__(self, "backend_settings", parse_backend_options(self.backend_options))
-        object.__setattr__(self, "reference_metrics", parse_reference(self.reference))
+        _ = self.wanted, self.backend_settings, self.reference_metrics  # parsed once, checked now
         for option, values in (("--batch-size", [self.batch_size]), ("--batch-sizes", self.batch_sizes),
                                ("--seq-lens", self.seq_lens), ("--seq-len", [self.seq_len]),
                                ("--limit", [self.limit]), ("--threads", [self.threads]),
@@ -269,8 +279,7 @@ class RunConfig:
                              min_runs=self.min_runs, min_seconds=self.min_seconds)
 
     def to_json(self) -> dict[str, Any]:
-        derived = ("config_file", "wanted", "backend_settings", "reference_metrics")
-        values = {k: v for k, v in asdict(self).items() if k not in derived}
+        values = {k: v for k, v in asdict(self).items() if k != "config_file"}
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import types
@@ -18,7 +19,10 @@ from encoderzoo.options import whole_number
 def _kinds() -> dict[str, str]:
     """Every RunConfig field's kind of value: int, float, bool, str, path, ints or strs."""
     kinds = {}
+    settable = {f.name for f in dataclasses.fields(RunConfig)}
     for name, hint in typing.get_type_hints(RunConfig).items():
+        if name not in settable:  # parsed from the others, or not a setting
+            continue
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         base = (
             args[0] if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else hint
@@ -115,6 +119,14 @@ def _convert(path: Path, key: str, value: Any) -> Any:
     if not all(isinstance(v, str) for v in items):
         raise bad("a list of strings")
     return tuple(items)
+
+
+def config_from_record(record: dict[str, Any], where: str, **changes: Any) -> RunConfig:
+    """The RunConfig a run recorded (report.json's "config"), with `changes`; each value checked
+    as a configuration file's would be."""
+    values = {key: _convert(Path(where), key, value) for key, value in record.items()
+              if key in KINDS and value is not None}
+    return RunConfig(**(values | changes))
 
 
 def to_toml(values: dict[str, Any]) -> str:

@@ -27,6 +27,10 @@ class CheckpointError(EncoderzooError):
     """A checkpoint folder or hub id that cannot be loaded safely."""
 
 
+class InputError(EncoderzooError):
+    """An input to a loaded or served model that its task cannot read (HTTP 400 when served)."""
+
+
 class ArtifactError(EncoderzooError):
     """A stage's input artifact (features, ONNX file, outputs) is missing or unreadable."""
 

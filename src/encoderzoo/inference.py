@@ -26,12 +26,13 @@ from encoderzoo.session import Session, open_session
 from encoderzoo.workspace import unlink
 
 
-def backend_context(ctx: RunContext, run: Run, *, threads: int | None = None) -> BackendContext:
+def backend_context(ctx: RunContext, run: Run, *, threads: int | None = None,
+                    build: bool = True) -> BackendContext:
     """What a backend is built from, locally or on a Ray actor: the artifact (built on first use
-    and verified), the device, the session settings."""
+    unless `build` is False, and verified), the device, the session settings."""
     cfg = ctx.config
     kind = get_backend(run.backend).artifact(run.precision)
-    graph = ctx.store.get(kind)
+    graph = ctx.store.get(kind) if build else ctx.store.opened(kind)
     settings = cfg.bench_settings()
     return BackendContext(
         checkpoint=ctx.source.checkpoint().source if ctx.source.pytorch else "",

@@ -8,6 +8,7 @@ from typing import Any
 
 from encoderzoo.fileio import atomic_path, read_json, write_json, write_text
 from encoderzoo.report_md import markdown
+from encoderzoo.verdict import verdict
 from encoderzoo.workspace import Workspace
 
 
@@ -44,6 +45,9 @@ def collect(ws: Workspace) -> dict[str, Any]:
 def write_report(ws: Workspace, header: dict[str, Any], environment: dict[str, Any]) -> dict[str, Any]:
     sections = collect(ws)
     sections["environment"] = sections["environment"] or environment
+    runs = (sections.get("inference") or {}).get("runs", [])
+    out = str(header.get("config", {}).get("out", ws.root))  # the run folder as it was named
+    sections["verdict"] = verdict(sections["accuracy"], runs, out)
     report = header | sections
     if report["benchmark"]:
         plot_throughput(report["benchmark"], ws.plot_png, title=header["recipe"]["name"])

@@ -52,6 +52,7 @@ def markdown(report: dict[str, Any]) -> str:
         + (f"; peak resident memory {_memory(report['peak_memory'])}" if report.get("peak_memory") else ""),
         "",
     ]
+    lines += _deploy_section(report.get("verdict"), report)
     lines += _accuracy_section(report)
     lines += _inference_section(report.get("inference") or {}, report)
     lines += export_section(report)
@@ -62,6 +63,20 @@ def markdown(report: dict[str, Any]) -> str:
               f"- {packages}", f"- ONNX Runtime providers: {', '.join(env['onnxruntime_providers'])}",
               ""]
     return "\n".join(lines)
+
+
+def _deploy_section(chosen: dict[str, Any] | None, report: dict[str, Any]) -> list[str]:
+    """What to deploy on this machine, and the lines that serve or load exactly that."""
+    if chosen is None:
+        return ["## Deploy", "", "No variant passed its gate: nothing here is verified to deploy.", ""]
+    metrics = ", ".join(f"{_metric_label(k)} {100 * v:.2f}" for k, v in chosen["metrics"].items())
+    compared = report.get("compared_with") or "torch fp32"
+    agreement = f", agreement with {compared} {100 * chosen['agreement']:.2f} %" \
+        if chosen.get("agreement") is not None else ""
+    return ["## Deploy", "",
+            f"**{chosen['variant']}**: the fastest end to end that passed its gate on this machine "
+            f"({chosen['rows_per_s']:,.0f} rows/s; {metrics}{agreement}).", "",
+            f"- serve it: `{chosen['serve']}`", f"- or in Python: `model = {chosen['load']}`", ""]
 
 
 def _metric_label(key: str) -> str:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from encoderzoo.errors import DataError
+from encoderzoo.errors import DataError, InputError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
 
@@ -104,6 +104,28 @@ class Task(Protocol):
         """Predictions written by write_predictions (or by another tool in the same format), in
         `examples` order."""
         ...
+
+    # -- raw inputs: what a loaded or served model reads and answers (see encoderzoo.api) ---------
+
+    inputs_layout: str  # what one raw input is, for messages (e.g. "a text")
+
+    def examples_from(self, inputs: Sequence[Any]) -> list[Any]:
+        """Examples from raw inputs (InputError naming the input's index when one cannot be read)."""
+        ...
+
+    def present(self, inputs: Sequence[Any], examples: list[Any], features: Features,
+                outputs: dict[str, np.ndarray]) -> list[Any]:
+        """One answer per input, as a user reads it (JSON-able, or an array for embeddings), decoded
+        by `predict`'s own code."""
+        ...
+
+
+def texts_of(value: Any, count: int, index: int, layout: str) -> tuple[str, ...]:
+    """`count` non-empty texts from one raw input: a string (one text) or a list of strings."""
+    texts = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, list | tuple) else ()
+    if len(texts) != count or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise InputError(f"inputs[{index}]: expected {layout}, got {str(value)[:60]!r}")
+    return texts
 
 
 def agreement_of(found: list[Any], reference: list[Any]) -> float:

@@ -8,7 +8,7 @@ by assumed order."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,9 @@ from encoderzoo.tasks.base import (
     save_jsonl,
     split_key,
     splits_of,
+    texts_of,
 )
+from encoderzoo.tasks.metrics import METRICS, softmax
 from encoderzoo.tasks.tokenize import encode_fixed
 from encoderzoo.tasks.tsv import TsvRow, read_tsv
 
@@ -41,33 +43,6 @@ class ClassificationExample:
     group: str | None = None  # e.g. the MNLI genre, when the file has one
 
 
-def _accuracy(gold: list[str], found: list[str], labels: tuple[str, ...]) -> float:
-    from sklearn.metrics import accuracy_score
-
-    return float(accuracy_score(gold, found))
-
-
-def _f1(gold: list[str], found: list[str], labels: tuple[str, ...]) -> float:
-    """F1 of the positive class (the second label: MRPC's and QQP's "1"), as GLUE reports it."""
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(gold, found, pos_label=labels[1], labels=list(labels), zero_division=0.0))
-
-
-def _f1_macro(gold: list[str], found: list[str], labels: tuple[str, ...]) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(gold, found, average="macro", labels=list(labels), zero_division=0.0))
-
-
-def _mcc(gold: list[str], found: list[str], labels: tuple[str, ...]) -> float:
-    """Matthews correlation (CoLA); 0 when every prediction is one class."""
-    from sklearn.metrics import matthews_corrcoef
-
-    return float(matthews_corrcoef(gold, found))
-
-
-METRICS = {"accuracy": _accuracy, "f1": _f1, "f1-macro": _f1_macro, "mcc": _mcc}
 
 
 @dataclass(frozen=True)
@@ -237,6 +212,25 @@ class SequenceClassification:
         if self.model_labels is None:
             raise RuntimeError(f"task {self.name!r} is not bound to a model; call for_model first")
         return [self.model_labels[i] for i in outputs["logits"].argmax(axis=-1)]
+
+    @property
+    def inputs_layout(self) -> str:
+        count = max(len(self.text_columns), 1)
+        return "a text" if count == 1 else f"a list of {count} texts ({', '.join(self.text_columns)})"
+
+    def examples_from(self, inputs: Sequence[Any]) -> list[ClassificationExample]:
+        count = max(len(self.text_columns), 1)
+        return [ClassificationExample(id=str(i), line=i, texts=texts_of(value, count, i, self.inputs_layout),
+                                      label="", split="input") for i, value in enumerate(inputs)]
+
+    def present(self, inputs: Sequence[Any], examples: list[ClassificationExample], features: Features,
+                outputs: dict[str, np.ndarray]) -> list[Any]:
+        """{"label": the class's name, "score": its probability} per input."""
+        found = self.predict(examples, features, outputs)
+        probabilities = softmax(outputs["logits"].reshape(len(examples), -1))
+        names = dict(zip(self.labels, self.label_names, strict=True))
+        return [{"label": names.get(label, label), "score": float(p.max())}
+                for label, p in zip(found, probabilities, strict=True)]
 
     def score(self, examples: list[ClassificationExample], predictions: list[str]) -> Score:
         correct = np.array([p == e.label for p, e in zip(predictions, examples, strict=True)])

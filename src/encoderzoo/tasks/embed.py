@@ -6,6 +6,7 @@ cosine similarity is at least `min_cosine`; the mean and least cosine are report
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 from encoderzoo.errors import DataError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
-from encoderzoo.tasks.base import Score, split_key, splits_of
+from encoderzoo.tasks.base import Score, split_key, splits_of, texts_of
 from encoderzoo.tasks.classification import ClassificationExample
 from encoderzoo.tasks.regression import REGRESSION_METRICS, Regression
 from encoderzoo.tasks.tokenize import encode_fixed
@@ -53,17 +54,32 @@ class SentenceEmbedding(Regression):
     def head_config(self) -> dict[str, Any]:
         return {}
 
+    @property
+    def inputs_layout(self) -> str:
+        return "a text"
+
+    def examples_from(self, inputs: Sequence[Any]) -> list[ClassificationExample]:
+        """One example, and one row, per text."""
+        return [ClassificationExample(id=str(i), line=i, texts=texts_of(value, 1, i, self.inputs_layout),
+                                      label="", split="input") for i, value in enumerate(inputs)]
+
+    def present(self, inputs: Sequence[Any], examples: list[ClassificationExample], features: Features,
+                outputs: dict[str, np.ndarray]) -> list[Any]:
+        """The embedding of each text (float32, the checkpoint's pooling and normalization)."""
+        return list(outputs["sentence_embedding"].astype(np.float32))
+
     def output_shapes(self, config: Any, seq_len: int) -> dict[str, tuple[int, ...]]:
         return {"sentence_embedding": (int(config.hidden_size),)}
 
     def encode(self, examples: list[ClassificationExample], tokenizer: Any, *, seq_len: int,
                input_names: tuple[str, ...]) -> Features:
-        """Two rows per pair (its first sentence, then its second), each encoded alone."""
+        """Two rows per pair (its first sentence, then its second), each encoded alone; one row
+        per example of a single text (what a served model reads)."""
         texts = [text for e in examples for text in e.texts[:2]]
         arrays = encode_fixed(tokenizer, [texts], seq_len)
         arrays = {name: arrays[name] if name in arrays else np.zeros_like(arrays["attention_mask"])
                   for name in input_names}
-        owners = np.repeat(np.arange(len(examples)), 2)
+        owners = np.repeat(np.arange(len(examples)), [len(e.texts[:2]) for e in examples])
         return Features(example_ids=np.array([examples[i].id for i in owners], dtype=str), arrays=arrays,
                         lengths=arrays["attention_mask"].sum(axis=1).astype(np.int32),
                         extras={"example_index": owners})

@@ -15,7 +15,8 @@ import numpy as np
 from encoderzoo.errors import CheckpointError, ConfigError, DataError
 from encoderzoo.options import whole_number
 from encoderzoo.tasks.base import Score, splits_of
-from encoderzoo.tasks.classification import METRICS, ClassificationExample, SequenceClassification
+from encoderzoo.tasks.classification import ClassificationExample, SequenceClassification
+from encoderzoo.tasks.metrics import METRICS
 from encoderzoo.tasks.records import read_records
 from encoderzoo.tasks.regression import REGRESSION_METRICS, Regression
 from encoderzoo.tasks.tsv import TsvRow

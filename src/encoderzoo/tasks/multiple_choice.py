@@ -5,13 +5,14 @@ transformers' run_swag builds them), encoded as one row of choices x tokens; the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from encoderzoo.errors import ConfigError, DataError
+from encoderzoo.errors import ConfigError, DataError, InputError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
 from encoderzoo.options import whole_number
@@ -24,6 +25,7 @@ from encoderzoo.tasks.base import (
     split_key,
     splits_of,
 )
+from encoderzoo.tasks.metrics import softmax
 from encoderzoo.tasks.records import read_records
 from encoderzoo.tasks.tokenize import encode_fixed
 
@@ -140,6 +142,30 @@ class MultipleChoice:
     def predict(self, examples: list[ChoiceExample], features: Features,
                 outputs: dict[str, np.ndarray]) -> list[str]:
         return [str(int(i)) for i in outputs["logits"].reshape(len(examples), -1).argmax(axis=-1)]
+
+    @property
+    def inputs_layout(self) -> str:
+        return (f'an object {{"context": text, "endings": [{self.choices} texts]}} (and "header": the start '
+                "every ending completes)")
+
+    def examples_from(self, inputs: Sequence[Any]) -> list[ChoiceExample]:
+        examples = []
+        for i, value in enumerate(inputs):
+            fields = value if isinstance(value, dict) else {}
+            context, header, endings = fields.get("context"), fields.get("header", ""), fields.get("endings")
+            texts = [context, *(endings if isinstance(endings, list) else [])]
+            if not (isinstance(endings, list) and len(endings) == self.choices and isinstance(header, str)
+                    and all(isinstance(t, str) and t.strip() for t in texts)):
+                raise InputError(f"inputs[{i}]: expected {self.inputs_layout}, got {str(value)[:60]!r}")
+            examples.append(ChoiceExample(id=str(i), context=str(context), header=header,
+                                          endings=tuple(endings), label="0", line=i, split="input"))
+        return examples
+
+    def present(self, inputs: Sequence[Any], examples: list[ChoiceExample], features: Features,
+                outputs: dict[str, np.ndarray]) -> list[Any]:
+        """{"choice": the index of the chosen ending, "score": its probability among them}."""
+        probabilities = softmax(outputs["logits"].reshape(len(examples), -1))
+        return [{"choice": int(p.argmax()), "score": float(p.max())} for p in probabilities]
 
     def score(self, examples: list[ChoiceExample], predictions: list[str]) -> Score:
         from sklearn.metrics import accuracy_score

@@ -5,25 +5,30 @@ entity-level precision / recall / F1 overall and per type as conlleval computes 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from encoderzoo.errors import CheckpointError, DataError
+from encoderzoo.errors import CheckpointError, DataError, InputError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
 from encoderzoo.tasks.base import ReadResult, Score, load_jsonl, save_jsonl, split_key, splits_of
 from encoderzoo.tasks.conll import (
     ConllSentence,
+    chunks,
     detect_scheme,
     entity_scores,
     read_conll,
     split_tag,
+    strict_chunks,
     valid_tag,
 )
 
+WORD = re.compile(r"\S+")  # a word of a raw input text
 # CoNLL-2003's tags (IOB2), in the order the common fine-tuned checkpoints use: random models' head
 CONLL2003_TAGS = ("O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 
@@ -42,6 +47,7 @@ class TaggedSentence:
 class TokenClassification:
     name: str
     strict: bool = False  # entities only as the scheme allows (seqeval's strict mode); else conlleval's
+    windows: bool = True  # a long sentence is read in overlapping windows, never truncated
     model_tags: tuple[str, ...] = CONLL2003_TAGS  # the model's tags in class order (bound by for_model)
     model_kind: str = "token-classification"
     auto_class: str = "AutoModelForTokenClassification"
@@ -156,6 +162,38 @@ class TokenClassification:
                     best[owner][word] = room
                     tags[owner][word] = self.model_tags[int(classes[row, position])]
         return [tuple(t) for t in tags]
+
+    @property
+    def inputs_layout(self) -> str:
+        return "a text (split into words at white space) or a list of words"
+
+    def examples_from(self, inputs: Sequence[Any]) -> list[TaggedSentence]:
+        examples = []
+        for i, value in enumerate(inputs):
+            words = tuple(m.group() for m in WORD.finditer(value)) if isinstance(value, str) else \
+                tuple(value) if isinstance(value, list | tuple) else ()
+            if not words or not all(isinstance(w, str) and w.strip() and WORD.fullmatch(w) is not None
+                                    for w in words):
+                raise InputError(f"inputs[{i}]: expected {self.inputs_layout}, got {str(value)[:60]!r}")
+            examples.append(TaggedSentence(id=str(i), line=i, tokens=words, tags=("O",) * len(words),
+                                           lines=words, split="input"))
+        return examples
+
+    def present(self, inputs: Sequence[Any], examples: list[TaggedSentence], features: Features,
+                outputs: dict[str, np.ndarray]) -> list[Any]:
+        """{"entities": [{"type", "text", "start", "end" (characters), "words": [first, last]}],
+        "tags": one per word}: the entities by the task's rules (conlleval's, or the scheme's)."""
+        shown = []
+        for value, example, tags in zip(inputs, examples, self.predict(examples, features, outputs),
+                                        strict=True):
+            text = value if isinstance(value, str) else " ".join(example.tokens)
+            spans = [m.span() for m in WORD.finditer(text)]
+            found = strict_chunks(tags, detect_scheme([tags])) if self.strict else chunks(tags)
+            entities = [{"type": kind, "text": text[spans[first][0]:spans[last][1]], "start": spans[first][0],
+                         "end": spans[last][1], "words": [first, last]}
+                        for kind, first, last in sorted(found, key=lambda c: c[1])]
+            shown.append({"entities": entities, "tags": list(tags)})
+        return shown
 
     def score(self, examples: list[TaggedSentence], predictions: list[Any]) -> Score:
         splits = splits_of(examples)

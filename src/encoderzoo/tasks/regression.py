@@ -6,6 +6,7 @@ run's predictions."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,11 @@ class Regression(SequenceClassification):
     def predict(self, examples: list[ClassificationExample], features: Features,
                 outputs: dict[str, np.ndarray]) -> list[float]:
         return [float(v) for v in outputs["logits"].reshape(len(examples), -1)[:, 0]]
+
+    def present(self, inputs: Sequence[Any], examples: list[ClassificationExample], features: Features,
+                outputs: dict[str, np.ndarray]) -> list[Any]:
+        """{"score": the predicted number} per input."""
+        return [{"score": value} for value in self.predict(examples, features, outputs)]
 
     def score(self, examples: list[ClassificationExample], predictions: list[Any]) -> Score:
         missing = sum(1 for p in predictions if p is None)

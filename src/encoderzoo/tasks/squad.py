@@ -4,13 +4,14 @@ search over all of an example's windows, and the official v1.1 exact-match / F1 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from encoderzoo.errors import DataError
+from encoderzoo.errors import DataError, InputError
 from encoderzoo.features import Features
 from encoderzoo.fileio import atomic_path
 from encoderzoo.tasks.base import (
@@ -46,6 +47,7 @@ class QuestionAnswering:
     metric_names: tuple[str, ...] = ("exact_match", "f1")
     agreement_floor: float = 0.90  # the gate's default share of answers equal to torch fp32's
     unanswerable: bool = False  # SQuAD 2.0: questions may have no answer (see tasks.squad2)
+    windows: bool = True  # a long input is read in overlapping windows, never truncated
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -150,15 +152,16 @@ class QuestionAnswering:
         return self.search(examples, features, outputs)[0]
 
     def search(self, examples: list[QAExample], features: Features, outputs: dict[str, np.ndarray]
-               ) -> tuple[list[str], np.ndarray, np.ndarray]:
+               ) -> tuple[list[str], np.ndarray, np.ndarray, list[tuple[int, int]]]:
         """(text, score) of the best valid span over all of each example's windows: start and
         end among the n-best of their window, both inside the context, end >= start, at most
         `max_answer_tokens` long; score = start logit + end logit (-inf when no window has a
-        valid span). Also each example's null score: the lowest over its windows of the first
-        token's (CLS) start + end logits."""
+        valid span). Also each example's null score (the lowest over its windows of the first
+        token's (CLS) start + end logits) and its span's character offsets ((-1, -1): none)."""
         best_score = np.full(len(examples), -np.inf)
         null_score = np.full(len(examples), np.inf)
         best_text = [""] * len(examples)
+        best_span = [(-1, -1)] * len(examples)
         offsets, owners = features.extras["offsets"], features.extras["example_index"]
         starts, ends = outputs["start_logits"], outputs["end_logits"]
         for row in range(len(features)):
@@ -183,7 +186,29 @@ class QuestionAnswering:
                 best_score[owner] = scores[s, e]
                 start_char, end_char = offsets[row, top_starts[s], 0], offsets[row, top_ends[e], 1]
                 best_text[owner] = examples[owner].context[start_char:end_char]
-        return best_text, best_score, null_score
+                best_span[owner] = (int(start_char), int(end_char))
+        return best_text, best_score, null_score, best_span
+
+    @property
+    def inputs_layout(self) -> str:
+        return 'an object {"question": text, "context": text}'
+
+    def examples_from(self, inputs: Sequence[Any]) -> list[QAExample]:
+        examples = []
+        for i, value in enumerate(inputs):
+            fields = value if isinstance(value, dict) else {}
+            question, context = fields.get("question"), fields.get("context")
+            if not all(isinstance(t, str) and t.strip() for t in (question, context)):
+                raise InputError(f"inputs[{i}]: expected {self.inputs_layout}, got {str(value)[:60]!r}")
+            examples.append(QAExample(str(i), str(question), str(context), (), (), split="input"))
+        return examples
+
+    def present(self, inputs: Sequence[Any], examples: list[QAExample], features: Features,
+                outputs: dict[str, np.ndarray]) -> list[Any]:
+        """{"answer", "start", "end" (characters of the context), "score" (start + end logits)}."""
+        texts, best, _, spans = self.search(examples, features, outputs)
+        return [{"answer": text, "start": span[0], "end": span[1], "score": float(score)}
+                for text, score, span in zip(texts, best, spans, strict=True)]
 
     def score(self, examples: list[QAExample], predictions: list[str]) -> Score:
         splits = splits_of(examples)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,22 @@ class QuestionAnswering2(QuestionAnswering):
 
     def predict(self, examples: list[QAExample], features: Features,
                 outputs: dict[str, np.ndarray]) -> list[Any]:
-        texts, best, null = self.search(examples, features, outputs)
+        texts, best, null, _ = self.search(examples, features, outputs)
         margins = null - best  # +inf where no window had a valid span
         return [Answer("" if margin > self.null_threshold else text,
                        float(margin) if math.isfinite(margin) else 1e9)
                 for text, margin in zip(texts, margins, strict=True)]
+
+    def present(self, inputs: Sequence[Any], examples: list[QAExample], features: Features,
+                outputs: dict[str, np.ndarray]) -> list[Any]:
+        """As SQuAD 1.1's, with "" (and no offsets) where the null score wins by more than the
+        threshold; "null_margin" beside it."""
+        shown = super().present(inputs, examples, features, outputs)
+        for answer, predicted in zip(shown, self.predict(examples, features, outputs), strict=True):
+            answer["null_margin"] = predicted.null_margin
+            if not predicted.text:
+                answer |= {"answer": "", "start": None, "end": None}
+        return shown
 
     def official(self, examples: list[QAExample], answers: list[Answer],
                  na_probs: Path | None = None) -> dict[str, float]:

@@ -1,0 +1,162 @@
+"""The verified artifact, usable as it is: `encoderzoo.load(RUN)` opens the variant a run folder's
+report names to deploy (or the one asked for), through the same run context, artifact store,
+session, tokenization, batching and decoding that produced its numbers, and refuses one whose
+gate failed, one this machine cannot run, and an artifact whose bytes are not the ones recorded.
+
+    model = encoderzoo.load("runs/demo")                     # the fastest variant that passed
+    model.predict(["a gripping film", "dull"])               # [{"label": "positive", ...}, ...]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from encoderzoo.artifacts import ARTIFACTS
+from encoderzoo.backends import Run, get_backend, parse_backends
+from encoderzoo.config_file import config_from_record
+from encoderzoo.context import RunContext
+from encoderzoo.errors import ArtifactError, ConfigError, InputError
+from encoderzoo.fileio import read_json
+from encoderzoo.inference import backend_context, static_batch
+from encoderzoo.session import Session, open_session
+from encoderzoo.verdict import verdict
+from encoderzoo.workspace import Workspace
+
+
+class Model:
+    """A run's variant, open: raw inputs in, the task's answers out (not thread-safe: one call at
+    a time, as the server's single inference thread makes them)."""
+
+    def __init__(self, ctx: RunContext, run: Run, session: Session, report: dict[str, Any]) -> None:
+        self.ctx, self.run, self.session, self.report = ctx, run, session, report
+        self.task = ctx.task
+        self.tokenizer = ctx.source.tokenizer()
+        self.counter = ctx.source.tokenizer()  # its own: counting tokens beside a running batch
+        self.seq_len = int(ctx.prepared.get("seq_len", ctx.config.effective_seq_len))
+
+    @property
+    def variant(self) -> str:
+        return str(self.run)
+
+    @property
+    def name(self) -> str:
+        return str(self.report.get("recipe", {}).get("name", self.ctx.recipe.name))
+
+    def encode(self, inputs: Sequence[Any], tokenizer: Any = None) -> tuple[list[Any], Any]:
+        """(examples, features) of raw inputs, as prepare encodes a dataset's."""
+        examples = self.task.examples_from(list(inputs))
+        return examples, self.task.encode(examples, tokenizer or self.tokenizer, seq_len=self.seq_len,
+                                          input_names=self.ctx.input_names)
+
+    def outputs(self, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
+        """The model's raw outputs for the inputs' rows (as infer saves them)."""
+        return self.session.run(self.encode(inputs)[1], progress=False)
+
+    def predict(self, inputs: Sequence[Any]) -> list[Any]:
+        """One answer per input (see the task's `present`): batched by the run's batching."""
+        if not len(inputs):
+            return []
+        examples, features = self.encode(inputs)
+        outputs = self.session.run(features, progress=False)
+        return self.task.present(list(inputs), examples, features, outputs)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(texts, hidden) float32 embeddings, for an embedding run."""
+        if self.task.model_kind != "sentence-embedding":
+            raise InputError(f"{self.name}: a {self.task.model_kind} model, not an embedding model")
+        vectors = self.predict(texts)
+        return np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+
+    def tokens(self, inputs: Sequence[Any]) -> tuple[list[int], list[bool]]:
+        """Per input: the tokens its rows hold, and whether it reaches the model's length (a task
+        that reads long inputs in windows never does). Safe beside a running `predict`."""
+        examples, features = self.encode(inputs, self.counter)
+        index = {e.id: i for i, e in enumerate(examples)}
+        counts = [0] * len(examples)
+        full = [False] * len(examples)
+        windows = bool(getattr(self.task, "windows", False))
+        for example_id, length in zip(features.example_ids, features.sequence_lengths(), strict=False):
+            i = index[str(example_id)]
+            counts[i] += int(length)
+            full[i] = full[i] or (not windows and int(length) >= self.seq_len)
+        return counts, full
+
+    def info(self) -> dict[str, Any]:
+        """What /v1/model shows: the variant, its gate figures, the hashes it was built and checked with."""
+        rows = self.report.get("accuracy", [])
+        row = next((r for r in rows if (r["backend"], r["precision"]) == self.run), {})
+        kind = get_backend(self.run.backend).artifact(self.run.precision)
+        store = self.ctx.store
+        return {"model": self.name, "variant": self.variant, "task": self.task.name,
+                "checkpoint": self.report.get("checkpoint", {}), "seq_len": self.seq_len,
+                "gate": {k: row.get(k) for k in ("metrics", "vs_torch", "gate_passed", "failures")},
+                "artifact": {"kind": kind, "sha256": store.recorded(store.stands_for(kind), "sha256")}
+                if ARTIFACTS[kind].is_graph else {"kind": kind, "model": store.model.identity["model"]},
+                "verdict": self.report.get("verdict")}
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def load(run: str | Path, *, variant: str | None = None, allow_failed: bool = False,
+         threads: int | None = None) -> Model:
+    """The variant of run folder `run` to use: `variant` ("openvino:int8"), else the one its report
+    names to deploy (the fastest end to end that passed its gate on the machine it ran on)."""
+    folder = Path(run).expanduser().resolve()
+    report = _report(folder)
+    rows = {(r["backend"], r["precision"]): r for r in report.get("accuracy", [])}
+    chosen = _variant(folder, report, variant, allow_failed)
+    row = rows.get(tuple(chosen))
+    if row is None:
+        ran = ", ".join(f"{b}:{p}" for b, p in rows) or "nothing"
+        raise ConfigError(f"{folder}: the run did not run {chosen} (it ran {ran}); run it with --backends "
+                          f"{chosen}")
+    if not row["gate_passed"] and not allow_failed:
+        raise ConfigError(f"{folder}: {chosen} failed its gate ({'; '.join(row['failures'])}); pick another "
+                          "--variant, or allow_failed=True to use it anyway")
+    changes: dict[str, Any] = {"out": folder, "backends": (str(chosen),), "resume": False}
+    ctx = RunContext(config_from_record(report["config"], str(folder / "report.json"), **changes
+                                        | ({"threads": threads} if threads else {})), Workspace(folder))
+    kind = get_backend(chosen.backend).artifact(chosen.precision)
+    if ARTIFACTS[kind].is_graph:
+        if not ctx.store.current(kind):
+            raise ArtifactError(f"{folder}: the {kind} artifact is not the one this run built and gated "
+                                "(missing, or built from another model or options); run the chain again")
+        ctx.store.verify(kind)  # its bytes, against the SHA-256 recorded when it was built
+    session = open_session(chosen.backend, chosen.precision, backend_context(ctx, chosen, build=False),
+                           ctx.batching[chosen.backend], ctx.task.output_axes, static_batch(ctx, chosen))
+    return Model(ctx, chosen, session, report)
+
+
+def _report(folder: Path) -> dict[str, Any]:
+    path = folder / "report.json"
+    if not path.is_file():
+        raise ArtifactError(f"{folder}: no report.json; load a run folder `encoderzoo run` finished")
+    try:
+        report = read_json(path)
+    except ValueError as err:
+        raise ArtifactError(f"{path}: unreadable ({err}); run the chain again") from None
+    if not isinstance(report, dict) or "config" not in report:
+        raise ArtifactError(f"{path}: not an encoderzoo report; load a run folder `encoderzoo run` finished")
+    return report
+
+
+def _variant(folder: Path, report: dict[str, Any], asked: str | None, allow_failed: bool) -> Run:
+    if asked:
+        runs = parse_backends(asked)
+        if len(runs) != 1:
+            raise ConfigError(f"--variant {asked}: name one backend and precision, e.g. openvino:int8")
+        return runs[0]
+    chosen = report.get("verdict") or verdict(report.get("accuracy", []),
+                                              (report.get("inference") or {}).get("runs", []), str(folder))
+    if chosen is None:
+        if allow_failed and report.get("accuracy"):
+            first = report["accuracy"][0]
+            return Run(first["backend"], first["precision"])
+        raise ConfigError(f"{folder}: no variant passed its gate; name one with variant=... and "
+                          "allow_failed=True to use it anyway")
+    return parse_backends(chosen["variant"])[0]
