@@ -18,13 +18,13 @@ from encoderzoo.artifacts import ARTIFACTS
 from encoderzoo.backends import BACKENDS as REGISTERED
 from encoderzoo.cli_options import FIELDS, command, own
 from encoderzoo.cli_serve import serve as serve_command
-from encoderzoo.config import MODEL
 from encoderzoo.config_file import to_toml
 from encoderzoo.context import RunContext
 from encoderzoo.convert import convert_checkpoint
 from encoderzoo.errors import ConfigError, EncoderzooError
 from encoderzoo.fileio import read_json
 from encoderzoo.listings import families_table, print_table, recipes_table
+from encoderzoo.options import MODEL
 from encoderzoo.pipeline import plan, run
 from encoderzoo.stages import bench, infer, interop, prepare, report, score, triage
 from encoderzoo.stages import triton as triton_stage

@@ -283,16 +283,6 @@ class RunConfig:
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
-# the options, by what they are about: a stage declares what it reads from these (see cli)
-MODEL = ("checkpoint", "random_weights", "family", "tokenizer", "onnx", "openvino", "input_map",
-         "trust_remote_code")
-DATA = ("data", "limit", "seq_len", "label_names")
-BACKENDS = ("backends", "threads", "device", "providers", "backend_options")
-BATCHING = ("batch_size", "padding", "order", "buckets", "max_tokens", "pad_multiple")
-RAY = ("engine", "ray_address", "ray_actors")
-GATE = ("gate", "min_agreement", "reference")
-BENCH = ("batch_sizes", "seq_lens", "warmup", "min_runs", "min_seconds", "ceiling")
-E2E = ("e2e_runs", "e2e_rows", "e2e_seconds", "ceiling")
 
 
 def _positive(option: str, values: Any) -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from encoderzoo.bench import sweep
-from encoderzoo.config import BACKENDS, BENCH, MODEL
 from encoderzoo.context import RunContext
 from encoderzoo.environment import environment
 from encoderzoo.fileio import write_json
 from encoderzoo.inference import open_run, release
+from encoderzoo.options import BACKENDS, BENCH, MODEL
 
 OPTIONS = (*MODEL, *BACKENDS, "seq_len", *BENCH, "optimize", "optimize_timeout")  # what it reads of RunConfig
 

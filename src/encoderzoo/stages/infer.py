@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from encoderzoo.backends import get_backend
-from encoderzoo.config import BACKENDS, BATCHING, E2E, RAY
 from encoderzoo.context import RunContext
 from encoderzoo.fileio import write_json
 from encoderzoo.inference import run_one
+from encoderzoo.options import BACKENDS, BATCHING, E2E, RAY
 
 OPTIONS = ("checkpoint", "trust_remote_code", "null_threshold", "strict_entities", *BACKENDS, *BATCHING, *RAY,
            *E2E, "resume", "shard_size")  # what it reads of RunConfig (the CLI offers these)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from encoderzoo.config import DATA, MODEL
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.fileio import write_json
+from encoderzoo.options import DATA, MODEL
 from encoderzoo.sources import describe_data, resolve_data
 from encoderzoo.tasks.base import read_splits
 from encoderzoo.workspace import unlink

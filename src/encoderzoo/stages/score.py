@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from encoderzoo.config import GATE
 from encoderzoo.context import RunContext
 from encoderzoo.errors import ConfigError
 from encoderzoo.evaluation import evaluate
+from encoderzoo.options import GATE
 from encoderzoo.recipes import RECIPES
 from encoderzoo.sources import default_cache_dir, given_splits, resolve_data
 from encoderzoo.tasks import TASKS, get_task

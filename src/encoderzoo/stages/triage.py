@@ -17,12 +17,12 @@ import numpy as np
 from encoderzoo import quantize, triage
 from encoderzoo.artifacts import ARTIFACTS, ArtifactKind
 from encoderzoo.backends import Run, get_backend
-from encoderzoo.config import GATE
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.evaluation import evaluate, gate, predictions_of
 from encoderzoo.fileio import read_json, temporary_folder, write_json
 from encoderzoo.inference import release, run_one
+from encoderzoo.options import GATE
 from encoderzoo.scoring import gate_failures
 
 OPTIONS = (*GATE, "calibration_size", "threads")  # what it reads of RunConfig
