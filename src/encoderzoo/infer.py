@@ -51,8 +51,9 @@ def run_inference(
             bar.advance(task, len(batch))
 
         batches = features.batches(batching, rows)
-        if hasattr(backend, "run_all"):  # backends that keep several batches in flight
-            backend.run_all(batches, sink)
+        parallel = int(getattr(backend, "parallel", 1))  # batches it runs at once with run_all
+        if hasattr(backend, "run_all") and len(features.plan(batching, rows)) >= parallel:
+            backend.run_all(batches, sink)  # several batches in flight
         else:
             for batch, feeds in batches:
                 sink(batch, backend.run(feeds))

@@ -101,6 +101,12 @@ class OpenVinoBackend:
         finally:
             self._queue.set_callback(_ignore)  # `done` holds this backend: no cycle through C++
 
+    @property
+    def parallel(self) -> int:
+        """Batches `run_all` runs at once (its throughput streams, each with a share of the
+        threads): fewer than that run one at a time with every thread (`run`, the latency hint)."""
+        return self._streams if self._async else 1
+
     def close(self) -> None:
         """Free the compiled models now, on this thread. (Left to the garbage collector, the
         queue could be destroyed on one of its own worker threads, which aborts the process.)"""
