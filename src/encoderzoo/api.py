@@ -9,6 +9,7 @@ gate failed, one this machine cannot run, and an artifact whose bytes are not th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,6 @@ class Model:
         self.ctx, self.run, self.session, self.report = ctx, run, session, report
         self.task = ctx.task
         self.tokenizer = ctx.source.tokenizer()
-        self.counter = ctx.source.tokenizer()  # its own: counting tokens beside a running batch
         self.seq_len = int(ctx.prepared.get("seq_len", ctx.config.effective_seq_len))
 
     @property
@@ -46,10 +46,10 @@ class Model:
     def name(self) -> str:
         return str(self.report.get("recipe", {}).get("name", self.ctx.recipe.name))
 
-    def encode(self, inputs: Sequence[Any], tokenizer: Any = None) -> tuple[list[Any], Any]:
+    def encode(self, inputs: Sequence[Any]) -> tuple[list[Any], Any]:
         """(examples, features) of raw inputs, as prepare encodes a dataset's."""
         examples = self.task.examples_from(list(inputs))
-        return examples, self.task.encode(examples, tokenizer or self.tokenizer, seq_len=self.seq_len,
+        return examples, self.task.encode(examples, self.tokenizer, seq_len=self.seq_len,
                                           input_names=self.ctx.input_names)
 
     def outputs(self, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
@@ -58,11 +58,29 @@ class Model:
 
     def predict(self, inputs: Sequence[Any]) -> list[Any]:
         """One answer per input (see the task's `present`): batched by the run's batching."""
+        return self.answer(inputs)[0]
+
+    def answer(self, inputs: Sequence[Any]) -> tuple[list[Any], list[int], list[bool]]:
+        """(answers, the tokens each input's rows hold, whether each reached the model's length and
+        was cut: a task that reads long inputs in windows never cuts)."""
         if not len(inputs):
-            return []
+            return [], [], []
         examples, features = self.encode(inputs)
         outputs = self.session.run(features, progress=False)
-        return self.task.present(list(inputs), examples, features, outputs)
+        index = {e.id: i for i, e in enumerate(examples)}
+        counts, full = [0] * len(examples), [False] * len(examples)
+        windows = bool(getattr(self.task, "windows", False))
+        for example_id, length in zip(features.example_ids, features.sequence_lengths(), strict=False):
+            i = index[str(example_id)]
+            counts[i] += int(length)
+            full[i] = full[i] or (not windows and int(length) >= self.seq_len)
+        return self.task.present(list(inputs), examples, features, outputs), counts, full
+
+    def check(self, inputs: Sequence[Any]) -> list[int]:
+        """Refuse inputs the task cannot read (InputError), without tokenizing; returns a rough
+        count of each one's tokens (characters / 4, at least 2), for batching."""
+        self.task.examples_from(list(inputs))
+        return [max(len(json.dumps(value)) // 4, 2) for value in inputs]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(texts, hidden) float32 embeddings, for an embedding run."""
@@ -70,20 +88,6 @@ class Model:
             raise InputError(f"{self.name}: a {self.task.model_kind} model, not an embedding model")
         vectors = self.predict(texts)
         return np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
-
-    def tokens(self, inputs: Sequence[Any]) -> tuple[list[int], list[bool]]:
-        """Per input: the tokens its rows hold, and whether it reaches the model's length (a task
-        that reads long inputs in windows never does). Safe beside a running `predict`."""
-        examples, features = self.encode(inputs, self.counter)
-        index = {e.id: i for i, e in enumerate(examples)}
-        counts = [0] * len(examples)
-        full = [False] * len(examples)
-        windows = bool(getattr(self.task, "windows", False))
-        for example_id, length in zip(features.example_ids, features.sequence_lengths(), strict=False):
-            i = index[str(example_id)]
-            counts[i] += int(length)
-            full[i] = full[i] or (not windows and int(length) >= self.seq_len)
-        return counts, full
 
     def info(self) -> dict[str, Any]:
         """What /v1/model shows: the variant, its gate figures, the hashes it was built and checked with."""

@@ -1,11 +1,13 @@
 """`encoderzoo serve RUN`: the variant a run verified, over HTTP (Starlette on uvicorn), through
 the same Model as `encoderzoo.load` — the run's tokenization, batching and decoding.
 
-Concurrent requests coalesce (`Batcher`): their inputs queue with their token counts, and one
-inference thread takes what is queued, up to a token budget, waiting at most `max_wait_ms` for
-more when the queue runs dry; a request's inputs may land in several batches and come back in
-order. Bad input is a 4xx with a one-line JSON error, a full queue a 503 with Retry-After; the
-server never dies on input. On SIGTERM uvicorn stops accepting, in-flight requests finish, then
+Concurrent requests coalesce (`Batcher`): their inputs queue with a rough token count (their
+length: nothing is tokenized on the event loop), and one inference thread takes what is queued,
+up to a token budget, waiting at most `max_wait_ms` for more when the queue runs dry, then
+tokenizes, runs and decodes the batch; a request's inputs may land in several batches and come
+back in order. An input the run's --seq-len would cut is a 422 unless "truncate" is asked. Bad
+input is a 4xx with a one-line JSON error, a full queue a 503 with Retry-After; the server never
+dies on input. On SIGTERM uvicorn stops accepting, in-flight requests finish, then
 the batcher stops.
 
     POST /v1/predict      {"inputs": [...], "truncate": false} -> {"predictions", "variant", "model"}
@@ -126,15 +128,16 @@ class Batcher:
                 tokens += item.tokens
             self.metrics.queue.set(self.queue.qsize())
             self.metrics.batch_inputs.observe(len(batch))
-            self.metrics.tokens.inc(tokens)
             try:
-                results = await loop.run_in_executor(self.pool, self.model.predict, [i.value for i in batch])
+                answers, counts, full = await loop.run_in_executor(self.pool, self.model.answer,
+                                                                   [i.value for i in batch])
             except Exception as err:  # the whole batch fails; the server goes on
                 for item in batch:
                     item.future.set_exception(err)
                 continue
-            for item, result in zip(batch, results, strict=True):
-                item.future.set_result(result)
+            self.metrics.tokens.inc(sum(counts))
+            for item, *result in zip(batch, answers, counts, full, strict=True):
+                item.future.set_result(tuple(result))
 
 
 def create_app(model: Model, options: ServeOptions = ServeOptions()) -> Starlette:
@@ -168,12 +171,13 @@ def create_app(model: Model, options: ServeOptions = ServeOptions()) -> Starlett
         return values, body
 
     async def run(values: list[Any], truncate: bool) -> tuple[list[Any], int]:
-        tokens, full = model.tokens(values)  # also checks every input (InputError: 400)
-        over = [i for i, f in enumerate(full) if f]
+        estimates = model.check(values)  # every input readable (InputError: 400), nothing tokenized here
+        results = await state["batcher"].submit(values, estimates)
+        over = [i for i, (_, _, full) in enumerate(results) if full]
         if over and not truncate:
             raise Refused(422, f"inputs[{over[0]}] reaches the model's {model.seq_len} tokens (the run's "
                                "--seq-len) and would be cut; shorten it or send \"truncate\": true")
-        return await state["batcher"].submit(values, tokens), sum(tokens)
+        return [answer for answer, _, _ in results], sum(count for _, count, _ in results)
 
     def endpoint(name: str, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def wrapped(request: Request) -> Response:
