@@ -88,7 +88,8 @@ def test_stages_one_at_a_time(tiny_bert: Path, tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["examples"] == 40 and report["recipe"]["seq_len"] == 64
     assert report["checkpoint"]["location"] == str(tiny_bert)
-    assert report["optimize"]["fused_ops"]["Attention"] == 2
+    assert report["optimize"]["fused_ops"]["Attention"] == 1  # the last of 2 layers: first token only
+    assert report["export"]["first_token"]["applied"] is True
     assert {(r["batch_size"], r["seq_len"]) for r in report["benchmark"]} == {(1, 16), (2, 16)}
     assert len((out / "predictions" / "onnxruntime-fp32.tsv").read_text().splitlines()) == 41
 
@@ -145,7 +146,7 @@ def test_bench_on_a_fresh_folder_exports_first(family_tokenizers: dict[str, Path
     assert result.exit_code == 0, (result.output, result.exception)
     report = json.loads((out / "report.json").read_text())
     assert report["export"]["parity"][0]["inputs"].startswith("batch 8 x seq 16")
-    assert report["optimize"]["fused_ops"]["Attention"] == 2
+    assert report["optimize"]["fused_ops"]["Attention"] == 1  # the last of 2 layers: first token only
     assert {(r["backend"], r["batch_size"]) for r in report["benchmark"]} == {
         (b, n) for b in ("torch", "onnxruntime") for n in (1, 2)}
     assert "| seq 16 | batch 1 | batch 2 |" in result.output  # the performance table is printed

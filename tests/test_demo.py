@@ -41,7 +41,9 @@ def test_run_demo_on_the_whole_dev_set(tmp_path: Path) -> None:
     batching = report["inference"]["runs"][0]["batching"]
     assert batching["order"] == "length"  # length buckets are on by default
 
-    assert report["optimize"]["fused_ops"]["Attention"] == 6
+    assert report["optimize"]["fused_ops"]["Attention"] == 5  # the 6th layer: for the first token only
+    assert report["export"]["first_token"]["applied"] is True
+    assert 0.12 < report["export"]["first_token"]["flops_saved"] < 0.15
     assert report["export"]["max_abs_diff"] < 1e-4
     assert set(report["quantize"]) == {"onnx-int8", "openvino-int8"}
 
@@ -54,7 +56,7 @@ def test_run_demo_on_the_whole_dev_set(tmp_path: Path) -> None:
 
     markdown = (out / "report.md").read_text()
     assert "| published reference | | 88.76 |" in markdown and "| onnxruntime | fp32 | 88.76 |" in markdown
-    assert "Attention × 6" in markdown and ("| openvino bf16 |" in markdown) == BF16
+    assert "Attention × 5" in markdown and ("| openvino bf16 |" in markdown) == BF16
     assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     predictions = (out / "predictions" / "onnxruntime-fp32.tsv").read_text().splitlines()
     assert len(predictions) == 873 and predictions[1].startswith("0\tdev\t2\t1\t")

@@ -20,8 +20,8 @@ LAYERS: list[tuple[str, set[str]]] = [
                      "version", "precision", "workspace"}),
     ("domain: data, tasks, formats and the algorithms on them", {
         "features", "families", "recipes", "model_config", "tokenizer_check", "roofline", "ceiling",
-        "scoring", "devices", "sentence_embedding", "tasks", "graphs", "export", "optimize", "quantize",
-        "triage", "triton", "interop", "report", "report_md", "report_roofline", "report_triage",
+        "first_token", "scoring", "devices", "sentence_embedding", "tasks", "graphs", "export", "optimize",
+        "quantize", "triage", "triton", "interop", "report", "report_md", "report_roofline", "report_triage",
         "report_export", "sources", "listings", "verdict"}),
     ("the model: one source", {"checkpoints", "random_weights", "model_source", "model_safety", "convert"}),
     ("artifacts: kinds, builders, the store", {"artifacts", "builders", "kinds", "store"}),

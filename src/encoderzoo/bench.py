@@ -9,6 +9,7 @@ median latency."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -132,16 +133,21 @@ def summarize(backend: Session, batch_size: int, seq_len: int, latencies: list[f
 
 def sweep(
     backends: list[Session], input_names: tuple[str, ...], vocab_size: int, settings: BenchSettings,
-    shape: EncoderShape | None = None, ceilings: dict[str, Any] | None = None, row: tuple[int, ...] = (),
+    shapes: Sequence[EncoderShape | None] = (), ceilings: dict[str, Any] | None = None,
+    row: tuple[int, ...] = (),
 ) -> list[BenchRow]:
+    """Every session at every point, side by side; `shapes`: each session's model shape as it
+    computes it (FLOP counts; empty: none)."""
     rows = []
+    shapes = list(shapes) or [None] * len(backends)
     points = [(s, b) for s in settings.seq_lens for b in settings.batch_sizes]
     with progress_bar() as progress:
         bar = progress.add_task("benchmark", total=len(points))
         for seq_len, batch_size in points:
             progress.update(bar, description=f"bench batch {batch_size} seq {seq_len}")
             feeds = synthetic_inputs(input_names, batch_size, seq_len, vocab_size, row=row)
-            for backend, latencies in zip(backends, time_point(backends, feeds, settings), strict=True):
+            timed = zip(backends, shapes, time_point(backends, feeds, settings), strict=True)
+            for backend, shape, latencies in timed:
                 rows.append(summarize(backend, batch_size, seq_len, latencies, shape, ceilings,
                                       sequences=int(np.prod(row, dtype=np.int64))))
             progress.advance(bar)

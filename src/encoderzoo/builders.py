@@ -26,9 +26,11 @@ from encoderzoo.export import (
     torch_outputs,
 )
 from encoderzoo.features import Features
+from encoderzoo.first_token import first_token_swap
 from encoderzoo.graphs import import_graph
 from encoderzoo.model_source import ModelSource
 from encoderzoo.optimize import optimize_onnx
+from encoderzoo.roofline import EncoderShape
 from encoderzoo.tasks.base import Task
 
 
@@ -68,14 +70,25 @@ def export_graph(job: BuildStep) -> dict[str, Any]:
     path = job.files[0]
     step("export: tracing to ONNX (TorchScript exporter, eager attention)")
     model = load_model(job.model.checkpoint(), job.task, attn_implementation="eager")
-    seconds = export_onnx(model, features, path, output_axes=job.task.output_axes)
+    names, atol = job.task.output_names, job.options.export_atol
     cases = parity_cases(features)
-    expected = [torch_outputs(model, case.feeds, job.task.output_names) for case in cases]
+    expected = [torch_outputs(model, case.feeds, names) for case in cases]  # the untouched model's
+    swap, first_token = first_token_swap(model, job.task.model_kind, [c.feeds for c in cases], expected, atol,
+                                         lambda m, feeds: torch_outputs(m, feeds, names))
+    shape = EncoderShape.of(job.model.config)
+    if swap is not None and shape is not None:  # at the rows' mean length
+        first_token["flops_saved"] = round(shape.saved(round(float(features.sequence_lengths().mean()))), 4)
+    try:
+        seconds = export_onnx(model, features, path, output_axes=job.task.output_axes)
+    finally:
+        if swap is not None:
+            swap.undo()
     save_parity_cases(job.parity, cases, expected)
-    parity = check_parity(path, cases, expected, job.options.export_atol)
+    parity = check_parity(path, cases, expected, atol)
     record = {"opset": OPSET, "seconds": round(seconds, 2), "file": path.name, "bytes": path.stat().st_size,
-              "parity_inputs": _rows_described(job), **parity_summary(parity)}
-    step(f"export: {path.name}, parity max |Δ| {record['max_abs_diff']:.2g}")
+              "parity_inputs": _rows_described(job), "first_token": first_token, **parity_summary(parity)}
+    slim = "last layer for the first token only" if first_token["applied"] else "full last layer"
+    step(f"export: {path.name} ({slim}), parity max |Δ| {record['max_abs_diff']:.2g}")
     return record
 
 

@@ -8,10 +8,12 @@ through the same session (see encoderzoo.session)."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from encoderzoo.artifacts import ARTIFACTS, MODEL
 from encoderzoo.backends import BackendContext, Run, get_backend
 from encoderzoo.cache import make_key, recorded_key
 from encoderzoo.console import progress_bar, step
@@ -21,7 +23,7 @@ from encoderzoo.features import Features
 from encoderzoo.fileio import read_json, write_json
 from encoderzoo.infer import Shards, load_outputs, save_outputs
 from encoderzoo.ray_engine import ActorSpec, run_ray
-from encoderzoo.roofline import achieved, ceiling_for
+from encoderzoo.roofline import EncoderShape, achieved, ceiling_for
 from encoderzoo.session import Session, open_session
 from encoderzoo.workspace import unlink
 
@@ -60,6 +62,19 @@ def open_run(ctx: RunContext, run: Run) -> Session:
                                          ctx.batching[run.backend], ctx.task.output_axes,
                                          static_batch(ctx, run))
     return ctx.backends[run]
+
+
+def work_shape(ctx: RunContext, run: Run) -> EncoderShape | None:
+    """The model's shape as `run` computes it, for its FLOP count: a graph whose export slimmed
+    the last layer to the first token (encoderzoo.first_token) does less than the PyTorch module."""
+    shape = ctx.roofline()[0]
+    kind = ARTIFACTS[get_backend(run.backend).artifact(run.precision)]
+    while kind.made_from not in (None, MODEL):  # back to the kind made from the model itself
+        kind = ARTIFACTS[kind.made_from]
+    if shape is None or kind.made_from is None:
+        return shape
+    first_token = ctx.store.recorded(kind.name, "first_token") or {}
+    return replace(shape, first_token=bool(first_token.get("applied")))
 
 
 def release(ctx: RunContext, run: Run) -> None:
@@ -141,14 +156,16 @@ def _locally(ctx: RunContext, run: Run, features: Features, rows: np.ndarray, sh
     session.run(features, rows=rows, on_batch=on_batch, done=done)
     timing["pass_s"] = time.perf_counter() - start
     if not done and ctx.config.e2e_runs:
-        timing["warm"] = warm_passes(ctx, session, features, len(features) / max(timing["pass_s"], 1e-9))
+        rate = len(features) / max(timing["pass_s"], 1e-9)
+        timing["warm"] = warm_passes(ctx, session, features, rate, work_shape(ctx, run))
     settings = session.settings()
     del session
     release(ctx, run)
     return settings
 
 
-def warm_passes(ctx: RunContext, session: Session, features: Features, rate: float) -> dict[str, Any]:
+def warm_passes(ctx: RunContext, session: Session, features: Features, rate: float,
+                shape: EncoderShape | None) -> dict[str, Any]:
     """The end-to-end figure: passes over the prepared rows right after the real one, the session
     warm, timed from the first batch in to the last output out; the median of --e2e-runs passes.
     A pass takes at most --e2e-rows rows, spread evenly over the data, and no more than the real
@@ -165,7 +182,7 @@ def warm_passes(ctx: RunContext, session: Session, features: Features, rate: flo
         session.run(features, rows=rows, progress=False)
         times.append(time.perf_counter() - start)
     median = float(np.median(times))
-    shape, ceilings = ctx.roofline()
+    ceilings = ctx.roofline()[1]
     achieved_rate: dict[str, Any] = {}
     if shape is not None:  # the real tokens of the rows timed (padding is no useful work)
         lengths = features.sequence_lengths(rows)

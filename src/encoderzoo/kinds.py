@@ -22,7 +22,8 @@ BLOCKS_INSTEAD = ("onnxruntime:int8-block, whose activations are quantized per b
 register_artifact(ArtifactKind(MODEL, "the PyTorch module itself", made_from=None))
 register_artifact(ArtifactKind(
     "onnx", "the exported graph, unfused (other runtimes fuse it their own way)", graph_files,
-    build=export_graph, key_inputs=graph_key, record="export"))
+    build=export_graph, key_inputs=graph_key, record="export",
+    revision=2))  # 2: the last layer for the first token only, where the head reads no other
 register_artifact(ArtifactKind(
     "onnx-fused", "the graph fused by ONNX Runtime's transformer optimizer (the export where it cannot "
     "fuse)", ("model.optimized.onnx",), made_from="onnx", build=fuse_graph, key_inputs=fused_key,

@@ -27,6 +27,7 @@ def export_section(report: dict[str, Any]) -> list[str]:
         out = ["## Export", "",
                f"- `{export['file']}`: ONNX opset {export['opset']}, {export['bytes'] / 2**20:.1f} MiB, "
                f"max abs diff vs PyTorch {export['max_abs_diff']:.2g} over {batches}"]
+        out += first_token_lines(export.get("first_token") or {})
     if optimize and optimize["fused"]:
         fused = ", ".join(f"{op} × {n}" for op, n in optimize["fused_ops"].items()) or "nothing"
         against = export.get("parity_against", "PyTorch")
@@ -45,3 +46,17 @@ def export_section(report: dict[str, Any]) -> list[str]:
                    f"({info['bytes'] / 2**20:.1f} MiB, {info['seconds']:.1f} s)")
     out.append("")
     return out
+
+
+def first_token_lines(first_token: dict[str, Any]) -> list[str]:
+    """How the export's last layer was traced: for the first token only, or whole and why."""
+    if first_token.get("applied"):
+        saved = first_token.get("flops_saved")
+        share = "" if saved is None else f"{100 * saved:.1f} % of the FLOPs at the rows' mean length saved, "
+        return [f"- last layer computed for the first token only (the head reads no other; keys and "
+                f"values still for every token): {share}the slimmed PyTorch model within "
+                f"{first_token['max_abs_diff']:.2g} of the untouched one, and the graph's parity above is "
+                "against the untouched model"]
+    if first_token.get("reason"):
+        return [f"- last layer whole: {first_token['reason']}"]
+    return []

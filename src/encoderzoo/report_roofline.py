@@ -26,6 +26,9 @@ def ceiling_lines(report: dict[str, Any]) -> list[str]:
         out.append(f"FLOPs are counted from the model's config ({shape['layers']} layers, hidden "
                    f"{shape['hidden']}, FFN {shape['ffn']}), attention included, over the real tokens "
                    "(padding is not useful work); a multiply-add is 2 operations.")
+        if ((report.get("export") or {}).get("first_token") or {}).get("applied"):
+            out.append("Graphs count their last layer as they compute it, for the first token only; "
+                       "torch rows count the whole model.")
     if ceiling.get("gflops"):
         shapes = " and ".join("×".join(map(str, g)) for g in ceiling.get("gemms") or []) or "?"
         rates = ", ".join(f"{p} {v:,.0f}" for p, v in sorted(ceiling["gflops"].items()))

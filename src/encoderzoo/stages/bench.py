@@ -9,7 +9,7 @@ from encoderzoo.bench import sweep
 from encoderzoo.context import RunContext
 from encoderzoo.environment import environment
 from encoderzoo.fileio import write_json
-from encoderzoo.inference import open_run, release
+from encoderzoo.inference import open_run, release, work_shape
 from encoderzoo.options import BACKENDS, BENCH, MODEL
 
 OPTIONS = (*MODEL, *BACKENDS, "seq_len", *BENCH, "optimize", "optimize_timeout")  # what it reads of RunConfig
@@ -20,7 +20,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     ctx.check_seq_lens("--seq-lens", settings.seq_lens)
     shape, ceilings = ctx.roofline()
     sessions = [open_run(ctx, run) for run in ctx.runs]  # artifacts built on first use
-    rows = sweep(sessions, ctx.input_names, int(ctx.source.config.vocab_size), settings, shape, ceilings,
+    shapes = [work_shape(ctx, run) for run in ctx.runs]
+    rows = sweep(sessions, ctx.input_names, int(ctx.source.config.vocab_size), settings, shapes, ceilings,
                  row=ctx.row_shape)
     used = {str(run): s.settings() for run, s in zip(ctx.runs, sessions, strict=True)}
     del sessions
