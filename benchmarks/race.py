@@ -2,6 +2,7 @@
 Optimum's virtual environment):
 
     .venv/bin/python benchmarks/race.py [--runs 5] [--memory] [--bert-base] [--max-tokens 0,2048]
+    .venv/bin/python benchmarks/race.py --task embed [--runs 5]   (see benchmarks/race_embed.py)
 
 Same model (the demo's SST-2 classifier unless --model), same data (SST-2 dev, 872 sentences),
 end to end from raw sentences to accuracy (tokenization included, model loading not), on the
@@ -178,7 +179,9 @@ def _make_venv(venv: Path, peer: str, packages: list[str], remove: tuple[str, ..
     pip = [python, "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "torch==2.13.0"], check=True)
-    subprocess.run([*pip, *packages], check=True)
+    pin = venv / "constraints.txt"  # a peer's requirement must not swap in another (CUDA) torch
+    pin.write_text("torch==2.13.0\n", encoding="utf-8")
+    subprocess.run([*pip, "-c", str(pin), *packages], check=True)
     if remove:
         subprocess.run([python, "-m", "pip", "uninstall", "--yes", "--quiet", *remove], check=False)
 
@@ -252,7 +255,15 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--no-race", action="store_true", help="only --memory and/or --bert-base")
     parser.add_argument("--bert-base", action="store_true")
+    parser.add_argument("--task", choices=("classification", "embed"), default="classification",
+                        help="embed: the embeddings race (benchmarks/race_embed.py)")
+    parser.add_argument("--no-openvino-peer", action="store_true", help="--task embed without (e2)")
     args = parser.parse_args()
+    if args.task == "embed":
+        import race_embed  # benchmarks/ is this script's folder
+
+        race_embed.race(args)
+        return
 
     rows = [line.split("\t") for line in args.data.read_text(encoding="utf-8").splitlines()[1:]]
     texts, gold = [r[0] for r in rows], [int(r[1]) for r in rows]
