@@ -18,6 +18,8 @@ same threads, interleaved run by run:
        (dataset order, and sorted by length), in .venv-optimum-intel (built here once)
   (c)  every encoderzoo backend and precision, with its default batching (sorted by length), and
        with each --max-tokens budget
+  (c2) CTranslate2 (int8 weights, its Encoder, the classifier head in numpy, sorted by length), in
+       .venv-ctranslate2 (built here once; see benchmarks/ctranslate2_worker.py)
 
 It prints the median sentences/s over --runs passes, the ratios to (a), (b) and (b2)'s best way,
 accuracy, and the useful work (FLOPs of the real tokens) as GFLOP/s and % of the measured int8
@@ -172,6 +174,16 @@ def optimum_intel(args: argparse.Namespace) -> Worker:
                       remove=("torchvision",)))
 
 
+def ctranslate2(args: argparse.Namespace, task: str, texts: Path, seq_len: int, work: Path) -> Worker:
+    """(c2): CTranslate2's Encoder with int8 weights, the task's head in numpy (its own venv)."""
+    return Worker(args.ctranslate2_venv, "ctranslate2_worker.py",
+                  [task, "--model", str(args.embed_model if task == "embed" else args.model), "--texts",
+                   str(texts), "--work", str(work), "--batch-size", str(args.batch_size), "--seq-len",
+                   str(seq_len), "--threads", str(args.threads)],
+                  lambda venv: _make_venv(venv, "CTranslate2", ["ctranslate2", "transformers", "safetensors"],
+                                          remove=("torchvision",)))
+
+
 def _make_venv(venv: Path, peer: str, packages: list[str], remove: tuple[str, ...] = ()) -> None:
     print(f"building {venv} for {peer} (once): torch==2.13.0, {', '.join(packages)}", flush=True)
     python = str(venv / "bin" / "python")
@@ -246,6 +258,8 @@ def main() -> None:
     parser.add_argument("--optimum-intel-venv", type=Path, default=ROOT / ".venv-optimum-intel")
     parser.add_argument("--no-optimum", action="store_true")
     parser.add_argument("--no-optimum-intel", action="store_true")
+    parser.add_argument("--no-ctranslate2", action="store_true")
+    parser.add_argument("--ctranslate2-venv", type=Path, default=ROOT / ".venv-ctranslate2")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="encoderzoo variants to race")
     parser.add_argument("--max-tokens", default="default",
                         help="token budgets to race each variant with, e.g. default,0,2048 (0: --batch-size "
@@ -295,6 +309,9 @@ def race(args: argparse.Namespace, pipeline: Any, variants: tuple[str, ...], tex
         workers.append(optimum_intel(args))
         contenders[f"{B2}, dataset order"] = Way(workers[-1], "run dataset")
         contenders[f"{B2}, sorted by length"] = Way(workers[-1], "run sorted")
+    if not args.no_ctranslate2:
+        workers.append(ctranslate2(args, "classify", args.data, 128, args.work / "ctranslate2"))
+        contenders[C2] = Way(workers[-1], "run")
     for name, precision in pipeline.runs:  # what this machine runs (bf16 only with native bfloat16)
         for budget in (None if t == "default" else int(t) for t in args.max_tokens.split(",")):
             for multiple in (None if t == "default" else int(t) for t in args.pad_multiples.split(",")):
@@ -321,6 +338,7 @@ def race(args: argparse.Namespace, pipeline: Any, variants: tuple[str, ...], tex
 
 A, B, B2 = ("(a) PyTorch eager fp32, padded to 128", "(b) Optimum O2 + avx512_vnni int8",
             "(b2) optimum-intel NNCF int8")
+C2 = "(c2) CTranslate2 int8, sorted by length"
 
 
 def print_table(args: argparse.Namespace, pipeline: Any, texts: list[str], throughput: dict[str, float],

@@ -13,6 +13,8 @@ pass by pass, median of --runs (the first pass warms up and is not counted):
   (e3) fastembed's TextEmbedding (ONNX Runtime) over the same model's ONNX export, read from a
        local folder (.venv-fastembed)
   (e4) sentence-transformers on PyTorch fp32, the baseline (in .venv-st-onnx)
+  (c2) CTranslate2's Encoder with int8 weights, mean-pooled in numpy, sorted by length
+       (.venv-ctranslate2; benchmarks/ctranslate2_worker.py)
 
 Every contender's embeddings are compared with (e4)'s, sentence by sentence: mean and least
 cosine. The bar for a fair speed comparison is least >= 0.98 and mean >= 0.995.
@@ -31,12 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from race import ROOT, Way, Worker, _make_venv
+from race import ROOT, Way, Worker, _make_venv, ctranslate2
 
 SHARED = ROOT.parent / "shared" / "data"
 E1, E2, E3, E4 = ("(e1) sentence-transformers ONNX + avx512_vnni int8",
                   "(e2) sentence-transformers OpenVINO + NNCF static int8", "(e3) fastembed (ONNX Runtime)",
                   "(e4) sentence-transformers PyTorch fp32")
+C2 = "(c2) CTranslate2 int8, sorted by length"
 LEAST, MEAN = 0.98, 0.995
 ST_PINS = ["huggingface-hub<1.22"]  # a hub client transformers<4.58 can import
 
@@ -132,6 +135,9 @@ def race(args: argparse.Namespace) -> None:
                                     ["sentence-transformers[openvino]", "nncf", "datasets"]), "run")
     fastembed_folder(args.work, args.embed_model)  # from (e1)'s export
     contenders[E3] = Way(worker(args, "fastembed", ROOT / ".venv-fastembed", ["fastembed"]), "run")
+    if not args.no_ctranslate2:
+        ct2 = ctranslate2(args, "embed", args.work / "texts.json", 256, args.work / "peers")
+        contenders[C2] = Way(ct2, "run")
     for variant in variants:
         contenders[f"(c) encoderzoo {variant}"] = Encoderzoo(run, variant)
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
