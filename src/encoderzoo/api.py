@@ -18,6 +18,7 @@ import numpy as np
 
 from encoderzoo.artifacts import ARTIFACTS
 from encoderzoo.backends import Run, get_backend, parse_backends
+from encoderzoo.bench import synthetic_features
 from encoderzoo.config_file import config_from_record
 from encoderzoo.context import RunContext
 from encoderzoo.errors import ArtifactError, ConfigError, InputError
@@ -131,9 +132,16 @@ def load(run: str | Path, *, variant: str | None = None, allow_failed: bool = Fa
             raise ArtifactError(f"{folder}: the {kind} artifact is not the one this run built and gated "
                                 "(missing, or built from another model or options); run the chain again")
         ctx.store.verify(kind)  # its bytes, against the SHA-256 recorded when it was built
-    session = open_session(chosen.backend, chosen.precision, backend_context(ctx, chosen, build=False),
-                           ctx.batching[chosen.backend], ctx.task.output_axes, static_batch(ctx, chosen))
-    return Model(ctx, chosen, session, report)
+    context = backend_context(ctx, chosen, build=False)
+    session = open_session(chosen.backend, chosen.precision, context, ctx.batching[chosen.backend],
+                           ctx.task.output_axes, static_batch(ctx, chosen))
+    model = Model(ctx, chosen, session, report)
+    # Warm the path a served batch takes now, not on a client's request: a plan of few batches
+    # runs on a model the backend may compile only when first asked (OpenVINO's latency one:
+    # a one-time ~300 ms stall in the first seconds of serving, measured)
+    warm = synthetic_features(ctx.input_names, 100, model.seq_len, context.row_shape)
+    session.run(warm, progress=False)
+    return model
 
 
 def _report(folder: Path) -> dict[str, Any]:
