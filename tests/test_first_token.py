@@ -129,3 +129,17 @@ def test_embeddings_pooled_by_cls_slim_the_last_layer_mean_pooled_keep_it(mode: 
     if mode == "mean":
         assert record["reason"] == ("a sentence-embedding head pooled by mean reads every token of the "
                                     "last layer")
+
+
+def test_the_tolerance_that_keeps_the_slim_layer_is_part_of_the_graphs_key() -> None:
+    """Whether the export keeps the first-token layer depends on --export-atol: a graph exported
+    under a looser tolerance is not reused under a tighter one."""
+    from types import SimpleNamespace
+
+    from encoderzoo.artifacts import BuildOptions
+    from encoderzoo.builders import graph_key
+
+    model = SimpleNamespace(graph=None, input_names=("input_ids", "attention_mask"))
+    task = SimpleNamespace(model_kind="sequence-classification", output_axes={"logits": {0: "batch"}})
+    loose, tight = BuildOptions(export_atol=1e-2), BuildOptions(export_atol=1e-5)
+    assert graph_key(model, task, loose) != graph_key(model, task, tight)  # type: ignore[arg-type]

@@ -50,7 +50,9 @@ def graph_key(model: ModelSource, task: Task, options: BuildOptions) -> Mapping[
         return {"imported": model.graph.key, "outputs": task.output_axes,
                 "libraries": versions("onnx", "openvino")}
     return {"model_kind": task.model_kind, "opset": OPSET, "outputs": task.output_axes,
-            "inputs": model.input_names, "libraries": versions("torch", "transformers", "onnx")}
+            "inputs": model.input_names, "libraries": versions("torch", "transformers", "onnx"),
+            # the first-token last layer is kept only within this tolerance (encoderzoo.first_token)
+            "first_token_atol": options.export_atol}
 
 
 def graph_files(model: ModelSource) -> tuple[str, ...]:
