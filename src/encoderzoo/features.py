@@ -135,7 +135,12 @@ class Features:
     def batches(self, batching: Batching, rows: np.ndarray | None = None
                 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """(rows, inputs) per batch, as planned."""
-        for batch, width in self.plan(batching, rows):
+        return self.batches_of(self.plan(batching, rows))
+
+    def batches_of(self, plan: list[tuple[np.ndarray, int]]
+                   ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """(rows, inputs) per batch of a plan made by `plan`."""
+        for batch, width in plan:
             yield batch, self.take(batch, width)
 
     def save(self, path: Path) -> None:

@@ -50,9 +50,10 @@ def run_inference(
                 on_batch(batch, padded)
             bar.advance(task, len(batch))
 
-        batches = features.batches(batching, rows)
+        plan = features.plan(batching, rows)
+        batches = features.batches_of(plan)
         parallel = int(getattr(backend, "parallel", 1))  # batches it runs at once with run_all
-        if hasattr(backend, "run_all") and len(features.plan(batching, rows)) >= parallel:
+        if hasattr(backend, "run_all") and len(plan) >= parallel:
             backend.run_all(batches, sink)  # several batches in flight
         else:
             for batch, feeds in batches:

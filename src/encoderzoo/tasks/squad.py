@@ -207,6 +207,11 @@ class QuestionAnswering:
                 outputs: dict[str, np.ndarray]) -> list[Any]:
         """{"answer", "start", "end" (characters of the context), "score" (start + end logits)}."""
         texts, best, _, spans = self.search(examples, features, outputs)
+        return self.answers(texts, best, spans)
+
+    @staticmethod
+    def answers(texts: list[str], best: np.ndarray, spans: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        """`search`'s best spans as `present` shows them."""
         return [{"answer": text, "start": span[0], "end": span[1], "score": float(score)}
                 for text, score, span in zip(texts, best, spans, strict=True)]
 

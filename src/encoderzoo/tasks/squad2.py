@@ -48,6 +48,10 @@ class QuestionAnswering2(QuestionAnswering):
     def predict(self, examples: list[QAExample], features: Features,
                 outputs: dict[str, np.ndarray]) -> list[Any]:
         texts, best, null, _ = self.search(examples, features, outputs)
+        return self.decide(texts, best, null)
+
+    def decide(self, texts: list[str], best: np.ndarray, null: np.ndarray) -> list[Answer]:
+        """Each best span, or "" where the null score wins by more than the threshold."""
         margins = null - best  # +inf where no window had a valid span
         return [Answer("" if margin > self.null_threshold else text,
                        float(margin) if math.isfinite(margin) else 1e9)
@@ -57,8 +61,9 @@ class QuestionAnswering2(QuestionAnswering):
                 outputs: dict[str, np.ndarray]) -> list[Any]:
         """As SQuAD 1.1's, with "" (and no offsets) where the null score wins by more than the
         threshold; "null_margin" beside it."""
-        shown = super().present(inputs, examples, features, outputs)
-        for answer, predicted in zip(shown, self.predict(examples, features, outputs), strict=True):
+        texts, best, null, spans = self.search(examples, features, outputs)  # once, for both
+        shown = self.answers(texts, best, spans)
+        for answer, predicted in zip(shown, self.decide(texts, best, null), strict=True):
             answer["null_margin"] = predicted.null_margin
             if not predicted.text:
                 answer |= {"answer": "", "start": None, "end": None}
