@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from race import ROOT, Way, Worker, _make_venv, ctranslate2
+from peers import ROOT, Way, Worker, ctranslate2, make_venv
 
 SHARED = ROOT.parent / "shared" / "data"
 E1, E2, E3, E4 = ("(e1) sentence-transformers ONNX + avx512_vnni int8",
@@ -92,7 +92,7 @@ def worker(args: argparse.Namespace, kind: str, venv: Path, packages: list[str])
                    "--train", str(args.train), "--work", str(args.work / "peers"),
                    "--threads", str(args.threads)],
                   # torchvision: unused here, and a build mismatched to torch 2.13 breaks transformers
-                  lambda v: _make_venv(v, kind, packages, remove=("torchvision",)))
+                  lambda v: make_venv(v, kind, packages, remove=("torchvision",)))
 
 
 def fastembed_folder(work: Path, model: Path) -> None:
