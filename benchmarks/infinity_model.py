@@ -9,6 +9,10 @@ file with its folder prefix, which optimum 2.1 does not find).
 
 The tokenizer's model_max_length is set to 128, the run's --seq-len: the same truncation on both
 sides (unset, Infinity's warm-up sends 514 tokens to a model of 512 positions and stops).
+
+The folder is built beside TARGET_FOLDER under a temporary name and renamed into place when
+complete, with a marker file; an existing TARGET_FOLDER is replaced only when it holds that
+marker (a folder this script made), and refused otherwise.
 """
 
 from __future__ import annotations
@@ -16,10 +20,29 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+MARKER = ".made-by-infinity_model"
 
 
 def main(source: Path, target: Path, kind: str) -> None:
+    if target.exists() and not (target / MARKER).is_file():
+        raise SystemExit(f"{target}: exists and was not made by this script; choose another TARGET_FOLDER")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build(source, building / "model", kind)
+        (building / "model" / MARKER).write_text("", encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)  # it holds the marker: a folder this script made
+        (building / "model").rename(target)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)  # made above: ours
+    print(sorted(p.name for p in target.glob("*.onnx")))
+
+
+def build(source: Path, target: Path, kind: str) -> None:
     from optimum.onnxruntime import (
         ORTModelForFeatureExtraction,
         ORTModelForSequenceClassification,
@@ -27,8 +50,6 @@ def main(source: Path, target: Path, kind: str) -> None:
     )
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
-    if target.exists():
-        shutil.rmtree(target)
     shutil.copytree(source, target)
     settings = target / "tokenizer_config.json"
     config = json.loads(settings.read_text(encoding="utf-8"))
@@ -39,7 +60,6 @@ def main(source: Path, target: Path, kind: str) -> None:
     quantizer = ORTQuantizer.from_pretrained(str(target), file_name="model.onnx")
     config = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True)
     quantizer.quantize(save_dir=str(target), quantization_config=config)
-    print(sorted(p.name for p in target.glob("*.onnx")))
 
 
 if __name__ == "__main__":
