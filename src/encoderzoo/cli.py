@@ -26,6 +26,7 @@ from encoderzoo.fileio import read_json
 from encoderzoo.listings import families_table, print_table, recipes_table
 from encoderzoo.options import MODEL
 from encoderzoo.pipeline import plan, run
+from encoderzoo.stages import ascend as ascend_stage
 from encoderzoo.stages import bench, infer, interop, prepare, report, score, triage
 from encoderzoo.stages import triton as triton_stage
 from encoderzoo.workspace import Workspace, check_out, check_run_folder, partial_folder, stage_folder
@@ -129,20 +130,37 @@ command(app, "prepare", prepare.OPTIONS, _prepare, extra=own("fmt", "bin_dtype")
 
 
 def _export(ctx: typer.Context, config: Any, triton: Path | None, triton_name: str | None,
-            triton_precision: str, triton_kind: str | None, triton_max_batch: int | None) -> None:
+            triton_precision: str, triton_kind: str | None, triton_max_batch: int | None, ascend: bool,
+            soc_version: str, handoff_dtype: str | None) -> None:
     """Export to ONNX and check it against PyTorch on prepared inputs (reused when the run folder
-    holds the export of these exact weights); with --triton, a serving repository."""
+    holds the export of these exact weights); with --triton, a serving repository; with --ascend,
+    the Ascend hand-off (ATC, ais_bench, msame and score lines over the per-sample files)."""
     run_ctx = _stage(ctx, config)
+    if ascend:
+        _bin_samples(run_ctx, handoff_dtype, overwrite=config.overwrite)
     if run_ctx.ws.features.is_file() or triton is None:
         run_ctx.store.get("onnx")
     if triton is not None:
         info = triton_stage.run(run_ctx, triton, name=triton_name, precision=triton_precision,
                                 kind=triton_kind, max_batch_size=triton_max_batch, overwrite=config.overwrite)
         typer.echo(f"wrote {info['config']}")
+    if ascend:
+        ascend_stage.run(run_ctx, soc_version=soc_version, overwrite=config.overwrite)
+        typer.echo(f"wrote {run_ctx.ws.ascend_dir / 'run.sh'}")
 
 
-command(app, "export", _options(MODEL, ARTIFACTS["onnx"].options, triton_stage.OPTIONS), _export,
-        extra=own("triton", "triton_name", "triton_precision", "triton_kind", "triton_max_batch"))
+def _bin_samples(run_ctx: RunContext, dtype: str | None, *, overwrite: bool) -> None:
+    """The per-sample files the hand-off names: those in the run folder when they are this
+    prepared data's, else prepared and written now."""
+    recorded = interop.current_samples(run_ctx, dtype, overwrite=overwrite)
+    if recorded is None:
+        prepare.run(run_ctx)
+        interop.write_samples(run_ctx, dtype or "int64", overwrite=overwrite)
+
+
+command(app, "export", _options(MODEL, ARTIFACTS["onnx"].options, triton_stage.OPTIONS, prepare.OPTIONS),
+        _export, extra=own("triton", "triton_name", "triton_precision", "triton_kind", "triton_max_batch",
+                           "ascend", "soc_version", "handoff_dtype"))
 
 
 def _optimize(ctx: typer.Context, config: Any) -> None:
@@ -182,7 +200,9 @@ def _score(ctx: typer.Context, make_config: Any, predictions: Path | None, na_pr
     run_ctx = _stage(ctx, make_config())
     if outputs is not None:
         scores = interop.score_outputs(run_ctx, outputs, layout=layout, dtype=output_dtype)
+        report.refresh(run_ctx.ws)  # the row beside the others
         typer.echo(json.dumps(scores, indent=2))
+        _exit_on_gate(scores.get("gate_passed", True))
         return
     _exit_on_gate(bool(score.run(run_ctx)["gate_passed"]))
 

@@ -88,6 +88,13 @@ OWN: dict[str, tuple[Any, Any, str, str]] = {
                     "when --device finds a GPU]."),
     "triton_max_batch": (int | None, None, "--triton-max-batch", "max_batch_size [default: the largest "
                          "benchmark batch size]."),
+    "ascend": (bool, False, "--ascend", "Also write the Ascend hand-off RUN/ascend/: the graph ATC gets, and "
+               "run.sh with one atc line per --batch-sizes, the ais_bench and msame lines over RUN/bin/ "
+               "(written first when absent, as `prepare --format bin`) and the score --outputs line."),
+    "soc_version": (str, "Ascend310P3", "--soc-version", "With --ascend: ATC's --soc_version."),
+    "handoff_dtype": (str | None, None, "--bin-dtype", "With --ascend: int64 or int32 per-sample files "
+                      "[default: that of RUN/bin/'s samples when they are current, else int64]; the graph "
+                      "takes this type."),
     "predictions": (Path | None, None, "--predictions", "Score this predictions file (made anywhere) instead "
                     "of a run folder: squad {id: answer} JSON, or a TSV with id and prediction."),
     "na_probs": (Path | None, None, "--na-probs", "squad2 with --predictions: {id: no-answer probability} "

@@ -21,6 +21,7 @@ from encoderzoo.scoring import Gate, Reference, accuracy_rows, output_drift
 from encoderzoo.tasks.base import split_key
 
 GRAPH = "onnx"  # the kind a graph made elsewhere is imported as
+DEVICE = "device"  # the backend column of a device runner's rows (kept by `score --outputs`)
 
 
 def default_checkpoint(recipe: Recipe) -> str | None:
@@ -107,7 +108,9 @@ def graph_failures(ctx: RunContext, runs: list[Run]) -> dict[Run, list[str]]:
         return {}
     why = (f"the imported graph's outputs differ from its PyTorch model's by {worst:.2g} (the export "
            f"tolerance is {atol:g})")
-    made_from_graph = [r for r in runs if ARTIFACTS[get_backend(r.backend).artifact(r.precision)].is_graph]
+    made_from_graph = [r for r in runs  # a device runs the exported graph too
+                       if r.backend == DEVICE
+                       or ARTIFACTS[get_backend(r.backend).artifact(r.precision)].is_graph]
     return {run: [why] for run in made_from_graph}
 
 
@@ -123,6 +126,22 @@ def predictions_of(ctx: RunContext, run: Run) -> tuple[dict[str, Any], list[Any]
     return outputs, ctx.task.predict(ctx.examples(), features, outputs)
 
 
+def device_runs(ctx: RunContext) -> dict[Run, dict[str, Any]]:
+    """The outputs device runners wrote for these prepared samples, as `score --outputs` kept
+    them; those kept for other prepared data (or another model) are left out, and said."""
+    found = {}
+    folder = ctx.ws.device_outputs(DEVICE).parent
+    for record_path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        record, path = read_json(record_path), record_path.with_suffix(".npz")
+        ids, outputs = load_outputs(path)
+        if record.get("prepare_key") != ctx.prepared.get("key") \
+                or list(ids) != list(ctx.features().example_ids):
+            step(f"score: {path} left out: made for other prepared data or another model")
+            continue
+        found[Run(DEVICE, str(record["name"]))] = outputs
+    return found
+
+
 def evaluate(ctx: RunContext) -> dict[str, Any]:
     """Every run's predictions scored, compared with the baseline run and gated; accuracy.json
     and the predictions files written."""
@@ -134,6 +153,9 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
     for entry in read_json(ws.infer_json)["runs"]:
         key = Run(entry["backend"], entry["precision"])
         outputs[key], predictions[key] = predictions_of(ctx, key)
+    for key, found in device_runs(ctx).items():
+        outputs[key], predictions[key] = found, ctx.task.predict(examples, ctx.features(), found)
+    for key in outputs:
         # the predictions files say what was scored (e.g. with this command's --null-threshold)
         ctx.task.write_predictions(examples, predictions[key], outputs[key],
                                    ws.predictions(*key, ctx.task.predictions_suffix))

@@ -136,6 +136,10 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
         values = " | ".join(_pct(r["metrics"].get(k)) for k in keys)
         out.append(f"| {r['backend']} | {r['precision']} | {values} | {shown} | {drift} | {verdict} |")
     out.append("")
+    if any(r["backend"] == "device" for r in rows):
+        out += ["`device` rows: what a device runner (ais_bench, msame) wrote for the samples of `prepare "
+                "--format bin`, read by `score --outputs` (the Ascend hand-off's `ascend/run.sh` runs both).",
+                ""]
     failed = [r for r in rows if r["failures"]]
     if failed:
         out += ["Why rows failed their gate:", ""]

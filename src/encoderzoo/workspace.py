@@ -102,6 +102,15 @@ class Workspace:
         """`prepare --format bin`: one file per sample and input, as the reference tools read."""
         return self.root / "bin"
 
+    @property
+    def ascend_dir(self) -> Path:
+        """`export --ascend`: the graph ATC gets and run.sh (see encoderzoo.ascend)."""
+        return self.root / "ascend"
+
+    def device_outputs(self, name: str) -> Path:
+        """A device runner's outputs as `score --outputs` read them, kept as a row of the run."""
+        return self.root / "device" / f"{name}.npz"
+
 
 def unlink(*paths: Path) -> None:
     """Remove results that a stage about to run makes stale, so that none looks current."""

@@ -4,12 +4,16 @@ data they are; `score --outputs` scores what a runner wrote back for exactly tho
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 from typing import Any
 
 from encoderzoo.context import RunContext
-from encoderzoo.errors import ArtifactError
-from encoderzoo.fileio import read_json
+from encoderzoo.errors import ArtifactError, ConfigError
+from encoderzoo.evaluation import DEVICE, evaluate
+from encoderzoo.fileio import read_json, write_json
+from encoderzoo.infer import save_outputs
 from encoderzoo.interop import detect_layout, read_outputs, write_bin
 
 
@@ -22,11 +26,27 @@ def write_samples(ctx: RunContext, dtype: str = "int64", *, overwrite: bool = Fa
     )
 
 
+def current_samples(ctx: RunContext, dtype: str | None, *, overwrite: bool = False) -> dict[str, Any] | None:
+    """bin.json when the run folder's samples are this prepared data's (and of `dtype`, when
+    given), else None: they are to be written (again). A `dtype` other than theirs is an error
+    without `overwrite`."""
+    written = ctx.ws.bin_dir / "bin.json"
+    recorded = read_json(written) if written.is_file() else None
+    if recorded is None or overwrite:
+        return None
+    if dtype is not None and recorded.get("dtype") != dtype:
+        raise ConfigError(f"{written}: the samples are {recorded.get('dtype')}, not {dtype}; leave out "
+                          "--bin-dtype to hand them off, or add --overwrite to write them again")
+    current = ctx.ws.features.is_file() and recorded.get("prepare_key") == ctx.prepared.get("key")
+    return recorded if current else None
+
+
 def score_outputs(
     ctx: RunContext, folder: Path, *, layout: str = "auto", dtype: str = "float32"
 ) -> dict[str, Any]:
     """Metrics in percent of the outputs a runner wrote for the samples of `prepare --format
-    bin`, beside torch fp32's when the run folder has them."""
+    bin`, beside torch fp32's when the run folder has them. The outputs are kept in the run
+    folder (device/NAME.npz) and scored as a row of it: accuracy.json, gated like every other."""
     features, examples, ws = ctx.features(), ctx.examples(), ctx.ws
     written = ws.bin_dir / "bin.json"
     if not written.is_file():
@@ -45,19 +65,35 @@ def score_outputs(
     outputs = read_outputs(
         folder, len(features), shapes, layout=layout, dtype=dtype, not_before=written.stat().st_mtime
     )
+    name = device_name(layout, folder)
+    save_outputs(ws.device_outputs(name), features.example_ids, outputs)
+    write_json(ws.device_outputs(name).with_suffix(".json"),
+               {"name": name, "layout": layout, "folder": str(folder), "samples": len(features),
+                "prepare_key": ctx.prepared["key"], "scored": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     predictions = ctx.task.predict(examples, features, outputs)
-    path = ws.predictions("device", layout, ctx.task.predictions_suffix)
+    path = ws.predictions(DEVICE, name, ctx.task.predictions_suffix)
     ctx.task.write_predictions(examples, predictions, outputs, path)
     metrics = ctx.task.score(examples, predictions).metrics
     result: dict[str, Any] = {
         "layout": layout,
+        "row": f"{DEVICE} {name}",
         "samples": len(features),
         "examples": len(examples),
         **{k: 100 * v for k, v in metrics.items()},
         "predictions": str(path),
     }
-    if ws.accuracy_json.is_file():
-        for row in read_json(ws.accuracy_json)["rows"]:
+    if ws.infer_json.is_file():  # a row of the run, gated like every other (see evaluation)
+        info = evaluate(ctx)
+        for row in info["rows"]:
             if (row["backend"], row["precision"]) == ctx.reference_run:
                 result["torch_fp32"] = {k: 100 * v for k, v in row["metrics"].items()}
+            if (row["backend"], row["precision"]) == (DEVICE, name):
+                result["gate_passed"], result["failures"] = row["gate_passed"], row["failures"]
+                result["vs_reference"] = row["vs_torch"]
     return result
+
+
+def device_name(layout: str, folder: Path) -> str:
+    """The row's name: the output folder's (ais_bench_bs8), else the runner's layout."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.resolve().name).strip("._")
+    return name or layout

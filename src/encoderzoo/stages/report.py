@@ -11,8 +11,10 @@ from encoderzoo.checkpoints import fingerprint
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.environment import environment, peak_memory
+from encoderzoo.fileio import read_json
 from encoderzoo.report import write_report
 from encoderzoo.version import __version__
+from encoderzoo.workspace import Workspace
 
 OPTIONS = ("checkpoint",)  # what it reads of RunConfig
 
@@ -53,6 +55,23 @@ def run(ctx: RunContext) -> dict[str, Any]:
     report |= write_report(ws, report, environment(ctx.config.threads))
     step(f"report: {ws.report_md.name}, {ws.report_json.name} written")
     return report
+
+
+HEADER = ("encoderzoo", "created", "recipe", "checkpoint", "config", "peak_memory")  # what run() heads with
+
+
+def refresh(ws: Workspace) -> bool:
+    """report.json and report.md again over what the stages recorded, under the header the report
+    already has (what ran on which checkpoint, with which options): after `score --outputs` added
+    a row. False when there is no report yet."""
+    if not ws.report_json.is_file():
+        return False
+    recorded = read_json(ws.report_json)
+    threads = int(recorded.get("config", {}).get("threads") or 0)
+    write_report(ws, {k: recorded[k] for k in HEADER if k in recorded},
+                 recorded.get("environment") or environment(threads))
+    step(f"report: {ws.report_md.name}, {ws.report_json.name} written")
+    return True
 
 
 def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
