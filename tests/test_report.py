@@ -132,3 +132,21 @@ def test_triage_that_cannot_recover_names_what_to_try() -> None:
     assert "still below its gate. Try onnxruntime:int8-block, whose activations are quantized per" in text
     recovered = result | {"recovered": True, "otherwise": ""}
     assert "Try " not in "\n".join(triage_lines({"onnxruntime:int8": recovered}))
+
+
+def test_the_verdict_never_deploys_a_variant_whose_rows_depend_on_their_batch() -> None:
+    from encoderzoo.verdict import verdict
+
+    def row(backend: str, precision: str) -> dict:
+        return {"backend": backend, "precision": precision, "gate_passed": True, "gated": True,
+                "metrics": {"accuracy": 0.9}, "vs_torch": {"agreement": 0.99}}
+
+    runs = [{"backend": "onnxruntime", "precision": "int8", "windows": 100, "batch_invariant": False,
+             "timing": {"warm": {"rows_per_s": 900.0}}},
+            {"backend": "openvino", "precision": "int8", "windows": 100, "batch_invariant": True,
+             "timing": {"warm": {"rows_per_s": 800.0}}}]
+    chosen = verdict([row("onnxruntime", "int8"), row("openvino", "int8")], runs, "runs/x")
+    assert chosen is not None and chosen["variant"] == "openvino:int8"
+    assert chosen["passed_over"] == ["onnxruntime:int8"]
+    assert ARTIFACTS["onnx-int8"].batch_invariant is False and ARTIFACTS["openvino-int8"].batch_invariant
+    assert verdict([row("onnxruntime", "int8")], runs[:1], "runs/x") is None

@@ -145,6 +145,20 @@ async def post_all(url: str, chunks: list[list[str]], concurrency: int) -> list[
 
 
 @pytest.mark.slow
+def test_a_variant_is_batch_invariant_exactly_when_its_run_says_so(demo: Path) -> None:
+    """The flag the verdict trusts, measured: each sentence alone and in one batch of 64."""
+    runs = json.loads((demo / "outputs" / "infer.json").read_text())["runs"]
+    texts = SENTENCES[:64]
+    for entry in runs:
+        variant = f"{entry['backend']}:{entry['precision']}"
+        model = encoderzoo.load(demo, variant=variant, allow_failed=True)
+        alone = np.concatenate([model.outputs([t])["logits"] for t in texts])
+        together = model.outputs(texts)["logits"]
+        model.close()
+        assert (np.abs(alone - together).max() < 1e-3) == entry["batch_invariant"], variant
+
+
+@pytest.mark.slow
 def test_the_server_answers_the_demo_with_the_runs_labels_and_survives_bad_input(demo: Path) -> None:
     process, url = start(str(demo))
     try:

@@ -65,6 +65,9 @@ class ArtifactKind:
     triageable: bool = False  # triage can rebuild it with some nodes left in float
     quantized_ops: tuple[str, ...] | None = None  # the operators it quantizes (None: the builder's default)
     otherwise: str = ""  # what to try when triage cannot bring it back above its gate
+    # False: a row's outputs depend on the rows batched with it (activations quantized with one scale
+    # per batch): served in other batches than the run's, its verified predictions do not hold
+    batch_invariant: bool = True
     revision: int = 1  # raised whenever encoderzoo changes how it builds the kind: old files rebuild
     options: tuple[str, ...] = ()  # the RunConfig fields its build reads (a command building it offers them)
     extra: Mapping[str, Any] = field(default_factory=dict)  # free for builders' own declarations

@@ -110,7 +110,8 @@ def run_one(ctx: RunContext, run: Run) -> tuple[dict[str, Any], list[Any]]:
         _, outputs = load_outputs(final)
         predictions = ctx.task.predict(examples, features, outputs)  # with this run's task options
         ctx.task.write_predictions(examples, predictions, outputs, predictions_file)
-        return read_json(record) | {"reused": True}, predictions
+        invariant = ARTIFACTS[get_backend(name).artifact(precision)].batch_invariant
+        return read_json(record) | {"reused": True, "batch_invariant": invariant}, predictions
     unlink(record, ws.infer_json, *ws.results())
     shards = Shards(ws.output_shards(name, precision), run_key, len(features), cfg.shard_size)
     done = shards.start(resume=cfg.resume)
@@ -129,6 +130,7 @@ def run_one(ctx: RunContext, run: Run) -> tuple[dict[str, Any], list[Any]]:
     predictions = ctx.task.predict(examples, features, outputs)
     ctx.task.write_predictions(examples, predictions, outputs, predictions_file)
     entry = {"key": run_key, "backend": name, "precision": precision,
+             "batch_invariant": ARTIFACTS[get_backend(name).artifact(precision)].batch_invariant,  # verdict
              "timing": {k: round(v, 4) if isinstance(v, float) else v for k, v in timing.items()},
              "resumed_rows": len(done), "windows": len(features), "examples": len(examples),
              "batching": ctx.batching[name].__dict__, "settings": settings,

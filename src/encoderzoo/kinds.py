@@ -31,7 +31,8 @@ register_artifact(ArtifactKind(
 register_artifact(ArtifactKind(
     "onnx-int8", "the fused graph, int8 by ONNX Runtime dynamic quantization", ("model.int8.onnx",),
     made_from="onnx-fused", precision="int8", build=quantized(quantize.ort_dynamic),
-    key_inputs=quantized_key(False), record="quantize", triageable=True, otherwise=BLOCKS_INSTEAD))
+    key_inputs=quantized_key(False), record="quantize", triageable=True, otherwise=BLOCKS_INSTEAD,
+    batch_invariant=False))  # DynamicQuantizeLinear: one activation scale over the whole batch
 register_artifact(ArtifactKind(
     "onnx-int8-static", "the exported graph, int8 QDQ by ONNX Runtime static quantization",
     ("model.int8-static.onnx",), made_from="onnx", precision="int8-static",

@@ -76,7 +76,11 @@ def _deploy_section(chosen: dict[str, Any] | None, report: dict[str, Any]) -> li
     return ["## Deploy", "",
             f"**{chosen['variant']}**: the fastest end to end that passed its gate on this machine "
             f"({chosen['rows_per_s']:,.0f} rows/s; {metrics}{agreement}).", "",
-            f"- serve it: `{chosen['serve']}`", f"- or in Python: `model = {chosen['load']}`", ""]
+            f"- serve it: `{chosen['serve']}`", f"- or in Python: `model = {chosen['load']}`", ""] + (
+            [f"Faster, passed its gate, not chosen: {', '.join(chosen['passed_over'])} — a row's outputs "
+             "depend on the rows batched with it (one activation scale per batch), so served in other "
+             "batches than the run's its verified predictions do not hold.", ""]
+            if chosen.get("passed_over") else [])
 
 
 def _metric_label(key: str) -> str:

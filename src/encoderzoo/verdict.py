@@ -17,15 +17,27 @@ def rate(run: dict[str, Any]) -> float | None:
 
 
 def verdict(accuracy: list[dict[str, Any]], runs: list[dict[str, Any]], out: str) -> dict[str, Any] | None:
-    """What to deploy from `out` (the run folder as it was named): None when no gated run passed."""
+    """What to deploy from `out` (the run folder as it was named): None when no gated run passed.
+    A variant whose rows' outputs depend on the rows batched with them is never chosen: a server
+    batches other rows together than the run did, so its verified predictions would not hold;
+    when it was the fastest, the verdict says so."""
     rates = {(r["backend"], r["precision"]): rate(r) for r in runs}
+    invariant = {(r["backend"], r["precision"]): r.get("batch_invariant", True) for r in runs}
     passed = [row for row in accuracy if row["gate_passed"] and row.get("gated", True)
               and rates.get((row["backend"], row["precision"]))]
-    if not passed:
+    steady = [row for row in passed if invariant[(row["backend"], row["precision"])]]
+    if not steady:
         return None
-    best = max(passed, key=lambda row: rates[(row["backend"], row["precision"])] or 0.0)
+
+    def speed(row: dict[str, Any]) -> float:
+        return rates[(row["backend"], row["precision"])] or 0.0
+
+    best = max(steady, key=speed)
     variant = f"{best['backend']}:{best['precision']}"
+    faster = [f"{r['backend']}:{r['precision']}" for r in passed
+              if speed(r) > speed(best) and r not in steady]
     return {"variant": variant, "rows_per_s": rates[(best["backend"], best["precision"])],
             "metrics": best["metrics"], "agreement": (best.get("vs_torch") or {}).get("agreement"),
             "serve": f"encoderzoo serve {out} --variant {variant}",
-            "load": f'encoderzoo.load("{out}", variant="{variant}")'}
+            "load": f'encoderzoo.load("{out}", variant="{variant}")',
+            "passed_over": faster}  # faster, but batch-dependent
