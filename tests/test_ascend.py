@@ -114,9 +114,32 @@ def test_every_seed_preset_hands_off_exactly_its_prepared_inputs(
     for n in names:  # every folder named holds one file per sample
         assert len(list((out / "bin" / n).glob("*.bin"))) == bin_info["samples"]
     assert found["score"] == [f'  $ENCODERZOO score {name} --out "$RUN" --outputs "$1"']
-    device = run_script(out, "msame")  # the stand-ins refuse a wrong name, order, dtype or size
-    assert device.returncode == 0, device.stderr[-2000:]
-    assert json.loads(device.stdout[device.stdout.index("{"):])["samples"] == bin_info["samples"]
+    atc = run_script(out, "convert")  # the stand-in refuses names, order or dims other than the graph's
+    assert atc.returncode == 0, atc.stderr[-2000:]
+    assert sorted(p.name for p in (out / "ascend" / "om").iterdir()) == ["model_bs1.om", "model_bs4.om"]
+
+
+def demo_checks(out: Path, exported: str) -> None:
+    """The samples are the run's own (prepared once, labels in sample order); ais_bench's own
+    zero inputs time each OM model; outputs older than the samples, or written for other prepared
+    data, are refused, never scored against the wrong examples."""
+    assert "prepare: reusing data/" in exported
+    bin_dir = out / "bin"
+    examples = [json.loads(line) for line in (out / "data" / "examples.jsonl").read_text().splitlines()]
+    index = [line.split("\t") for line in (bin_dir / "index.tsv").read_text().splitlines()[1:]]
+    gold = {e["id"]: e["label"] for e in examples}
+    assert (bin_dir / "labels.txt").read_text().splitlines() == [gold[row[1]] for row in index]
+    perf = run_script(out, "perf")
+    assert perf.returncode == 0 and perf.stdout.count("throughput") == 2, perf.stderr[-2000:]
+    device = out / "ascend" / "outputs" / "ais_bench_bs1"
+    old = (bin_dir / "bin.json").stat().st_mtime - 60
+    os.utime(device / "0_0.bin", (old, old))
+    scored = cli("score", "demo", "--out", str(out), "--outputs", str(device))
+    assert scored.returncode == 2 and "older than the samples" in scored.stderr.splitlines()[-1]
+    again = cli("prepare", "demo", "--out", str(out), "--limit", "50")  # other data, bin/ not rewritten
+    assert again.returncode == 0, again.stderr
+    scored = cli("score", "demo", "--out", str(out), "--outputs", str(out / "ascend/outputs/msame_bs1"))
+    assert scored.returncode == 2 and "were written for other prepared data" in scored.stderr.splitlines()[-1]
 
 
 CASES = {  # task: the run's options, the hand-off's --bin-dtype
@@ -171,8 +194,7 @@ def test_the_standin_round_trip_reproduces_the_runs_scores(case: str, tmp_path: 
         assert row["vs_torch"]["agreement"] == rows[("onnxruntime", "fp32")]["vs_torch"]["agreement"]
         assert f"| device | {name} |" in (out / "report.md").read_text()
     if case == "demo":
-        perf = run_script(out, "perf")
-        assert perf.returncode == 0 and perf.stdout.count("throughput") == 2, perf.stderr[-2000:]
+        demo_checks(out, made.stderr)
     # the hand-off is not replaced over what the device made, unless asked
     again = cli("export", str(options["recipe"]), "--out", str(out), *_flags(options), "--ascend")
     assert again.returncode == 2 and "holds what the device made" in again.stderr.splitlines()[-1]

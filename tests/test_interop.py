@@ -4,7 +4,6 @@ output folders."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -74,44 +73,8 @@ def test_output_folder_errors(tmp_path: Path) -> None:
         read_outputs(tmp_path / "empty", 3, {"logits": (2,)})
 
 
-@pytest.mark.slow
-def test_prepare_bin_then_a_device_runner_then_score_equals_run(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    run(RunConfig(recipe="demo", out=out, backends=("torch:fp32", "onnxruntime:fp32"), limit=150,
-                  optimize=False, bench=False, triage=False, e2e_runs=0))
-    prepared = cli("prepare", "demo", "--out", str(out), "--limit", "150", "--format", "bin")
-    assert prepared.returncode == 0, prepared.stderr
-    assert "prepare: reusing data/" in prepared.stderr  # same data and tokenizer: nothing redone
-    bin_dir = out / "bin"
-    assert len(list((bin_dir / "input_ids").iterdir())) == 150
-    labels = (bin_dir / "labels.txt").read_text().splitlines()
-    examples = [json.loads(line) for line in (out / "data" / "examples.jsonl").read_text().splitlines()]
-    index = [line.split("\t") for line in (bin_dir / "index.tsv").read_text().splitlines()[1:]]
-    by_id = {e["id"]: e["label"] for e in examples}
-    assert labels == [by_id[row[1]] for row in index] and len(labels) == 150
-    rows = {(r["backend"], r["precision"]): r["metrics"]["accuracy"]
-            for r in json.loads((out / "accuracy.json").read_text())["rows"]}
-    for layout, npy in (("ais_bench", False), ("ais_bench", True), ("msame", False)):
-        device = run_folder(out / "model" / "model.onnx", bin_dir, tmp_path / f"{layout}{npy}", layout, npy)
-        scored = cli("score", "demo", "--out", str(out), "--outputs", str(device))
-        assert scored.returncode == 0, scored.stderr
-        result = json.loads(scored.stdout)
-        assert result["layout"] == layout and result["samples"] == 150
-        assert result["accuracy"] == 100 * rows[("onnxruntime", "fp32")]  # full precision
-        assert result["accuracy"] == result["torch_fp32"]["accuracy"]
-    # outputs made before these samples were written, or samples written for other prepared data:
-    # refused, never scored against the wrong examples
-    device = tmp_path / "ais_benchFalse"
-    old = (bin_dir / "bin.json").stat().st_mtime - 60
-    stale = next(device.rglob("0_0.bin"))
-    os.utime(stale, (old, old))
-    scored = cli("score", "demo", "--out", str(out), "--outputs", str(device))
-    assert scored.returncode == 2 and "older than the samples" in scored.stderr.splitlines()[-1]
-    again = cli("prepare", "demo", "--out", str(out), "--limit", "120")  # other data, bin/ not rewritten
-    assert again.returncode == 0, again.stderr
-    scored = cli("score", "demo", "--out", str(out), "--outputs", str(tmp_path / "msameFalse"))
-    assert scored.returncode == 2
-    assert "were written for other prepared data" in scored.stderr.splitlines()[-1]
+# prepare --format bin, a device runner and score --outputs on the demo, ais_bench and msame, and
+# the refusals of stale or foreign outputs: tests/test_ascend.py, through the generated run.sh
 
 
 @pytest.mark.slow

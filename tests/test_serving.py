@@ -53,11 +53,17 @@ def test_load_gives_the_runs_predictions_for_every_variant_that_passed(demo: Pat
     assert verdict["variant"] in passed and f"encoderzoo serve {demo} --variant" in verdict["serve"]
     assert f"`{verdict['serve']}`" in (demo / "report.md").read_text()
     assert encoderzoo.load(demo).variant == verdict["variant"]  # the default: the report's verdict
+    invariant = {f"{r['backend']}:{r['precision']}": r["batch_invariant"]
+                 for r in json.loads((demo / "outputs" / "infer.json").read_text())["runs"]}
     for variant in passed:
         model = encoderzoo.load(demo, variant=variant)
         assert [p["label"] for p in model.predict(SENTENCES)] == run_labels(demo, variant), variant
         _, saved = load_outputs(demo / "outputs" / f"{variant.replace(':', '-')}.npz")
-        np.testing.assert_allclose(model.outputs(SENTENCES)["logits"], saved["logits"], atol=1e-5)
+        np.testing.assert_allclose(model.outputs(SENTENCES[:300])["logits"], saved["logits"][:300], atol=1e-5)
+        # the flag the verdict trusts, measured: each sentence alone against one batch of 48
+        alone = np.concatenate([model.outputs([t])["logits"] for t in SENTENCES[:48]])
+        together = model.outputs(SENTENCES[:48])["logits"]
+        assert (np.abs(alone - together).max() < 1e-3) == invariant[variant], variant
         model.close()
 
 
@@ -142,20 +148,6 @@ async def post_all(url: str, chunks: list[list[str]], concurrency: int) -> list[
                 except httpx.TransportError as err:
                     return err
         return await asyncio.gather(*(one(c) for c in chunks))
-
-
-@pytest.mark.slow
-def test_a_variant_is_batch_invariant_exactly_when_its_run_says_so(demo: Path) -> None:
-    """The flag the verdict trusts, measured: each sentence alone and in one batch of 64."""
-    runs = json.loads((demo / "outputs" / "infer.json").read_text())["runs"]
-    texts = SENTENCES[:64]
-    for entry in runs:
-        variant = f"{entry['backend']}:{entry['precision']}"
-        model = encoderzoo.load(demo, variant=variant, allow_failed=True)
-        alone = np.concatenate([model.outputs([t])["logits"] for t in texts])
-        together = model.outputs(texts)["logits"]
-        model.close()
-        assert (np.abs(alone - together).max() < 1e-3) == entry["batch_invariant"], variant
 
 
 @pytest.mark.slow

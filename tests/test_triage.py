@@ -151,11 +151,11 @@ def test_greedy_search_keeps_the_node_the_metric_confirms() -> None:
 @pytest.mark.slow
 def test_triage_requantizes_an_int8_model_below_its_gate_on_the_demo(tmp_path: Path) -> None:
     """Static int8 of the demo agrees with torch fp32 on 96-98 % of SST-2 dev (by machine; here
-    its first 400 sentences); a 99.9 % agreement floor makes it miss its gate, so triage
+    its first 200 sentences); a 99.9 % agreement floor makes it miss its gate, so triage
     searches greedily, each step confirmed by re-scoring, for the nodes to leave in float."""
     out = tmp_path / "run"
     result = cli("run", "demo", "--backends", "torch:fp32,onnxruntime:int8-static", "--no-bench",
-                 "--min-agreement", "0.999", "--limit", "400", "--e2e-runs", "0", "--out", str(out))
+                 "--min-agreement", "0.999", "--limit", "200", "--e2e-runs", "0", "--out", str(out))
     report = json.loads((out / "report.json").read_text())
     triage = report["triage"]["onnxruntime:int8-static"]
     attempts = triage["attempts"]

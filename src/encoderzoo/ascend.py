@@ -138,6 +138,7 @@ def script_text(bin_info: dict[str, Any], *, score: list[str], batch_sizes: tupl
         "#   bash run.sh            convert, run every batch size with ais_bench, score each",
         "#   bash run.sh msame      convert, run batch size 1 with msame, score",
         "#   bash run.sh perf       convert, time every batch size with ais_bench (no files: zeros)",
+        "#   bash run.sh convert    convert only",
         "# Replace a tool by setting ATC, AIS_BENCH, MSAME or ENCODERZOO; ATC_FLAGS adds atc options",
         "# (e.g. --precision_mode=allow_fp32_to_fp16); SOC_VERSION overrides the chip.",
         "set -euo pipefail",
@@ -188,6 +189,9 @@ def script_text(bin_info: dict[str, Any], *, score: list[str], batch_sizes: tupl
         f'    $MSAME --model "$(om 1)" --input "{folders}" --output "$HERE/outputs/msame_bs1" --outfmt BIN',
         '    score "$HERE/outputs/msame_bs1"',
         "    ;;",
+        "  convert)",
+        "    convert",
+        "    ;;",
         "  perf)",
         "    convert",
     ]
@@ -195,7 +199,7 @@ def script_text(bin_info: dict[str, Any], *, score: list[str], batch_sizes: tupl
         lines.append(f'    $AIS_BENCH --model "$(om {batch})" --loop 100 --batchsize {batch}')
     lines += [
         "    ;;",
-        '  *) echo "usage: bash run.sh [ais_bench|msame|perf]" >&2; exit 2 ;;',
+        '  *) echo "usage: bash run.sh [ais_bench|msame|perf|convert]" >&2; exit 2 ;;',
         "esac",
     ]
     return "\n".join(lines) + "\n"

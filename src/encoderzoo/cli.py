@@ -137,6 +137,7 @@ def _export(ctx: typer.Context, config: Any, triton: Path | None, triton_name: s
     the Ascend hand-off (ATC, ais_bench, msame and score lines over the per-sample files)."""
     run_ctx = _stage(ctx, config)
     if ascend:
+        ascend_stage.check_replaceable(run_ctx, overwrite=config.overwrite)
         _bin_samples(run_ctx, handoff_dtype, overwrite=config.overwrite)
     if run_ctx.ws.features.is_file() or triton is None:
         run_ctx.store.get("onnx")

@@ -16,9 +16,19 @@ OPTIONS = ("batch_sizes", "overwrite")  # what it reads of RunConfig (with the m
 GRAPH = "onnx"  # the plain export: ATC reads the standard ONNX domain only
 
 
+def check_replaceable(ctx: RunContext, *, overwrite: bool = False) -> None:
+    """Refuse, before anything is written, to replace a hand-off holding what the device made."""
+    ws = ctx.ws
+    kept = [p for p in (ws.ascend_dir / "om", ws.ascend_dir / "outputs") if p.is_dir() and any(p.iterdir())]
+    if kept and not overwrite:
+        raise ArtifactError(f"{kept[0]}: holds what the device made for the current hand-off; score it "
+                            "(`bash ascend/run.sh` does) and move it away, or pass --overwrite to replace it")
+
+
 def run(ctx: RunContext, *, soc_version: str = "Ascend310P3", overwrite: bool = False) -> dict[str, Any]:
     """RUN/ascend from the exported graph and RUN/bin/bin.json (which must be this prepared data's)."""
     ws = ctx.ws
+    check_replaceable(ctx, overwrite=overwrite)
     written = ws.bin_dir / "bin.json"
     if not written.is_file():
         raise ArtifactError(f"{written}: no per-sample files to hand off; run `encoderzoo prepare "
@@ -27,10 +37,6 @@ def run(ctx: RunContext, *, soc_version: str = "Ascend310P3", overwrite: bool = 
     if bin_info.get("prepare_key") != ctx.prepared.get("key"):
         raise ArtifactError(f"{written}: the samples were written for other prepared data; run `encoderzoo "
                             f"prepare {ctx.recipe.name} --out {ws.root} --format bin --overwrite` again")
-    kept = [p for p in (ws.ascend_dir / "om", ws.ascend_dir / "outputs") if p.is_dir() and any(p.iterdir())]
-    if kept and not overwrite:
-        raise ArtifactError(f"{kept[0]}: holds what the device made for the current hand-off; score it "
-                            "(`bash ascend/run.sh` does) and move it away, or pass --overwrite to replace it")
     graph = ctx.store.get(GRAPH)
     assert graph is not None  # the export is a graph
     ctx.store.verify(GRAPH)
