@@ -59,7 +59,8 @@ def test_load_gives_the_runs_predictions_for_every_variant_that_passed(demo: Pat
         model = encoderzoo.load(demo, variant=variant)
         assert [p["label"] for p in model.predict(SENTENCES)] == run_labels(demo, variant), variant
         _, saved = load_outputs(demo / "outputs" / f"{variant.replace(':', '-')}.npz")
-        np.testing.assert_allclose(model.outputs(SENTENCES[:300])["logits"], saved["logits"][:300], atol=1e-5)
+        # all 872: a batch-dependent variant's outputs equal the run's only under the run's batching
+        np.testing.assert_allclose(model.outputs(SENTENCES)["logits"], saved["logits"], atol=1e-5)
         # the flag the verdict trusts, measured: each sentence alone against one batch of 48
         alone = np.concatenate([model.outputs([t])["logits"] for t in SENTENCES[:48]])
         together = model.outputs(SENTENCES[:48])["logits"]
