@@ -12,11 +12,11 @@ are ONNX Runtime's own)."""
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 from pathlib import Path
 from typing import Any
 
+from encoderzoo.cache import file_hash
 from encoderzoo.errors import ArtifactError, ConfigError
 from encoderzoo.fileio import atomic_dir, write_json
 
@@ -116,17 +116,9 @@ def input_shape(names: list[str], shape: list[int], batch: int) -> str:
     return ";".join(f"{name}:{dims}" for name in names)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def script_text(bin_info: dict[str, Any], *, score: list[str], batch_sizes: tuple[int, ...],
-                soc_version: str, recipe: str) -> str:
-    """run.sh: convert, run, score; `bash run.sh [ais_bench|msame|perf]`."""
+def script_text(bin_info: dict[str, Any], *, batch_sizes: tuple[int, ...], soc_version: str,
+                recipe: str) -> str:
+    """run.sh: convert, run, score; `bash run.sh [ais_bench|msame|perf|convert]`."""
     names, shape = list(bin_info["inputs"]), list(bin_info["shape"])
     folders = ",".join(f"$BIN/{name}" for name in names)
     q = shlex.quote
@@ -170,8 +162,7 @@ def script_text(bin_info: dict[str, Any], *, score: list[str], batch_sizes: tupl
         "}",
         "",
         "score() {  # scores the outputs as a row of the run (report.md shows it, gated)",
-        f"  $ENCODERZOO score {q(recipe)} --out \"$RUN\"{''.join(' ' + q(a) for a in score)} "
-        '--outputs "$1"',
+        f'  $ENCODERZOO score {q(recipe)} --out "$RUN" --outputs "$1"',
         "}",
         "",
         'case "$MODE" in',
@@ -205,9 +196,8 @@ def script_text(bin_info: dict[str, Any], *, score: list[str], batch_sizes: tupl
     return "\n".join(lines) + "\n"
 
 
-def write_handoff(graph: Path, folder: Path, bin_info: dict[str, Any], *, score: list[str],
-                  batch_sizes: tuple[int, ...], soc_version: str, recipe: str,
-                  overwrite: bool = False) -> dict[str, Any]:
+def write_handoff(graph: Path, folder: Path, bin_info: dict[str, Any], *, batch_sizes: tuple[int, ...],
+                  soc_version: str, recipe: str, overwrite: bool = False) -> dict[str, Any]:
     """FOLDER (all at once): model.onnx, run.sh and handoff.json (what was checked and written)."""
     if not batch_sizes or min(batch_sizes) < 1:
         raise ConfigError(f"--batch-sizes must be positive for --ascend, got {list(batch_sizes)}")
@@ -216,13 +206,12 @@ def write_handoff(graph: Path, folder: Path, bin_info: dict[str, Any], *, score:
     batch_sizes = tuple(sorted(set(batch_sizes)))
     with atomic_dir(folder, KIND, overwrite=overwrite, option="--ascend") as tmp:
         info = static_graph(graph, tmp / "model.onnx", bin_info)
-        text = script_text(bin_info, score=score, batch_sizes=batch_sizes, soc_version=soc_version,
-                           recipe=recipe)
+        text = script_text(bin_info, batch_sizes=batch_sizes, soc_version=soc_version, recipe=recipe)
         (tmp / "run.sh").write_text(text, encoding="utf-8")
         (tmp / "run.sh").chmod(0o755)
         info |= {"soc_version": soc_version, "batch_sizes": list(batch_sizes), "samples": bin_info["samples"],
                  "shape": bin_info["shape"], "prepare_key": bin_info.get("prepare_key"),
-                 "graph_sha256": sha256(tmp / "model.onnx"), "made_from": str(graph),
+                 "graph_sha256": file_hash(tmp / "model.onnx"), "made_from": str(graph),
                  "atc_input_shapes": {b: input_shape(info["inputs"], bin_info["shape"], b)
                                       for b in batch_sizes}}
         write_json(tmp / "handoff.json", info)

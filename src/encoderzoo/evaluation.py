@@ -130,7 +130,7 @@ def device_runs(ctx: RunContext) -> dict[Run, dict[str, Any]]:
     """The outputs device runners wrote for these prepared samples, as `score --outputs` kept
     them; those kept for other prepared data (or another model) are left out, and said."""
     found = {}
-    folder = ctx.ws.device_outputs(DEVICE).parent
+    folder = ctx.ws.device_dir
     for record_path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         record, path = read_json(record_path), record_path.with_suffix(".npz")
         ids, outputs = load_outputs(path)

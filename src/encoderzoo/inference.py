@@ -105,12 +105,12 @@ def run_one(ctx: RunContext, run: Run) -> tuple[dict[str, Any], list[Any]]:
     run_key = key(ctx, run)
     record, final = ws.run_record(name, precision), ws.outputs(name, precision)
     predictions_file = ws.predictions(name, precision, ctx.task.predictions_suffix)
+    invariant = ARTIFACTS[get_backend(name).artifact(precision)].batch_invariant  # what the verdict reads
     if recorded_key(record) == run_key and final.is_file():
         step(f"infer: reusing {final.name} (same model, data and batching)")
         _, outputs = load_outputs(final)
         predictions = ctx.task.predict(examples, features, outputs)  # with this run's task options
         ctx.task.write_predictions(examples, predictions, outputs, predictions_file)
-        invariant = ARTIFACTS[get_backend(name).artifact(precision)].batch_invariant
         return read_json(record) | {"reused": True, "batch_invariant": invariant}, predictions
     unlink(record, ws.infer_json, *ws.results())
     shards = Shards(ws.output_shards(name, precision), run_key, len(features), cfg.shard_size)
@@ -130,7 +130,7 @@ def run_one(ctx: RunContext, run: Run) -> tuple[dict[str, Any], list[Any]]:
     predictions = ctx.task.predict(examples, features, outputs)
     ctx.task.write_predictions(examples, predictions, outputs, predictions_file)
     entry = {"key": run_key, "backend": name, "precision": precision,
-             "batch_invariant": ARTIFACTS[get_backend(name).artifact(precision)].batch_invariant,  # verdict
+             "batch_invariant": invariant,
              "timing": {k: round(v, 4) if isinstance(v, float) else v for k, v in timing.items()},
              "resumed_rows": len(done), "windows": len(features), "examples": len(examples),
              "batching": ctx.batching[name].__dict__, "settings": settings,

@@ -107,9 +107,14 @@ class Workspace:
         """`export --ascend`: the graph ATC gets and run.sh (see encoderzoo.ascend)."""
         return self.root / "ascend"
 
+    @property
+    def device_dir(self) -> Path:
+        """What device runners wrote, as `score --outputs` kept it: NAME.npz and NAME.json each."""
+        return self.root / "device"
+
     def device_outputs(self, name: str) -> Path:
         """A device runner's outputs as `score --outputs` read them, kept as a row of the run."""
-        return self.root / "device" / f"{name}.npz"
+        return self.device_dir / f"{name}.npz"
 
 
 def unlink(*paths: Path) -> None:

@@ -3,7 +3,6 @@ writing a Hugging Face folder that loads strictly (every weight mapped, none lef
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import shutil
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from encoderzoo.cache import file_hash
 from encoderzoo.errors import CheckpointError
 from encoderzoo.fileio import atomic_dir
 
@@ -153,7 +153,7 @@ def write_folder(converted: Converted, out: Path, *, fmt: str, tokenizer: Path |
         detail = f"missing {sorted(missing)[:4]}" if missing else f"unexpected {unexpected}"
         raise CheckpointError(f"{converted.source}: the weights do not fit {converted.model_class}: {detail}")
     info = {
-        "format": fmt, "source": str(converted.source), "sha256": _sha256(converted.source),
+        "format": fmt, "source": str(converted.source), "sha256": file_hash(converted.source),
         "model_class": converted.model_class, "ignored_keys": converted.ignored,
         "replaced_objects": converted.stubbed, "tokenizer": str(tokenizer) if tokenizer else None,
     }
@@ -167,11 +167,3 @@ def write_folder(converted: Converted, out: Path, *, fmt: str, tokenizer: Path |
                 shutil.copy2(tokenizer / name, tmp / name)
         (tmp / "encoderzoo_conversion.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

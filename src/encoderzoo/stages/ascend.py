@@ -40,9 +40,8 @@ def run(ctx: RunContext, *, soc_version: str = "Ascend310P3", overwrite: bool = 
     graph = ctx.store.get(GRAPH)
     assert graph is not None  # the export is a graph
     ctx.store.verify(GRAPH)
-    info = write_handoff(graph, ws.ascend_dir, bin_info, score=[],
-                         batch_sizes=ctx.config.bench_settings().batch_sizes, soc_version=soc_version,
-                         recipe=ctx.recipe.name, overwrite=overwrite)
+    info = write_handoff(graph, ws.ascend_dir, bin_info, batch_sizes=ctx.config.bench_settings().batch_sizes,
+                         soc_version=soc_version, recipe=ctx.recipe.name, overwrite=overwrite)
     unlisted = info["unlisted_operators"]
     step(f"ascend: {ws.ascend_dir / 'run.sh'} (atc for batch {', '.join(map(str, info['batch_sizes']))}; "
          f"opset {info['opset']}; {info['samples']} samples of {', '.join(info['inputs'])}, {info['dtype']})"

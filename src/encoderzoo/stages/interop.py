@@ -70,26 +70,21 @@ def score_outputs(
     write_json(ws.device_outputs(name).with_suffix(".json"),
                {"name": name, "layout": layout, "folder": str(folder), "samples": len(features),
                 "prepare_key": ctx.prepared["key"], "scored": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    predictions = ctx.task.predict(examples, features, outputs)
     path = ws.predictions(DEVICE, name, ctx.task.predictions_suffix)
-    ctx.task.write_predictions(examples, predictions, outputs, path)
-    metrics = ctx.task.score(examples, predictions).metrics
-    result: dict[str, Any] = {
-        "layout": layout,
-        "row": f"{DEVICE} {name}",
-        "samples": len(features),
-        "examples": len(examples),
-        **{k: 100 * v for k, v in metrics.items()},
-        "predictions": str(path),
-    }
-    if ws.infer_json.is_file():  # a row of the run, gated like every other (see evaluation)
-        info = evaluate(ctx)
-        for row in info["rows"]:
-            if (row["backend"], row["precision"]) == ctx.reference_run:
-                result["torch_fp32"] = {k: 100 * v for k, v in row["metrics"].items()}
-            if (row["backend"], row["precision"]) == (DEVICE, name):
-                result["gate_passed"], result["failures"] = row["gate_passed"], row["failures"]
-                result["vs_reference"] = row["vs_torch"]
+    result: dict[str, Any] = {"layout": layout, "row": f"{DEVICE} {name}", "samples": len(features),
+                              "examples": len(examples)}
+    if not ws.infer_json.is_file():  # no run to be a row of: these outputs alone, scored
+        predictions = ctx.task.predict(examples, features, outputs)
+        ctx.task.write_predictions(examples, predictions, outputs, path)
+        metrics = ctx.task.score(examples, predictions).metrics
+        return result | {k: 100 * v for k, v in metrics.items()} | {"predictions": str(path)}
+    rows = {(r["backend"], r["precision"]): r for r in evaluate(ctx)["rows"]}  # gated like every row
+    row = rows[(DEVICE, name)]
+    result |= {k: 100 * v for k, v in row["metrics"].items()} | {"predictions": str(path)}
+    if ctx.reference_run in rows:
+        result["torch_fp32"] = {k: 100 * v for k, v in rows[ctx.reference_run]["metrics"].items()}
+    result |= {"gate_passed": row["gate_passed"], "failures": row["failures"],
+               "vs_reference": row["vs_torch"]}
     return result
 
 
