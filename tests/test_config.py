@@ -27,8 +27,9 @@ def config(**options: object) -> RunConfig:
     ({"min_agreement": 2.0}, "--min-agreement must be between 0 and 1"),
     ({"reference": ("accuracy",)}, "--reference takes METRIC=VALUE"),
     ({"gate": 1.5}, "--gate must be between 0 and 1"),
-    ({"warmup": -1}, "--warmup, --min-seconds, --e2e-runs and --max-tokens must be >= 0"),
-    ({"max_tokens": -1}, "and --max-tokens must be >= 0"),
+    ({"warmup": -1}, "--warmup, --min-seconds, --e2e-runs, --max-tokens, --triage-rows must be >= 0"),
+    ({"triage_rows": -1}, "--triage-rows must be >= 0"),
+    ({"max_tokens": -1}, "--max-tokens, --triage-rows must be >= 0"),
 ])
 def test_impossible_options_are_config_errors(options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

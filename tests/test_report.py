@@ -134,6 +134,27 @@ def test_triage_that_cannot_recover_names_what_to_try() -> None:
     assert "Try " not in "\n".join(triage_lines({"onnxruntime:int8": recovered}))
 
 
+def test_triage_says_what_its_search_cost() -> None:
+    from encoderzoo.report_triage import triage_lines
+
+    on_share = {"excluded": ["MatMul_3"], "metrics": {"f1": 0.71}, "agreement": 0.9, "gate_passed": True,
+                "on": "share", "seconds": 41.0}
+    final = on_share | {"on": "all", "seconds": 150.0}
+    step = {"node": "MatMul_3", "op_type": "MatMul", "drift": 0.02, "regained": {"f1": 0.01},
+            "excluded": ["MatMul_3"], "metrics": {"f1": 0.71}, "seconds": 120.0}
+    result = {"before": {"f1": 0.69}, "candidates": 36, "attempts": [on_share] * 3, "steps": [step],
+              "float_nodes": ["MatMul_3"], "recovered": True, "final": final, "confirmed": [final],
+              "share": {"examples": 750, "of": 3000, "by": "split, gold label and length"},
+              "cost_s": {"ranking": 12.0, "share": 123.0, "all": 150.0}}
+    text = "\n".join(triage_lines({"onnxruntime:int8": result}))
+    assert ("Search cost: ranking by drift 12 s; 3 trials on 750 of 3000 examples (a share stratified by "
+            "split, gold label and length) 123 s; runs on all 3000 examples 150 s (1 pass(es) on the share "
+            "checked there, the chosen graph).") in text
+    assert "| `MatMul_3` | MatMul | 0.0200 | f1 +1.00 | 120 |" in text
+    everything = result | {"share": {"examples": 3000, "of": 3000, "by": "-"}, "confirmed": []}
+    assert "3 trials on all 3000 examples 150 s." in "\n".join(triage_lines({"onnxruntime:int8": everything}))
+
+
 def test_the_verdict_never_deploys_a_variant_whose_rows_depend_on_their_batch() -> None:
     from encoderzoo.verdict import verdict
 

@@ -15,7 +15,7 @@ from encoderzoo.export import export_onnx
 from encoderzoo.families import get_family
 from encoderzoo.recipes import get_recipe
 from encoderzoo.tasks import get_task
-from encoderzoo.triage import NodeDrift, closeness, greedy, rank_nodes, side_by_side
+from encoderzoo.triage import NodeDrift, closeness, greedy, rank_nodes, share, share_size, side_by_side
 from tests.conftest import SST2_DEV, cli
 
 SST2, BERT = get_task("sst2"), get_family("bert")
@@ -152,16 +152,25 @@ def test_greedy_search_keeps_the_node_the_metric_confirms() -> None:
 def test_triage_requantizes_an_int8_model_below_its_gate_on_the_demo(tmp_path: Path) -> None:
     """Static int8 of the demo agrees with torch fp32 on 96-98 % of SST-2 dev (by machine; here
     its first 200 sentences); a 99.9 % agreement floor makes it miss its gate, so triage
-    searches greedily, each step confirmed by re-scoring, for the nodes to leave in float."""
+    searches greedily, each step confirmed by re-scoring a stratified share of 60 sentences, for
+    the nodes to leave in float; what passes there is confirmed on all 200."""
     out = tmp_path / "run"
     result = cli("run", "demo", "--backends", "torch:fp32,onnxruntime:int8-static", "--no-bench",
-                 "--min-agreement", "0.999", "--limit", "200", "--e2e-runs", "0", "--out", str(out))
+                 "--min-agreement", "0.999", "--limit", "200", "--e2e-runs", "0", "--triage-rows", "60",
+                 "--out", str(out))
     report = json.loads((out / "report.json").read_text())
     triage = report["triage"]["onnxruntime:int8-static"]
     attempts = triage["attempts"]
     assert [len(s) for s in [a["excluded"] for a in attempts]] == [a["float_nodes"] for a in attempts]
     assert [s["node"] for s in triage["steps"]] == [n.removesuffix("_MatMul") for n in triage["float_nodes"]]
     assert all(set(a) >= {"metrics", "agreement", "gate_passed", "failures"} for a in attempts)
+    assert triage["share"]["examples"] == 60 and triage["share"]["of"] == 200
+    on_share = [a for a in attempts if a["on"] == "share"]
+    assert on_share and all(a["examples"] == 60 for a in on_share)
+    assert attempts[:len(on_share)] == on_share  # the share first; all rows only once it was refuted
+    assert triage["final"]["on"] == "all" and triage["final"]["examples"] == 200
+    assert all(c["on"] == "all" for c in triage["confirmed"])
+    assert triage["cost_s"]["ranking"] > 0 and triage["cost_s"]["share"] > 0 and triage["cost_s"]["all"] > 0
     assert report["quantize"]["onnx-int8-static"]["excluded_nodes"] == triage["float_nodes"]
     assert len(triage["float_nodes"]) <= triage["candidates"] // 4
     row = next(r for r in report["accuracy"] if r["precision"] == "int8-static")
@@ -169,7 +178,7 @@ def test_triage_requantizes_an_int8_model_below_its_gate_on_the_demo(tmp_path: P
     assert row["vs_torch"]["agreement"] == triage["final"]["agreement"]
     assert result.returncode == (0 if triage["recovered"] else 3), result.stderr[-2000:]
     text = (out / "report.md").read_text()
-    assert "Quantization triage" in text
+    assert "Quantization triage" in text and "trials on 60 of 200 examples (a share stratified by" in text
     if triage["float_nodes"]:  # the export section names them too (it outlives triage.json on a rerun)
         assert f"nodes left in float by triage (`{triage['float_nodes'][0]}`" in text
     if triage["steps"]:  # what the nodes left in float cost, timed side by side
@@ -179,3 +188,54 @@ def test_triage_requantizes_an_int8_model_below_its_gate_on_the_demo(tmp_path: P
         assert speed["final_rows_per_s"] == triage["steps"][-1]["rows_per_s"]
         assert "Speed measured side by side" in text
     assert not list((out / "model").glob(".triage-timing.*"))  # the timing folder is gone
+
+
+def test_the_share_is_fixed_and_stratified_by_split_label_and_length() -> None:
+    rng = np.random.default_rng(0)
+    labels = ["pos"] * 700 + ["neg"] * 300
+    splits = ["m"] * 500 + ["mm"] * 200 + ["m"] * 300
+    sizes = rng.integers(5, 500, size=1000).astype(float)
+    picked = share(labels, splits, sizes, 100)
+    assert len(picked) == len(set(picked)) == 100 and list(picked) == sorted(picked)
+    assert np.array_equal(picked, share(labels, splits, sizes, 100))  # fixed: every trial sees the same rows
+    groups = {("m", "pos"): range(0, 500), ("mm", "pos"): range(500, 700), ("m", "neg"): range(700, 1000)}
+    for rows, want in zip(groups.values(), (50, 20, 30), strict=True):
+        mine = [i for i in picked if i in rows]
+        assert len(mine) == want  # each split and label in proportion
+        lengths = sizes[list(rows)]
+        assert sizes[mine].min() == lengths.min() and sizes[mine].max() == lengths.max()  # short to long
+    answers = [f"answer {i}" for i in range(900)] + [""] * 100  # free text: with an answer or without
+    assert sum(answers[i] == "" for i in share(answers, ["dev"] * 1000, sizes, 200)) == 20
+    assert len(share(labels, splits, sizes, 1000)) == 1000
+
+
+def test_share_size_is_a_quarter_of_at_least_500_unless_that_is_most_of_them() -> None:
+    assert [share_size(n, None) for n in (3000, 1600, 1000, 872, 200)] == [750, 500, 500, 872, 200]
+    assert share_size(3000, 0) == 3000 and share_size(3000, 120) == 120 and share_size(100, 80) == 100
+
+
+def test_a_pass_on_the_share_counts_once_all_rows_confirm_it() -> None:
+    """The share says n2 alone is enough; all rows disagree, so the search goes on on all rows
+    (where the share's capped scores can no longer tell candidates apart) and ends on the graph
+    that passes there."""
+    ranking = [NodeDrift(f"n{i}", "MatMul", 1.0 - i / 10, 1.0, f"n{i}") for i in range(12)]
+    helps = {"n2": 0.06, "n3": 0.03}
+
+    def on_share(excluded: list[str]) -> dict:  # type: ignore[type-arg]
+        f1 = 0.90 + sum(helps.get(n, 0.0) for n in excluded)
+        return {"excluded": excluded, "metrics": {"f1": f1}, "agreement": None, "on": "share",
+                "gate_passed": f1 >= 0.99 * 0.96}
+
+    def on_all(excluded: list[str]) -> dict:  # type: ignore[type-arg]
+        passed = {"n2", "n3"} <= set(excluded)
+        return on_share(excluded) | {"on": "all", "gate_passed": passed}
+
+    before = {"metrics": {"f1": 0.90}, "agreement": None, "gate_passed": False}
+    near = lambda a: closeness(a, {"f1": 0.96}, 0.0, 0.99)  # noqa: E731
+    search = greedy(ranking, on_share, before, near, confirm=on_all)
+    assert [a["excluded"] for a in search.confirmed] == [["n2"]]
+    assert search.chosen["on"] == "all" and search.chosen["gate_passed"]
+    assert search.chosen["excluded"] == ["n2", "n3"]
+    assert [a["on"] for a in search.attempts] == ["share"] * 3 + ["all"] * 3  # n0, n1, n3 on all rows
+    unconfirmed = greedy(ranking, on_share, before, near)
+    assert unconfirmed.chosen["excluded"] == ["n2"] and unconfirmed.confirmed == []

@@ -121,6 +121,9 @@ class RunConfig:
                      "eval_results.json, else none: torch fp32 is the reference")
     triage: bool = opt(True, "Re-quantize an int8 model that misses its gate, leaving the nodes that "
                        "drift most in float.", panel="gate", switch="--triage/--no-triage")
+    triage_rows: int | None = opt(None, "Examples each triage trial re-runs, a share stratified by label, "
+                                  "split and length (the chosen graph is then confirmed on all); 0: all.",
+                                  panel="gate", default_text="a quarter, at least 500")
     # -- benchmark
     bench: bool = opt(True, "Run the benchmark stage.", panel="benchmark", switch="--bench/--no-bench")
     batch_sizes: tuple[int, ...] | None = opt(None, "Benchmark batch sizes, e.g. 1,8,32.", panel="benchmark",
@@ -191,8 +194,8 @@ class RunConfig:
                 raise ConfigError(f"{option} must be between 0 and 1 (e.g. 0.99), not {value}")
         if self.batch_sizes == () or self.seq_lens == ():
             raise ConfigError("--batch-sizes and --seq-lens need at least one value")
-        if self.warmup < 0 or self.min_seconds < 0 or self.e2e_runs < 0 or (self.max_tokens or 0) < 0:
-            raise ConfigError("--warmup, --min-seconds, --e2e-runs and --max-tokens must be >= 0")
+        if min(self.warmup, self.min_seconds, self.e2e_runs, self.max_tokens or 0, self.triage_rows or 0) < 0:
+            raise ConfigError("--warmup, --min-seconds, --e2e-runs, --max-tokens, --triage-rows must be >= 0")
         if self.optimize_timeout <= 0 or self.e2e_seconds <= 0:
             raise ConfigError("--optimize-timeout and --e2e-seconds must be > 0 seconds")
         if self.buckets and self.padding == "fixed":
@@ -203,7 +206,6 @@ class RunConfig:
             raise ConfigError("--family picks the architecture of --random-weights; a checkpoint's family "
                               "comes from its config.json")
         if self.family:
-
             get_family(self.family)
         graph = self.onnx or self.openvino
         if self.onnx and self.openvino:
@@ -281,8 +283,6 @@ class RunConfig:
     def to_json(self) -> dict[str, Any]:
         values = {k: v for k, v in asdict(self).items() if k != "config_file"}
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
-
-
 
 
 def _positive(option: str, values: Any) -> None:

@@ -92,6 +92,11 @@ class Features:
         mask = self.arrays["attention_mask"] if rows is None else self.arrays["attention_mask"][rows]
         return mask.sum(axis=-1).reshape(-1)
 
+    def subset(self, rows: np.ndarray) -> Features:
+        """The rows `rows`, in that order, as features of their own."""
+        return Features(self.example_ids[rows], {k: v[rows] for k, v in self.arrays.items()},
+                        self.lengths[rows], {k: v[rows] for k, v in self.extras.items()})
+
     def take(self, index: np.ndarray | slice, width: int | None = None) -> dict[str, np.ndarray]:
         """Model inputs for the rows `index`, `width` tokens wide (default: the longest row)."""
         if width is None:

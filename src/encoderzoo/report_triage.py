@@ -21,21 +21,40 @@ def triage_lines(triage: dict[str, Any]) -> list[str]:
                    f"leaving {len(result['float_nodes'])} of {result['candidates']} quantized nodes "
                    f"in float ({nodes}) gave {after}, {verdict}."
                    + (f" Try {result['otherwise']}." if result.get("otherwise") else ""))
+        out += _cost_lines(result)
         if result.get("steps"):
             out += ["", *_steps_table(result["steps"]), *_speed_lines(result.get("speed") or {})]
     return [*out, ""] if out else []
 
 
+def _cost_lines(result: dict[str, Any]) -> list[str]:
+    """What the search took: the ranking, the trials on the share, the runs on every example."""
+    cost, share = result.get("cost_s"), result.get("share")
+    if not cost or not share:
+        return []
+    tried, everyone = len(result["attempts"]), f"all {share['of']} examples"
+    if share["examples"] >= share["of"]:
+        return ["", f"Search cost: ranking by drift {cost['ranking']:.0f} s; {tried} trials on {everyone} "
+                f"{cost['all']:.0f} s."]
+    confirmed = len(result.get("confirmed", []))
+    return ["", f"Search cost: ranking by drift {cost['ranking']:.0f} s; {tried} trials on "
+            f"{share['examples']} of {share['of']} examples (a share stratified by {share['by']}) "
+            f"{cost['share']:.0f} s; runs on {everyone} {cost['all']:.0f} s ("
+            + (f"{confirmed} pass(es) on the share checked there, " if confirmed else "")
+            + "the chosen graph)."]
+
+
 def _steps_table(steps: list[dict[str, Any]]) -> list[str]:
-    out = ["| node left in float | op | drift it added | metric regained | rows/s | speed lost (this node) | "
-           "speed lost (all so far) |", "|---|---|---:|---|---:|---:|---:|"]
+    out = ["| node left in float | op | drift it added | metric regained | search s | rows/s | "
+           "speed lost (this node) | speed lost (all so far) |", "|---|---|---:|---|---:|---:|---:|---:|"]
     for s in steps:
         regained = ", ".join(f"{k} {100 * v:+.2f}" for k, v in s["regained"].items())
         rate = f"{s['rows_per_s']:.1f}" if s.get("rows_per_s") else "—"
         own = f"{s['step_cost_pct']:.1f} %" if s.get("step_cost_pct") is not None else "—"
         lost = f"{s['speed_lost_pct']:.1f} %" if s.get("speed_lost_pct") is not None else "—"
-        out.append(f"| `{s['node']}` | {s['op_type']} | {s['drift']:.4f} | {regained} | {rate} | {own} | "
-                   f"{lost} |")
+        seconds = f"{s['seconds']:.0f}" if s.get("seconds") is not None else "—"
+        out.append(f"| `{s['node']}` | {s['op_type']} | {s['drift']:.4f} | {regained} | {seconds} | {rate} | "
+                   f"{own} | {lost} |")
     return out
 
 

@@ -123,6 +123,40 @@ def side_by_side(graphs: list[Path], feeds: dict[str, np.ndarray], threads: int,
     return [rows / statistics.median(times) for times in seconds]
 
 
+SHARE = 0.25  # of the examples each trial re-runs, by default...
+MIN_SHARE = 500  # ...but at least this many (a trial on all of them when that is most of them)
+LABEL_STRATA = 16  # gold labels with more distinct values (answers, tag strings) count as present or not
+
+
+def share(labels: list[str], splits: list[str], sizes: np.ndarray, count: int) -> np.ndarray:
+    """`count` example indices, a fixed stratified share: the examples grouped by split and gold
+    label (by whether there is one, where labels are free text), each group given its
+    proportional part (largest remainders) and taken evenly spread along its examples sorted by
+    size (tokens), so that short and long ones, each label and each split are all represented."""
+    n = len(labels)
+    if count >= n:
+        return np.arange(n)
+    free_text = len(set(labels)) > LABEL_STRATA
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, (label, split) in enumerate(zip(labels, splits, strict=True)):
+        groups.setdefault((split, str(bool(label)) if free_text else label), []).append(i)
+    members = [np.asarray(g)[np.argsort(sizes[g], kind="stable")] for g in groups.values()]
+    quota = np.array([count * len(g) / n for g in members])
+    parts = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - parts), kind="stable")[: count - int(parts.sum())]:
+        parts[i] += 1
+    picked = [g[np.linspace(0, len(g) - 1, k).round().astype(int)]
+              for g, k in zip(members, parts, strict=True) if k]
+    return np.sort(np.concatenate(picked)) if picked else np.arange(0)
+
+
+def share_size(examples: int, asked: int | None) -> int:
+    """Examples a trial runs on: `asked` (0: all), else a quarter and at least MIN_SHARE; all of
+    them when the share would be over half (confirming would then cost more than it saves)."""
+    count = examples if asked == 0 else asked or max(int(np.ceil(SHARE * examples)), MIN_SHARE)
+    return examples if count > examples // 2 else count
+
+
 WIDTH = 3  # candidates (the most drifting nodes still quantized) tried per step
 MAX_STEPS = 6  # nodes left in float, at most (and never more than a quarter of them)
 Attempt = dict[str, Any]
@@ -133,6 +167,7 @@ class Search:
     attempts: list[Attempt] = field(default_factory=list)  # every re-quantization tried
     steps: list[dict[str, Any]] = field(default_factory=list)  # the nodes kept in float, in order
     chosen: Attempt = field(default_factory=dict)  # the attempt the artifact is left as
+    confirmed: list[Attempt] = field(default_factory=list)  # share passes re-run on every row
 
 
 def closeness(attempt: Attempt, baseline: dict[str, float], min_agreement: float, keep: float
@@ -150,11 +185,14 @@ def closeness(attempt: Attempt, baseline: dict[str, float], min_agreement: float
 
 def greedy(ranking: list[NodeDrift], trial: Callable[[list[str]], Attempt], before: Attempt,
            score: Callable[[Attempt], tuple[float, float]], width: int = WIDTH,
-           max_steps: int = MAX_STEPS) -> Search:
+           max_steps: int = MAX_STEPS, confirm: Callable[[list[str]], Attempt] | None = None) -> Search:
     """Metric-confirmed greedy search. Each step tries returning each of the `width` most
     drifting nodes still quantized to float (one `trial` each, on top of those already kept in
     float) and keeps the one that scores best; it stops when an attempt passes its gate, when no
-    candidate improves on the step before, or after `max_steps` nodes (at most a quarter)."""
+    candidate improves on the step before, or after `max_steps` nodes (at most a quarter).
+    With `confirm` (trials ran on a share of the rows), a step's pass counts only once `confirm`
+    re-runs it on every row and it passes there too; where every row refutes the share, the
+    share has lost its say: the search goes on with `confirm` as its trial."""
     search = Search(chosen=before | {"excluded": []})
     limit = min(max_steps, max(1, len(ranking) // 4))
     current, current_score = before | {"excluded": []}, score(before)
@@ -171,9 +209,16 @@ def greedy(ranking: list[NodeDrift], trial: Callable[[list[str]], Attempt], befo
         search.steps.append({
             "node": node.name, "op_type": node.op_type, "drift": node.own, "metrics": best["metrics"],
             "regained": regained, "excluded": list(best["excluded"]),
+            "seconds": round(sum(a.get("seconds", 0.0) for _, a in tried), 2),  # what the step's trials took
         })
         current, current_score = best, score(best)
         search.chosen = best
-        if best["gate_passed"]:
+        if best["gate_passed"] and confirm is None:
             break
+        if best["gate_passed"]:  # on the share: on every row?
+            search.confirmed.append(confirmed := confirm(best["excluded"]))
+            search.chosen = confirmed
+            if confirmed["gate_passed"]:
+                break
+            trial, confirm, current, current_score = confirm, None, confirmed, score(confirmed)
     return search

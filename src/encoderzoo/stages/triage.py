@@ -3,12 +3,19 @@ drift they add on rows of the data, then search greedily, confirming each step w
 metric: of the most drifting nodes still quantized, the one whose return to float recovers the
 metric most stays in float, until the gate (metrics and agreement with torch fp32) passes (see
 encoderzoo.triage.greedy). Each step records the metric regained; what each node left in float
-costs in speed is then measured side by side (see `costs`)."""
+costs in speed is then measured side by side (see `costs`).
+
+Each trial runs on a fixed share of the examples, stratified by split, gold label and length
+(--triage-rows; see encoderzoo.triage.share), scored against torch fp32 on the same share; a
+graph that passes there is confirmed on every example before the search ends, and the chosen
+one is what the run's outputs hold. What the ranking, the trials and the full runs took is
+recorded (cost_s) and shown in report.md."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +28,11 @@ from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.evaluation import evaluate, gate, predictions_of
 from encoderzoo.fileio import read_json, temporary_folder, write_json
-from encoderzoo.inference import release, run_one
+from encoderzoo.inference import open_run, release, run_one
 from encoderzoo.options import GATE
 from encoderzoo.scoring import gate_failures
 
-OPTIONS = (*GATE, "calibration_size", "threads")  # what it reads of RunConfig
+OPTIONS = (*GATE, "calibration_size", "threads", "triage_rows")  # what it reads of RunConfig
 
 TRIAGE_ROWS = 32  # rows (spread over the data) the drift of each quantized node is measured on
 
@@ -34,12 +41,76 @@ def triageable(name: str, precision: str) -> bool:
     return ARTIFACTS[get_backend(name).artifact(precision)].triageable
 
 
+class Trials:
+    """The attempts at one failing variant: re-quantized without some nodes, run and scored
+    against torch fp32 on the same examples, either on the fixed share of them (`on_share`, not
+    recorded) or on all of them (`on_all`: the run's outputs and infer.json record it)."""
+
+    def __init__(self, ctx: RunContext, run: Run, kind: ArtifactKind, share: np.ndarray,
+                 torch_predictions: list[Any], records: dict[str, Any]) -> None:
+        self.ctx, self.run, self.kind, self.records = ctx, run, kind, records
+        examples, features = ctx.examples(), ctx.features()
+        self.everything = len(share) == len(examples)  # then every trial is on all of them
+        self.examples = [examples[i] for i in share]
+        self.features = features.subset(np.flatnonzero(np.isin(
+            features.example_ids, np.array([e.id for e in self.examples], dtype=features.example_ids.dtype))))
+        self.torch = [torch_predictions[i] for i in share], torch_predictions
+        self.torch_metrics = (ctx.task.score(self.examples, self.torch[0]).metrics,
+                              ctx.task.score(examples, torch_predictions).metrics)
+        self.built: list[str] = ctx.store.recorded(kind.name, "excluded_nodes") or []  # what the store holds
+        self.all_of = list(self.built)  # what the run's recorded outputs were made with
+
+    def on_share(self, excluded: list[str]) -> dict[str, Any]:
+        if self.everything:
+            return self.on_all(excluded)
+        start = time.perf_counter()
+        self._build(excluded)
+        outputs = open_run(self.ctx, self.run).run(self.features, progress=False)
+        release(self.ctx, self.run)
+        predictions = self.ctx.task.predict(self.examples, self.features, outputs)
+        return self.attempt(excluded, predictions, 0, time.perf_counter() - start)
+
+    def on_all(self, excluded: list[str]) -> dict[str, Any]:
+        start = time.perf_counter()
+        self._build(excluded)
+        release(self.ctx, self.run)
+        entry, predictions = run_one(self.ctx, self.run)
+        self.records["runs"] = [entry if Run(r["backend"], r["precision"]) == self.run else r
+                                for r in self.records["runs"]]
+        self.all_of = list(excluded)
+        return self.attempt(excluded, predictions, 1, time.perf_counter() - start)
+
+    def share_of(self, predictions: list[Any]) -> dict[str, Any]:
+        """The variant as infer left it, scored on the share (from its recorded predictions)."""
+        ids = {e.id for e in self.examples}
+        found = [p for p, e in zip(predictions, self.ctx.examples(), strict=True) if e.id in ids]
+        return self.attempt([], found, 0, 0.0)
+
+    def _build(self, excluded: list[str]) -> None:
+        if excluded != self.built:
+            self.ctx.store.build(self.kind.name, excluded)
+            self.built = list(excluded)
+
+    def attempt(self, excluded: list[str], predictions: list[Any], on_all: int, seconds: float
+                ) -> dict[str, Any]:
+        examples = self.ctx.examples() if on_all or self.everything else self.examples
+        metrics = self.ctx.task.score(examples, predictions).metrics
+        vs_torch = {"agreement": self.ctx.task.agreement(predictions, self.torch[on_all or self.everything])}
+        compared = self.ctx.reference_run.label
+        failures = gate_failures(metrics, self.torch_metrics[on_all or self.everything], compared, vs_torch,
+                                 gate(self.ctx), compared)
+        step(f"triage: {self.run.label} with {len(excluded)} nodes in float, {len(examples)} examples: "
+             + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        return {"float_nodes": len(excluded), "excluded": list(excluded), "metrics": metrics, **vs_torch,
+                "gate_passed": not failures, "failures": failures, "examples": len(examples),
+                "on": "all" if on_all or self.everything else "share", "seconds": round(seconds, 2)}
+
+
 def run(ctx: RunContext) -> dict[str, Any]:
     """Rescores at the end; returns what triage.json records (empty when nothing needed it)."""
     ws = ctx.ws
     accuracy = read_json(ws.accuracy_json)
     reference_run = ctx.reference_run  # the run the others were gated against
-    compared = reference_run.label
     failing = [r for r in accuracy["rows"] if not r["gate_passed"]
                and triageable(r["backend"], r["precision"])
                and Run(r["backend"], r["precision"]) != reference_run]
@@ -49,10 +120,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     feeds = quantize.calibration_feeds(
         features, min(TRIAGE_ROWS, ctx.config.calibration_size), batch_size=1
     )  # rows one at a time: bounded memory
-    torch_metrics = next(
-        r["metrics"] for r in accuracy["rows"] if (r["backend"], r["precision"]) == reference_run
-    )
     _, torch_predictions = predictions_of(ctx, reference_run)
+    share = stratified_share(ctx)
     records = read_json(ws.infer_json)
     results = {}
     for row in failing:
@@ -61,43 +130,36 @@ def run(ctx: RunContext) -> dict[str, Any]:
         assert kind.made_from is not None
         source, path = ctx.store.opened(kind.made_from), ctx.store.files(kind.name)[0]
         assert source is not None
+        start = time.perf_counter()
         step(f"triage: ranking the quantized nodes of {path.name}")
         ranking = triage.rank_nodes(
             source, path, feeds, op_types=kind.quantized_ops, threads=ctx.config.threads
         )
-
-        def trial(excluded: list[str], name: str = name, precision: str = precision,
-                  kind_name: str = kind.name) -> dict[str, Any]:
-            """Re-quantize without `excluded`, run and score it: one attempt."""
-            ctx.store.build(kind_name, excluded)
-            release(ctx, Run(name, precision))
-            entry, predictions = run_one(ctx, Run(name, precision))
-            records["runs"] = [
-                entry if (r["backend"], r["precision"]) == (name, precision) else r for r in records["runs"]
-            ]
-            metrics = ctx.task.score(examples, predictions).metrics
-            vs_torch = {"agreement": ctx.task.agreement(predictions, torch_predictions)}
-            failures = gate_failures(metrics, torch_metrics, compared, vs_torch, gate(ctx), compared)
-            step(f"triage: {name} {precision} with {len(excluded)} nodes in float: "
-                 + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-            return {"float_nodes": len(excluded), "excluded": list(excluded), "metrics": metrics, **vs_torch,
-                    "gate_passed": not failures, "failures": failures}
-
-        before = {"metrics": row["metrics"], "agreement": (row.get("vs_torch") or {}).get("agreement"),
-                  "gate_passed": False}
-        wanted = gate(ctx)
-        search = triage.greedy(ranking, trial, before, lambda a, wanted=wanted: triage.closeness(
-            a, torch_metrics, wanted.min_agreement, wanted.keep))
-        chosen = search.chosen
-        if search.attempts and search.attempts[-1]["excluded"] != chosen["excluded"]:
-            trial(chosen["excluded"])  # the store holds the last one tried: back to the chosen one
+        ranked_s = time.perf_counter() - start
+        trials = Trials(ctx, Run(name, precision), kind, share, torch_predictions, records)
+        before = (row | {"agreement": (row.get("vs_torch") or {}).get("agreement"), "gate_passed": False}
+                  if trials.everything else trials.share_of(predictions_of(ctx, Run(name, precision))[1]))
+        wanted, baseline = gate(ctx), trials.torch_metrics[0]
+        search = triage.greedy(ranking, trials.on_share, before, lambda a, wanted=wanted, baseline=baseline:
+                               triage.closeness(a, baseline, wanted.min_agreement, wanted.keep),
+                               confirm=None if trials.everything else trials.on_all)
+        chosen, spent = search.chosen, [*search.attempts, *search.confirmed]
+        if trials.all_of != chosen["excluded"] or trials.built != chosen["excluded"]:
+            chosen = trials.on_all(chosen["excluded"])  # the run's outputs: those of the chosen graph
+            spent.append(chosen)
         speed = costs(ctx, kind, source, search.steps) if search.steps else {}
         results[f"{name}:{precision}"] = {
             "before": row["metrics"],
             "candidates": len(ranking),
             "search": f"greedy, {triage.WIDTH} candidates (the most drifting) tried per step, "
                       "the one the task metric recovers most with kept",
+            "share": {"examples": len(trials.examples), "of": len(examples),
+                      "by": "split, gold label and length"},
             "attempts": search.attempts,
+            "confirmed": search.confirmed,
+            "cost_s": {"ranking": round(ranked_s, 2), **{on: round(sum(a.get("seconds", 0.0) for a in spent
+                                                                         if a.get("on") == on), 2)
+                                                          for on in ("share", "all")}},
             "steps": search.steps,
             "float_nodes": chosen["excluded"],
             "recovered": chosen["gate_passed"],
@@ -110,6 +172,16 @@ def run(ctx: RunContext) -> dict[str, Any]:
     write_json(ws.triage_json, results)
     evaluate(ctx)  # rescored with the triaged artifacts
     return results
+
+
+def stratified_share(ctx: RunContext) -> np.ndarray:
+    """The examples every trial runs on: see encoderzoo.triage.share."""
+    features, examples = ctx.features(), ctx.examples()
+    position = {e.id: i for i, e in enumerate(examples)}
+    sizes = np.zeros(len(examples))
+    np.add.at(sizes, [position[i] for i in features.example_ids], features.lengths)
+    count = triage.share_size(len(examples), ctx.config.triage_rows)
+    return triage.share([ctx.task.gold_label(e) for e in examples], [e.split for e in examples], sizes, count)
 
 
 def costs(ctx: RunContext, kind: ArtifactKind, source: Path, steps: list[dict[str, Any]]) -> dict[str, Any]:
