@@ -65,6 +65,9 @@ class ArtifactKind:
     triageable: bool = False  # triage can rebuild it with some nodes left in float
     quantized_ops: tuple[str, ...] | None = None  # the operators it quantizes (None: the builder's default)
     otherwise: str = ""  # what to try when triage cannot bring it back above its gate
+    # triageable but no ONNX graph: the ONNX kind quantized alike, from the same source, whose drift
+    # ranks its nodes (the node names are the source graph's: its builder maps them to its own)
+    ranked_on: str | None = None
     # False: a row's outputs depend on the rows batched with it (activations quantized with one scale
     # per batch): served in other batches than the run's, its verified predictions do not hold
     batch_invariant: bool = True
@@ -93,6 +96,10 @@ def register_artifact(kind: ArtifactKind) -> ArtifactKind:
         raise ValueError(f"artifact {kind.name!r} is made from unknown {kind.made_from!r}")
     if kind.precision not in PRECISIONS:
         raise ValueError(f"artifact {kind.name!r}: unknown precision {kind.precision!r}")
+    if kind.ranked_on is not None and (kind.ranked_on not in ARTIFACTS or not kind.triageable
+                                       or ARTIFACTS[kind.ranked_on].made_from != kind.made_from):
+        raise ValueError(f"artifact {kind.name!r}: ranked on {kind.ranked_on!r}, which must be a registered "
+                         "kind made from the same source (and the kind triageable)")
     return ARTIFACTS.register(kind.name, kind)
 
 

@@ -93,9 +93,15 @@ class Features:
         return mask.sum(axis=-1).reshape(-1)
 
     def subset(self, rows: np.ndarray) -> Features:
-        """The rows `rows`, in that order, as features of their own."""
+        """The rows `rows` (in order) as features of their own, for the list of their examples in
+        the original order: an `example_index` extra (a row's example's position in the list, as
+        windowed and word-level tasks keep it) is renumbered to match that shorter list."""
+        rows = np.sort(np.asarray(rows, dtype=np.int64))
+        extras = {k: v[rows] for k, v in self.extras.items()}
+        if "example_index" in extras:
+            extras["example_index"] = np.unique(extras["example_index"], return_inverse=True)[1].reshape(-1)
         return Features(self.example_ids[rows], {k: v[rows] for k, v in self.arrays.items()},
-                        self.lengths[rows], {k: v[rows] for k, v in self.extras.items()})
+                        self.lengths[rows], extras)
 
     def take(self, index: np.ndarray | slice, width: int | None = None) -> dict[str, np.ndarray]:
         """Model inputs for the rows `index`, `width` tokens wide (default: the longest row)."""

@@ -51,4 +51,6 @@ register_artifact(ArtifactKind(
 register_artifact(ArtifactKind(
     "openvino-int8", "an OpenVINO IR quantized by NNCF", ("openvino-int8.xml", "openvino-int8.bin"),
     made_from="onnx", precision="int8", build=quantized(quantize.openvino_int8),
-    key_inputs=quantized_key(True), record="quantize", calibrated=True))
+    key_inputs=quantized_key(True), record="quantize", calibrated=True, triageable=True,
+    quantized_ops=("MatMul", "Gemm"), ranked_on="onnx-int8-static",  # static, per-tensor activations too
+    otherwise="openvino:bf16 where the CPU computes bf16 natively, or " + BLOCKS_INSTEAD))

@@ -162,10 +162,14 @@ def openvino_int8(src: Path, dst: Path, *, calibration: Calibration, exclude: Se
     nncf.set_log_level(logging.ERROR)
     start = time.perf_counter()
     model = ov.Core().read_model(str(src))
+    names = {op.get_friendly_name() for op in model.get_ops()}
+    # the graph's node names as OpenVINO reads them: a Gemm becomes a MatMul "<name>/WithoutBiases"
+    # and an Add that keeps its name (ignoring the Add would leave the MatMul quantized)
+    ignored = [f"{n}/WithoutBiases" if f"{n}/WithoutBiases" in names else n for n in exclude]
     with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars, beside ours on stderr
         quantized = nncf.quantize(model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
                                   subset_size=len(calibration),  # items are batches
-                                  ignored_scope=nncf.IgnoredScope(names=list(exclude)) if exclude else None)
+                                  ignored_scope=nncf.IgnoredScope(names=ignored) if ignored else None)
     with temporary_folder(dst) as folder:
         ov.save_model(quantized, str(folder / dst.name))
         for suffix in (".bin", ".xml"):  # the weights first: the .xml names a complete IR

@@ -24,6 +24,9 @@ def triage_lines(triage: dict[str, Any]) -> list[str]:
         out += _cost_lines(result)
         if result.get("steps"):
             out += ["", *_steps_table(result["steps"]), *_speed_lines(result.get("speed") or {})]
+            if not result.get("speed"):
+                out += ["What each node left in float costs in speed is timed side by side for ONNX graphs "
+                        "only: compare this variant's end-to-end figure with an untriaged run's.", ""]
     return [*out, ""] if out else []
 
 

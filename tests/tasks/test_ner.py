@@ -171,3 +171,17 @@ def test_ner_runs_end_to_end_and_scores_as_conlleval(tmp_path: Path) -> None:
     assert scored["f1"] == pytest.approx(100 * rows[("onnxruntime", "fp32")]["metrics"]["f1"])
     assert set(scored["per_type"]) <= set(TYPES) and scored["entities"] > 0
     assert "| overall f1 |" in (out / "report.md").read_text()
+
+
+def test_a_share_of_the_examples_decodes_as_it_does_among_all(tiny_tokenizer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Triage scores its trials on a share of the sentences: their windows alone
+    (Features.subset, example_index renumbered) give the tags they get among all."""
+    examples = NER.read(conll_file(tmp_path / "d.txt", sentences=8, long=90)).examples
+    features = NER.encode(examples, tiny_tokenizer, seq_len=32, input_names=("input_ids", "attention_mask",
+                                                                                "token_type_ids"))
+    logits = np.random.default_rng(0).normal(size=(len(features), 32, len(NER.model_tags))).astype(np.float32)
+    everything = NER.predict(examples, features, {"logits": logits})
+    share = [0, 3, 6]
+    rows = np.flatnonzero(np.isin(features.example_ids, [examples[i].id for i in share]))
+    found = NER.predict([examples[i] for i in share], features.subset(rows), {"logits": logits[rows]})
+    assert found == [everything[i] for i in share]

@@ -215,3 +215,22 @@ def test_predictions_file_round_trip(tmp_path: Path) -> None:
     path.write_text("[1]")
     with pytest.raises(DataError, match=r"expected a JSON object \{question id: answer text\}"):
         SQUAD.read_predictions(path, examples)
+
+
+def test_a_share_of_the_examples_decodes_as_it_does_among_all(tiny_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """Triage scores its trials on a share of the examples: their windows alone
+    (Features.subset, example_index renumbered) give the answers they get among all."""
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+    examples = [QAExample(str(i), f"which {words[i]}?", "alpha " + " ".join(rng.choice(words, 30 + 15 * i)),
+                          ("alpha",), (0,)) for i in range(6)]
+    features = SQUAD.encode(examples, tiny_tokenizer, seq_len=48, input_names=INPUTS)
+    outputs = {k: rng.normal(size=(len(features), 48)).astype(np.float32)
+               for k in ("start_logits", "end_logits")}
+    everything = SQUAD.predict(examples, features, outputs)
+    share = [1, 4, 5]
+    rows = np.flatnonzero(np.isin(features.example_ids, [examples[i].id for i in share]))
+    assert len(rows) > 2 * len(share)  # several windows each
+    found = SQUAD.predict([examples[i] for i in share], features.subset(rows),
+                          {k: v[rows] for k, v in outputs.items()})
+    assert found == [everything[i] for i in share]

@@ -128,13 +128,11 @@ def run(ctx: RunContext) -> dict[str, Any]:
         name, precision = row["backend"], row["precision"]
         kind = ARTIFACTS[get_backend(name).artifact(precision)]
         assert kind.made_from is not None
-        source, path = ctx.store.opened(kind.made_from), ctx.store.files(kind.name)[0]
-        assert source is not None
         start = time.perf_counter()
+        source, (path, op_types) = ctx.store.opened(kind.made_from), ranked_on(ctx, kind)
+        assert source is not None
         step(f"triage: ranking the quantized nodes of {path.name}")
-        ranking = triage.rank_nodes(
-            source, path, feeds, op_types=kind.quantized_ops, threads=ctx.config.threads
-        )
+        ranking = triage.rank_nodes(source, path, feeds, op_types=op_types, threads=ctx.config.threads)
         ranked_s = time.perf_counter() - start
         trials = Trials(ctx, Run(name, precision), kind, share, torch_predictions, records)
         before = (row | {"agreement": (row.get("vs_torch") or {}).get("agreement"), "gate_passed": False}
@@ -147,7 +145,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         if trials.all_of != chosen["excluded"] or trials.built != chosen["excluded"]:
             chosen = trials.on_all(chosen["excluded"])  # the run's outputs: those of the chosen graph
             spent.append(chosen)
-        speed = costs(ctx, kind, source, search.steps) if search.steps else {}
+        speed = costs(ctx, kind, source, search.steps) if search.steps and kind.ranked_on is None else {}
         results[f"{name}:{precision}"] = {
             "before": row["metrics"],
             "candidates": len(ranking),
@@ -172,6 +170,16 @@ def run(ctx: RunContext) -> dict[str, Any]:
     write_json(ws.triage_json, results)
     evaluate(ctx)  # rescored with the triaged artifacts
     return results
+
+
+def ranked_on(ctx: RunContext, kind: ArtifactKind) -> tuple[Path, tuple[str, ...] | None]:
+    """The ONNX graph whose drift ranks the nodes of `kind` (itself, or the kind it is ranked on,
+    built here if need be), and the operators quantized there."""
+    if kind.ranked_on is None:
+        return ctx.store.files(kind.name)[0], kind.quantized_ops
+    path = ctx.store.get(kind.ranked_on)
+    assert path is not None
+    return path, ARTIFACTS[kind.ranked_on].quantized_ops
 
 
 def stratified_share(ctx: RunContext) -> np.ndarray:
