@@ -36,6 +36,10 @@ def _cost_lines(result: dict[str, Any]) -> list[str]:
     if not cost or not share:
         return []
     tried, everyone = len(result["attempts"]), f"all {share['of']} examples"
+    if share.get("passed_as_built"):
+        return ["", f"Search cost: ranking by drift {cost['ranking']:.0f} s; the share of "
+                f"{share['examples']} examples passed as built (it could not guide the search): "
+                f"{tried} trials on {everyone} {cost['all']:.0f} s."]
     if share["examples"] >= share["of"]:
         return ["", f"Search cost: ranking by drift {cost['ranking']:.0f} s; {tried} trials on {everyone} "
                 f"{cost['all']:.0f} s."]

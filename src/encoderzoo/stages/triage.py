@@ -51,6 +51,7 @@ class Trials:
         self.ctx, self.run, self.kind, self.records = ctx, run, kind, records
         examples, features = ctx.examples(), ctx.features()
         self.everything = len(share) == len(examples)  # then every trial is on all of them
+        self.fell_back = False  # the share passed as built: every trial on all of them
         self.examples = [examples[i] for i in share]
         self.features = features.subset(np.flatnonzero(np.isin(
             features.example_ids, np.array([e.id for e in self.examples], dtype=features.example_ids.dtype))))
@@ -135,8 +136,11 @@ def run(ctx: RunContext) -> dict[str, Any]:
         ranking = triage.rank_nodes(source, path, feeds, op_types=op_types, threads=ctx.config.threads)
         ranked_s = time.perf_counter() - start
         trials = Trials(ctx, Run(name, precision), kind, share, torch_predictions, records)
-        before = (row | {"agreement": (row.get("vs_torch") or {}).get("agreement"), "gate_passed": False}
-                  if trials.everything else trials.share_of(predictions_of(ctx, Run(name, precision))[1]))
+        on_all = row | {"agreement": (row.get("vs_torch") or {}).get("agreement"), "gate_passed": False}
+        before = on_all if trials.everything else trials.share_of(predictions_of(ctx, trials.run)[1])
+        if before["gate_passed"]:  # the share does not show the failure: it cannot guide the search
+            step(f"triage: {name} {precision} passes on the share as built; the search runs on all examples")
+            trials.everything, trials.fell_back, before = True, True, on_all
         wanted, baseline = gate(ctx), trials.torch_metrics[0]
         search = triage.greedy(ranking, trials.on_share, before, lambda a, wanted=wanted, baseline=baseline:
                                triage.closeness(a, baseline, wanted.min_agreement, wanted.keep),
@@ -152,7 +156,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
             "search": f"greedy, {triage.WIDTH} candidates (the most drifting) tried per step, "
                       "the one the task metric recovers most with kept",
             "share": {"examples": len(trials.examples), "of": len(examples),
-                      "by": "split, gold label and length"},
+                      "by": "split, gold label and length", "passed_as_built": trials.fell_back},
             "attempts": search.attempts,
             "confirmed": search.confirmed,
             "cost_s": {"ranking": round(ranked_s, 2), **{on: round(sum(a.get("seconds", 0.0) for a in spent
