@@ -208,7 +208,7 @@ def test_triage_requantizes_an_int8_model_below_its_gate_on_the_demo(variant: st
     assert all(c["on"] == "all" for c in triage["confirmed"])
     assert triage["cost_s"]["ranking"] > 0 and triage["cost_s"]["all"] > 0
     assert report["quantize"][kind]["excluded_nodes"] == triage["float_nodes"]
-    assert "onnx-int8-static" in report["quantize"]  # what the drift is ranked on
+    assert (kind == "onnx-int8-static") == ("onnx-int8-static" in report["quantize"])  # ranked on a copy
     assert len(triage["float_nodes"]) <= triage["candidates"] // 4
     row = next(r for r in report["accuracy"] if f"{r['backend']}:{r['precision']}" == variant)
     assert row["gate_passed"] == triage["recovered"] == triage["final"]["gate_passed"]
@@ -247,6 +247,8 @@ def test_the_share_is_fixed_and_stratified_by_split_label_and_length() -> None:
     answers = [f"answer {i}" for i in range(900)] + [""] * 100  # free text: with an answer or without
     assert sum(answers[i] == "" for i in share(answers, ["dev"] * 1000, sizes, 200)) == 20
     assert len(share(labels, splits, sizes, 1000)) == 1000
+    rare = ["pos"] * 995 + ["neg"] * 5  # 5 of 1000: no proportional part of 100, still one
+    assert sum(i >= 995 for i in share(rare, ["dev"] * 1000, sizes, 100)) == 1
 
 
 def test_share_size_is_a_quarter_of_at_least_500_unless_that_is_most_of_them() -> None:

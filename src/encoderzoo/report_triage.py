@@ -44,10 +44,13 @@ def _cost_lines(result: dict[str, Any]) -> list[str]:
         return ["", f"Search cost: ranking by drift {cost['ranking']:.0f} s; {tried} trials on {everyone} "
                 f"{cost['all']:.0f} s."]
     confirmed = len(result.get("confirmed", []))
+    after = sum(a.get("on") == "all" for a in result["attempts"])  # once all examples refuted the share
+    tried -= after
     return ["", f"Search cost: ranking by drift {cost['ranking']:.0f} s; {tried} trials on "
             f"{share['examples']} of {share['of']} examples (a share stratified by {share['by']}) "
             f"{cost['share']:.0f} s; runs on {everyone} {cost['all']:.0f} s ("
             + (f"{confirmed} pass(es) on the share checked there, " if confirmed else "")
+            + (f"{after} trials there once all examples refuted the share, " if after else "")
             + "the chosen graph)."]
 
 

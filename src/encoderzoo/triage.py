@@ -145,6 +145,9 @@ def share(labels: list[str], splits: list[str], sizes: np.ndarray, count: int) -
     parts = np.floor(quota).astype(int)
     for i in np.argsort(-(quota - parts), kind="stable")[: count - int(parts.sum())]:
         parts[i] += 1
+    while count >= len(members) and (parts == 0).any():  # every group, however small, represented
+        parts[np.argmax(parts)] -= 1
+        parts[np.argmin(parts)] += 1
     picked = [g[np.linspace(0, len(g) - 1, k).round().astype(int)]
               for g, k in zip(members, parts, strict=True) if k]
     return np.sort(np.concatenate(picked)) if picked else np.arange(0)

@@ -87,6 +87,10 @@ class Trials:
         found = [p for p, e in zip(predictions, self.ctx.examples(), strict=True) if e.id in ids]
         return self.attempt([], found, 0, 0.0)
 
+    def restore(self) -> None:
+        """After an error: the artifact back as the run's recorded outputs were made with it."""
+        self._build(self.all_of)
+
     def _build(self, excluded: list[str]) -> None:
         if excluded != self.built:
             self.ctx.store.build(self.kind.name, excluded)
@@ -129,11 +133,12 @@ def run(ctx: RunContext) -> dict[str, Any]:
         name, precision = row["backend"], row["precision"]
         kind = ARTIFACTS[get_backend(name).artifact(precision)]
         assert kind.made_from is not None
-        start = time.perf_counter()
-        source, (path, op_types) = ctx.store.opened(kind.made_from), ranked_on(ctx, kind)
+        start, source = time.perf_counter(), ctx.store.opened(kind.made_from)
         assert source is not None
-        step(f"triage: ranking the quantized nodes of {path.name}")
-        ranking = triage.rank_nodes(source, path, feeds, op_types=op_types, threads=ctx.config.threads)
+        with temporary_folder(ctx.ws.model_dir / "triage-ranking") as folder:
+            path, op_types = ranked_on(ctx, kind, folder)
+            step(f"triage: ranking the quantized nodes of {path.name}")
+            ranking = triage.rank_nodes(source, path, feeds, op_types=op_types, threads=ctx.config.threads)
         ranked_s = time.perf_counter() - start
         trials = Trials(ctx, Run(name, precision), kind, share, torch_predictions, records)
         on_all = row | {"agreement": (row.get("vs_torch") or {}).get("agreement"), "gate_passed": False}
@@ -141,12 +146,16 @@ def run(ctx: RunContext) -> dict[str, Any]:
         if before["gate_passed"]:  # the share does not show the failure: it cannot guide the search
             step(f"triage: {name} {precision} passes on the share as built; the search runs on all examples")
             trials.everything, trials.fell_back, before = True, True, on_all
-        wanted, baseline = gate(ctx), trials.torch_metrics[0]
-        search = triage.greedy(ranking, trials.on_share, before, lambda a, wanted=wanted, baseline=baseline:
-                               triage.closeness(a, baseline, wanted.min_agreement, wanted.keep),
-                               confirm=None if trials.everything else trials.on_all)
+        wanted, baselines = gate(ctx), trials.torch_metrics  # torch on the share, on all
+        try:
+            search = triage.greedy(ranking, trials.on_share, before, lambda a, w=wanted, b=baselines:
+                                   triage.closeness(a, b[a.get("on") != "share"], w.min_agreement, w.keep),
+                                   confirm=None if trials.everything else trials.on_all)
+        except BaseException:
+            trials.restore()  # the artifact the run's outputs were made with
+            raise
         chosen, spent = search.chosen, [*search.attempts, *search.confirmed]
-        if trials.all_of != chosen["excluded"] or trials.built != chosen["excluded"]:
+        if chosen.get("on") == "share" or not trials.all_of == trials.built == chosen["excluded"]:
             chosen = trials.on_all(chosen["excluded"])  # the run's outputs: those of the chosen graph
             spent.append(chosen)
         speed = costs(ctx, kind, source, search.steps) if search.steps and kind.ranked_on is None else {}
@@ -176,14 +185,17 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return results
 
 
-def ranked_on(ctx: RunContext, kind: ArtifactKind) -> tuple[Path, tuple[str, ...] | None]:
-    """The ONNX graph whose drift ranks the nodes of `kind` (itself, or the kind it is ranked on,
-    built here if need be), and the operators quantized there."""
+def ranked_on(ctx: RunContext, kind: ArtifactKind, folder: Path) -> tuple[Path, tuple[str, ...] | None]:
+    """The ONNX graph whose drift ranks the nodes of `kind` and the operators quantized there:
+    itself, or the kind it is ranked on, built fully quantized into `folder` (the run's own
+    artifacts untouched: one of them may hold nodes a triage left in float)."""
     if kind.ranked_on is None:
         return ctx.store.files(kind.name)[0], kind.quantized_ops
-    path = ctx.store.get(kind.ranked_on)
-    assert path is not None
-    return path, ARTIFACTS[kind.ranked_on].quantized_ops
+    ranked = ARTIFACTS[kind.ranked_on]
+    path = folder / ctx.store.files(ranked.name)[0].name
+    with contextlib.redirect_stdout(sys.stderr):
+        ctx.store.build_copy(ranked.name, [path])
+    return path, ranked.quantized_ops
 
 
 def stratified_share(ctx: RunContext) -> np.ndarray:
