@@ -48,7 +48,7 @@ class Trials:
 
     def __init__(self, ctx: RunContext, run: Run, kind: ArtifactKind, share: np.ndarray,
                  torch_predictions: list[Any], records: dict[str, Any]) -> None:
-        self.ctx, self.run, self.kind, self.records = ctx, run, kind, records
+        self.ctx, self.run, self.kind, self.records, self.share = ctx, run, kind, records, share
         examples, features = ctx.examples(), ctx.features()
         self.everything = len(share) == len(examples)  # then every trial is on all of them
         self.fell_back = False  # the share passed as built: every trial on all of them
@@ -83,9 +83,7 @@ class Trials:
 
     def share_of(self, predictions: list[Any]) -> dict[str, Any]:
         """The variant as infer left it, scored on the share (from its recorded predictions)."""
-        ids = {e.id for e in self.examples}
-        found = [p for p, e in zip(predictions, self.ctx.examples(), strict=True) if e.id in ids]
-        return self.attempt([], found, 0, 0.0)
+        return self.attempt([], [predictions[i] for i in self.share], 0, 0.0)
 
     def restore(self) -> None:
         """After an error: the artifact back as the run's recorded outputs were made with it."""
