@@ -1,3 +1,4 @@
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,32 @@ def test_widths_round_up_to_a_multiple_within_seq_len() -> None:
     assert [w for _, w in features.plan(Batching(batch_size=1, multiple=5))] == [5, 10, 15, 16]
     bucketed = Batching(batch_size=1, multiple=8, buckets=(4, 16))  # buckets decide the widths
     assert [w for _, w in features.plan(bucketed)] == [4, 16, 16, 16]
+
+
+def test_a_batch_closes_before_rows_that_would_make_it_mostly_padding() -> None:
+    # 20 rows of 16 tokens (320 >= TIGHT_FROM), then 4 of 60: one batch of 24 would be 78 % padding
+    features = make_features([16] * 20 + [60] * 4, seq_len=64)
+    assert [(len(r), w) for r, w in features.plan(Batching(batch_size=32))] == [(20, 16), (4, 60)]
+    untight = Batching(batch_size=32, max_padding=0.0)  # the rule off: one batch
+    assert [(len(r), w) for r, w in features.plan(untight)] == [(24, 60)]
+    # below TIGHT_FROM tokens a batch never closes early (small batches run slower per token)
+    assert [len(r) for r, _ in make_features([4] * 20 + [60] * 4, seq_len=64).plan(Batching(32))] == [24]
+
+
+@given(lengths=st.lists(st.integers(1, 64), min_size=1, max_size=120), batch=st.integers(1, 40))
+@settings(max_examples=100, deadline=None)
+def test_batches_close_early_only_where_padding_would_pass_the_bound(lengths: list[int], batch: int) -> None:
+    from encoderzoo.features import TIGHT_FROM
+
+    features = make_features(lengths, seq_len=64)
+    batching = Batching(batch_size=batch)
+    plan = features.plan(batching)
+    assert sorted(int(r) for rows, _ in plan for r in rows) == list(range(len(lengths)))
+    for (rows, width), (following, _) in itertools.pairwise(plan):
+        if len(rows) == batch:
+            continue
+        joined = [*rows, following[0]]  # the row it closed before
+        wider = max(lengths[r] for r in joined)
+        assert wider > width and len(rows) * width >= TIGHT_FROM
+        padding = len(joined) * wider - sum(lengths[r] for r in joined)
+        assert padding > batching.max_padding * len(joined) * wider

@@ -52,6 +52,9 @@ class RunContext:
             Run(GRAPH_BACKENDS[self.source.graph.info.format][0], "fp32")  # type: ignore[union-attr]
         self.runs, self.notes = self._resolve_runs()
         self.batching = {name: self.config.batching_for(BACKENDS[name].batching) for name in BACKENDS}
+        if self.source.graph is not None and self.source.graph.batch is not None:  # a short batch is
+            self.batching = {n: dataclasses.replace(b, max_padding=0.0)  # padded to it: none closes early
+                             for n, b in self.batching.items()}
         self.providers = self._providers() if any(get_backend(r.backend).takes_providers for r in self.runs) \
             else []
         self.store = ArtifactStore(self.ws.model_dir, self.source, self.task, self.build_options(),

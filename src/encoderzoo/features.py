@@ -14,6 +14,7 @@ from encoderzoo.fileio import atomic_path
 
 Padding = Literal["dynamic", "fixed"]
 Order = Literal["length", "dataset"]
+TIGHT_FROM = 256  # padded tokens from which a batch may close early (see Features._tight_end)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class Batching:
     buckets: tuple[int, ...] = ()  # static shapes: pad up to the smallest bucket that fits
     max_tokens: int = 0  # > 0: batches filled by tokens (rows x padded width), not batch_size rows
     multiple: int = 1  # dynamic padding: widths rounded up to a multiple of this (at most seq_len)
+    # dynamic padding, sorted by length: a batch that holds TIGHT_FROM tokens already closes before
+    # a row that would widen it and make more than this share of it padding (0: never)
+    max_padding: float = 0.125
 
     def width(self, longest: int, seq_len: int) -> int:
         if self.padding == "fixed":
@@ -34,6 +38,12 @@ class Batching:
             return min([b for b in self.buckets if b >= longest] or [seq_len])
         rounded = -(-max(longest, 1) // self.multiple) * self.multiple
         return max(longest, 1) if rounded > seq_len else rounded
+
+    @property
+    def tight(self) -> bool:
+        """Batches may close early against padding (see Features._tight_end)."""
+        return (self.order == "length" and self.padding == "dynamic" and not self.buckets
+                and not self.max_tokens and self.max_padding > 0)
 
     def describe(self) -> str:
         """E.g. "batch 32, sorted by length, dynamic padding to multiples of 8"."""
@@ -45,6 +55,8 @@ class Batching:
             shape = f"{self.padding} padding"
             if self.multiple > 1 and self.padding == "dynamic":
                 shape += f" to multiples of {self.multiple}"
+            if self.tight:
+                shape += f", a batch closed early rather than over {self.max_padding:.1%} padding"
         return f"{size}, {order}, {shape}"
 
 
@@ -120,11 +132,32 @@ class Features:
                  else subset)
         if batching.max_tokens:
             return self._plan_tokens(batching, order)
-        plan = []
-        for start in range(0, len(order), batching.batch_size):
-            rows = order[start:start + batching.batch_size]
+        plan, start = [], 0
+        while start < len(order):
+            end = min(start + batching.batch_size, len(order))
+            if batching.tight:
+                end = self._tight_end(batching, order, start, end)
+            rows = order[start:end]
             plan.append((rows, batching.width(int(self.lengths[rows].max()), self.seq_len)))
+            start = end
         return plan
+
+    def _tight_end(self, batching: Batching, order: np.ndarray, start: int, end: int) -> int:
+        """Where the batch of sorted rows order[start:end] closes early: before the first row that
+        widens it once it holds TIGHT_FROM padded tokens, if with that row more than
+        `max_padding` of it would be padding. (Small batches cost little more per token than
+        large ones from about TIGHT_FROM tokens on; padding costs in full. A server's batch of
+        a few dozen inputs of mixed lengths is where it matters: 1.55 tokens run per real one
+        in batches of 32, measured on SST-2 sentences.)"""
+        lengths = self.lengths[order[start:end]].astype(np.int64)
+        widths = np.array([batching.width(int(n), self.seq_len) for n in lengths])
+        real = np.cumsum(lengths)
+        for i in range(1, len(lengths)):
+            rows = i + 1
+            if (widths[i] > widths[i - 1] and i * widths[i - 1] >= TIGHT_FROM
+                    and rows * widths[i] - real[i] > batching.max_padding * rows * widths[i]):
+                return start + i
+        return end
 
     def _plan_tokens(self, batching: Batching, order: np.ndarray) -> list[tuple[np.ndarray, int]]:
         """Greedy, in `order`: a row joins the open batch while (rows + 1) x the padded width
