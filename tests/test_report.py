@@ -148,9 +148,11 @@ def test_triage_says_what_its_search_cost() -> None:
               "cost_s": {"ranking": 12.0, "share": 123.0, "all": 150.0}}
     text = "\n".join(triage_lines({"onnxruntime:int8": result}))
     assert ("Search cost: ranking by drift 12 s; 3 trials on 750 of 3000 examples (a share stratified by "
-            "split, gold label and length) 123 s; runs on all 3000 examples 150 s (1 pass(es) on the share "
-            "checked there, the chosen graph).") in text
+            "split, gold label and length) 123 s; runs on all 3000 examples 150 s (1 step(s) the share could "
+            "not tell from noise or passed on it, checked there, the chosen graph).") in text
     assert "| `MatMul_3` | MatMul | 0.0200 | f1 +1.00 | 120 |" in text
+    decided = result | {"steps": [step | {"decided_on": "all"}]}
+    assert "| f1 +1.00 (decided on all examples) | 120 |" in "\n".join(triage_lines({"x:int8": decided}))
     everything = result | {"share": {"examples": 3000, "of": 3000, "by": "-"}, "confirmed": []}
     assert "3 trials on all 3000 examples 150 s." in "\n".join(triage_lines({"onnxruntime:int8": everything}))
 

@@ -15,7 +15,17 @@ from encoderzoo.export import export_onnx
 from encoderzoo.families import get_family
 from encoderzoo.recipes import get_recipe
 from encoderzoo.tasks import get_task
-from encoderzoo.triage import NodeDrift, closeness, greedy, rank_nodes, share, share_size, side_by_side
+from encoderzoo.triage import (
+    NodeDrift,
+    closeness,
+    compare,
+    greedy,
+    noise_margin,
+    rank_nodes,
+    share,
+    share_size,
+    side_by_side,
+)
 from tests.conftest import SST2_DEV, cli
 
 SST2, BERT = get_task("sst2"), get_family("bert")
@@ -281,3 +291,46 @@ def test_a_pass_on_the_share_counts_once_all_rows_confirm_it() -> None:
     assert [a["on"] for a in search.attempts] == ["share"] * 3 + ["all"] * 3  # n0, n1, n3 on all rows
     unconfirmed = greedy(ranking, on_share, before, near)
     assert unconfirmed.chosen["excluded"] == ["n2"] and unconfirmed.confirmed == []
+
+
+def test_a_difference_counts_only_beyond_the_noise_of_the_predictions_that_differ() -> None:
+    assert noise_margin(3000, 300) == pytest.approx(2 * 300 ** 0.5 / 3000)  # 1.15 points
+    assert noise_margin(750, 75) == pytest.approx(2 * 75 ** 0.5 / 750) and noise_margin(0, 0) == 0.0
+    score = lambda a: (a["metrics"]["f1"], a["agreement"])  # noqa: E731
+    a, b = {"metrics": {"f1": 0.455}, "agreement": 0.776}, {"metrics": {"f1": 0.450}, "agreement": 0.769}
+    assert compare(a, b, score, (0.0, 0.0)) == 1 and compare(b, a, score, (0.0, 0.0)) == -1
+    assert compare(a, b, score, (0.01, 0.01)) == 0  # neither the metric nor agreement beyond the noise
+    assert compare(a, b, score, (0.01, 0.005)) == 1  # the metric ties: agreement decides
+
+
+def test_what_the_share_cannot_tell_every_row_decides() -> None:
+    """On the share every candidate is within its noise (a real model where no node carries the
+    error); the best by the share's figures is re-run on all rows, whose smaller noise shows
+    n2's gain: kept, decided there. The next step's gain is noise on all rows too: the search
+    stops. A full search (every trial on all rows) keeps the same node; one without margins
+    would also keep the step that is only noise."""
+    ranking = [NodeDrift(f"n{i}", "MatMul", 1.0 - i / 10, 1.0, f"n{i}") for i in range(12)]
+    wobble = {"n0": 0.002, "n1": -0.001, "n2": 0.004, "n3": 0.003, "n4": 0.001}
+
+    def on_all(excluded: list[str]) -> dict:  # type: ignore[type-arg]
+        f1 = 0.90 + 0.03 * ("n2" in excluded) + 0.001 * len(excluded)  # n2 helps; each node 0.1 point
+        return {"excluded": excluded, "metrics": {"f1": f1}, "agreement": None, "on": "all",
+                "gate_passed": False}
+
+    def on_share(excluded: list[str]) -> dict:  # type: ignore[type-arg]
+        f1 = 0.90 + sum(wobble.get(n, 0.0) for n in excluded)
+        return on_all(excluded) | {"metrics": {"f1": f1}, "on": "share"}
+
+    margins = lambda a, b: (0.02, 0.02) if a["on"] == "share" else (0.005, 0.005)  # noqa: E731
+    near = lambda a: closeness(a, {"f1": 0.96}, 0.0, 0.99)  # noqa: E731
+    before = {"metrics": {"f1": 0.90}, "agreement": None, "gate_passed": False, "on": "share"}
+    anchor = before | {"on": "all"}
+    search = greedy(ranking, on_share, before, near, confirm=on_all, margins=margins, anchor=anchor)
+    assert [s["node"] for s in search.steps] == ["n2"] and search.steps[0]["decided_on"] == "all"
+    assert search.steps[0]["regained"]["f1"] == pytest.approx(0.031)  # on all rows, against all rows
+    assert [a["excluded"] for a in search.confirmed] == [["n2"], ["n2", "n3"]]  # the second: noise
+    assert search.chosen["on"] == "all" and search.chosen["excluded"] == ["n2"]
+    assert [a["on"] for a in search.attempts] == ["share"] * 6
+    full = greedy(ranking, on_all, anchor, near, margins=margins)
+    assert full.chosen["excluded"] == ["n2"] and len(full.attempts) == 6
+    assert greedy(ranking, on_all, anchor, near).chosen["excluded"][:2] == ["n2", "n0"]  # 0.1 point kept

@@ -23,11 +23,18 @@ def triage_lines(triage: dict[str, Any]) -> list[str]:
                    + (f" Try {result['otherwise']}." if result.get("otherwise") else ""))
         out += _cost_lines(result)
         if result.get("steps"):
-            out += ["", *_steps_table(result["steps"]), *_speed_lines(result.get("speed") or {})]
+            out += ["", *_steps_table(result["steps"], _on_share(result)),
+                    *_speed_lines(result.get("speed") or {})]
             if not result.get("speed"):
                 out += ["What each node left in float costs in speed is timed side by side for ONNX graphs "
                         "only: compare this variant's end-to-end figure with an untriaged run's.", ""]
     return [*out, ""] if out else []
+
+
+def _on_share(result: dict[str, Any]) -> bool:
+    """Trials ran on a share of the examples."""
+    share = result.get("share") or {}
+    return bool(share) and not share.get("passed_as_built") and share["examples"] < share["of"]
 
 
 def _cost_lines(result: dict[str, Any]) -> list[str]:
@@ -49,16 +56,18 @@ def _cost_lines(result: dict[str, Any]) -> list[str]:
     return ["", f"Search cost: ranking by drift {cost['ranking']:.0f} s; {tried} trials on "
             f"{share['examples']} of {share['of']} examples (a share stratified by {share['by']}) "
             f"{cost['share']:.0f} s; runs on {everyone} {cost['all']:.0f} s ("
-            + (f"{confirmed} pass(es) on the share checked there, " if confirmed else "")
+            + (f"{confirmed} step(s) the share could not tell from noise or passed on it, checked there, "
+               if confirmed else "")
             + (f"{after} trials there once all examples refuted the share, " if after else "")
             + "the chosen graph)."]
 
 
-def _steps_table(steps: list[dict[str, Any]]) -> list[str]:
+def _steps_table(steps: list[dict[str, Any]], shared: bool) -> list[str]:
     out = ["| node left in float | op | drift it added | metric regained | search s | rows/s | "
            "speed lost (this node) | speed lost (all so far) |", "|---|---|---:|---|---:|---:|---:|---:|"]
     for s in steps:
         regained = ", ".join(f"{k} {100 * v:+.2f}" for k, v in s["regained"].items())
+        regained += " (decided on all examples)" if s.get("decided_on") == "all" and shared else ""
         rate = f"{s['rows_per_s']:.1f}" if s.get("rows_per_s") else "—"
         own = f"{s['step_cost_pct']:.1f} %" if s.get("step_cost_pct") is not None else "—"
         lost = f"{s['speed_lost_pct']:.1f} %" if s.get("speed_lost_pct") is not None else "—"

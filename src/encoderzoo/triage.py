@@ -186,19 +186,49 @@ def closeness(attempt: Attempt, baseline: dict[str, float], min_agreement: float
     return min(shares, default=0.0), agrees
 
 
+Margins = Callable[[Attempt, Attempt], tuple[float, float]]
+
+
+def noise_margin(examples: int, differing: int) -> float:
+    """The least difference in a per-example mean (accuracy, exact match, F1, agreement) between
+    two graphs run on the same `examples` that counts as real: each of the `differing` examples
+    where their predictions differ moves the mean by at most 1/examples, so with no real
+    difference the sum of those moves has a standard deviation of at most sqrt(differing)/examples;
+    twice that (about 95 % two-sided)."""
+    return 2.0 * differing ** 0.5 / examples if examples else 0.0
+
+
+def compare(a: Attempt, b: Attempt, score: Callable[[Attempt], tuple[float, float]],
+            margins: tuple[float, float]) -> int:
+    """+1 where `a` scores better than `b` beyond the noise, -1 where worse, 0 where they cannot
+    be told apart: the metric first, then agreement (see `closeness`)."""
+    for mine, theirs, margin in zip(score(a), score(b), margins, strict=True):
+        if abs(mine - theirs) > margin:
+            return 1 if mine > theirs else -1
+    return 0
+
+
 def greedy(ranking: list[NodeDrift], trial: Callable[[list[str]], Attempt], before: Attempt,
            score: Callable[[Attempt], tuple[float, float]], width: int = WIDTH,
-           max_steps: int = MAX_STEPS, confirm: Callable[[list[str]], Attempt] | None = None) -> Search:
+           max_steps: int = MAX_STEPS, confirm: Callable[[list[str]], Attempt] | None = None,
+           margins: Margins | None = None, anchor: Attempt | None = None) -> Search:
     """Metric-confirmed greedy search. Each step tries returning each of the `width` most
     drifting nodes still quantized to float (one `trial` each, on top of those already kept in
     float) and keeps the one that scores best; it stops when an attempt passes its gate, when no
-    candidate improves on the step before, or after `max_steps` nodes (at most a quarter).
-    With `confirm` (trials ran on a share of the rows), a step's pass counts only once `confirm`
-    re-runs it on every row and it passes there too; where every row refutes the share, the
-    share has lost its say: the search goes on with `confirm` as its trial."""
+    candidate improves on the step before by more than the noise (`margins(a, b)`: the least real
+    difference in each score component; none given: any), or after `max_steps` nodes (at most
+    a quarter).
+    With `confirm` (trials ran on a share of the rows), every row decides what the share cannot:
+    a step the share cannot tell from the one before is re-run by `confirm` and kept only if it
+    beats, beyond the noise, the last graph run on every row (`anchor`: `before` on every row);
+    a step's pass counts only once `confirm` re-runs it on every row and it passes there too;
+    where every row refutes the share, the share has lost its say: the search goes on with
+    `confirm` as its trial."""
+    noise = margins or (lambda a, b: (0.0, 0.0))
     search = Search(chosen=before | {"excluded": []})
     limit = min(max_steps, max(1, len(ranking) // 4))
-    current, current_score = before | {"excluded": []}, score(before)
+    current = before | {"excluded": []}
+    anchor = (anchor or before) | {"excluded": []}
     for _ in range(limit):
         pool = [d for d in ranking if d.exclude_as not in current["excluded"]][:width]
         tried = [(d, trial([*current["excluded"], d.exclude_as])) for d in pool]
@@ -206,22 +236,29 @@ def greedy(ranking: list[NodeDrift], trial: Callable[[list[str]], Attempt], befo
         if not tried:
             break
         node, best = max(tried, key=lambda t: (t[1]["gate_passed"], score(t[1])))
-        if not best["gate_passed"] and score(best) <= current_score:
-            break  # no candidate helps: more float nodes would cost speed for nothing
-        regained = {k: best["metrics"][k] - current["metrics"].get(k, 0.0) for k in best["metrics"]}
+        verdict = 1 if best["gate_passed"] else compare(best, current, score, noise(best, current))
+        decided, was = best, current
+        if verdict == 0 and confirm is not None:  # the share cannot tell: every row decides
+            search.confirmed.append(decided := confirm(best["excluded"]))
+            verdict = 1 if decided["gate_passed"] else compare(decided, anchor, score, noise(decided, anchor))
+            was = anchor
+        if verdict <= 0:
+            break  # no candidate helps beyond the noise: more float nodes would cost speed for nothing
+        regained = {k: decided["metrics"][k] - was["metrics"].get(k, 0.0) for k in decided["metrics"]}
         search.steps.append({
-            "node": node.name, "op_type": node.op_type, "drift": node.own, "metrics": best["metrics"],
-            "regained": regained, "excluded": list(best["excluded"]),
+            "node": node.name, "op_type": node.op_type, "drift": node.own, "metrics": decided["metrics"],
+            "regained": regained, "excluded": list(best["excluded"]), "decided_on": decided.get("on", "all"),
             "seconds": round(sum(a.get("seconds", 0.0) for _, a in tried), 2),  # what the step's trials took
         })
-        current, current_score = best, score(best)
-        search.chosen = best
-        if best["gate_passed"] and confirm is None:
+        current, search.chosen = best, best
+        if decided is not best:
+            anchor = search.chosen = decided
+        if decided["gate_passed"] and (confirm is None or decided is not best):
             break
         if best["gate_passed"]:  # on the share: on every row?
-            search.confirmed.append(confirmed := confirm(best["excluded"]))
-            search.chosen = confirmed
+            search.confirmed.append(confirmed := confirm(best["excluded"]))  # type: ignore[misc]
+            search.chosen = anchor = confirmed
             if confirmed["gate_passed"]:
                 break
-            trial, confirm, current, current_score = confirm, None, confirmed, score(confirmed)
+            trial, confirm, current = confirm, None, confirmed  # type: ignore[assignment]
     return search

@@ -60,6 +60,7 @@ class Trials:
                               ctx.task.score(examples, torch_predictions).metrics)
         self.built: list[str] = ctx.store.recorded(kind.name, "excluded_nodes") or []  # what the store holds
         self.all_of = list(self.built)  # what the run's recorded outputs were made with
+        self.made: dict[tuple[str, tuple[str, ...]], list[Any]] = {}  # each attempt's predictions
 
     def on_share(self, excluded: list[str]) -> dict[str, Any]:
         if self.everything:
@@ -85,6 +86,18 @@ class Trials:
         """The variant as infer left it, scored on the share (from its recorded predictions)."""
         return self.attempt([], [predictions[i] for i in self.share], 0, 0.0)
 
+    def margins(self, a: dict[str, Any], b: dict[str, Any], baseline: dict[str, float], min_agreement: float
+                ) -> tuple[float, float]:
+        """The least real difference between attempts `a` and `b` in each component of
+        `triage.closeness` (see triage.noise_margin): from how many of their predictions differ."""
+        found = [self.made.get((x.get("on", "all"), tuple(x["excluded"]))) for x in (a, b)]
+        if found[0] is None or found[1] is None or len(found[0]) != len(found[1]):
+            return 0.0, 0.0
+        n = len(found[0])
+        margin = triage.noise_margin(n, round((1.0 - self.ctx.task.agreement(found[0], found[1])) * n))
+        scale = min((v for v in baseline.values() if v > 0), default=1.0)
+        return margin / scale, margin / min_agreement if min_agreement > 0 else margin
+
     def restore(self) -> None:
         """After an error: the artifact back as the run's recorded outputs were made with it."""
         self._build(self.all_of)
@@ -98,6 +111,7 @@ class Trials:
                 ) -> dict[str, Any]:
         examples = self.ctx.examples() if on_all or self.everything else self.examples
         metrics = self.ctx.task.score(examples, predictions).metrics
+        self.made[("all" if on_all or self.everything else "share", tuple(excluded))] = predictions
         vs_torch = {"agreement": self.ctx.task.agreement(predictions, self.torch[on_all or self.everything])}
         compared = self.ctx.reference_run.label
         failures = gate_failures(metrics, self.torch_metrics[on_all or self.everything], compared, vs_torch,
@@ -139,16 +153,21 @@ def run(ctx: RunContext) -> dict[str, Any]:
             ranking = triage.rank_nodes(source, path, feeds, op_types=op_types, threads=ctx.config.threads)
         ranked_s = time.perf_counter() - start
         trials = Trials(ctx, Run(name, precision), kind, share, torch_predictions, records)
-        on_all = row | {"agreement": (row.get("vs_torch") or {}).get("agreement"), "gate_passed": False}
-        before = on_all if trials.everything else trials.share_of(predictions_of(ctx, trials.run)[1])
+        on_all = row | {"agreement": (row.get("vs_torch") or {}).get("agreement"), "gate_passed": False,
+                        "on": "all", "examples": len(examples)}
+        trials.made[("all", ())] = predictions_of(ctx, trials.run)[1]
+        before = on_all if trials.everything else trials.share_of(trials.made[("all", ())])
         if before["gate_passed"]:  # the share does not show the failure: it cannot guide the search
             step(f"triage: {name} {precision} passes on the share as built; the search runs on all examples")
             trials.everything, trials.fell_back, before = True, True, on_all
         wanted, baselines = gate(ctx), trials.torch_metrics  # torch on the share, on all
         try:
-            search = triage.greedy(ranking, trials.on_share, before, lambda a, w=wanted, b=baselines:
-                                   triage.closeness(a, b[a.get("on") != "share"], w.min_agreement, w.keep),
-                                   confirm=None if trials.everything else trials.on_all)
+            search = triage.greedy(
+                ranking, trials.on_share, before, lambda a, w=wanted, b=baselines:
+                triage.closeness(a, b[a.get("on") != "share"], w.min_agreement, w.keep),
+                confirm=None if trials.everything else trials.on_all, anchor=on_all,
+                margins=lambda a, b, w=wanted, t=baselines, tr=trials: tr.margins(
+                    a, b, t[a.get("on") != "share"], w.min_agreement))
         except BaseException:
             trials.restore()  # the artifact the run's outputs were made with
             raise
@@ -161,7 +180,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
             "before": row["metrics"],
             "candidates": len(ranking),
             "search": f"greedy, {triage.WIDTH} candidates (the most drifting) tried per step, "
-                      "the one the task metric recovers most with kept",
+                      "the one the task metric recovers most with kept if it gains beyond the noise of the "
+                      "predictions it changes",
             "share": {"examples": len(trials.examples), "of": len(examples),
                       "by": "split, gold label and length", "passed_as_built": trials.fell_back},
             "attempts": search.attempts,
