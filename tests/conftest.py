@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 # Hub lookups fail fast instead of retrying for ~25 s on this offline machine.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -115,6 +117,29 @@ def cli(*args: str, cwd: Path | None = None, timeout: int = 600,
         [sys.executable, "-m", "encoderzoo", *args], capture_output=True, text=True,
         cwd=cwd, timeout=timeout, env=os.environ | {"COLUMNS": "200"} | (env or {}),
     )
+
+
+DEMO_RUN = ("run", "demo", "--backends", "torch,onnxruntime,openvino", "--batch-sizes", "1,8",
+            "--warmup", "1", "--min-runs", "3", "--min-seconds", "0", "--e2e-runs", "1")
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str
+             ) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`encoderzoo run demo` on all 872 SST-2 dev sentences, every default variant, a short
+    benchmark: made once per test session for the modules that only read it (pytest-xdist
+    workers take turns on a lock in the session's folder: the first makes it, the others read it)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if worker_id != "master" else base) / "shared-demo"
+    folder.mkdir(exist_ok=True)
+    out, record = folder / "demo", folder / "result.json"
+    with FileLock(str(folder / "lock")):
+        if not record.is_file():
+            done = cli(*DEMO_RUN, "--out", str(out))
+            record.write_text(json.dumps({"args": done.args, "returncode": done.returncode,
+                                          "stdout": done.stdout, "stderr": done.stderr}))
+    made = json.loads(record.read_text())
+    return out, subprocess.CompletedProcess(made["args"], made["returncode"], made["stdout"], made["stderr"])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

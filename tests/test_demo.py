@@ -2,13 +2,13 @@
 every backend at its default precisions."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from encoderzoo.assets import asset_path
 from encoderzoo.devices import Machine
-from tests.conftest import cli
 
 REQUIRED_ACCURACY_KEYS = {"backend", "precision", "metrics", "reference", "gate_passed"}
 REQUIRED_BENCH_KEYS = {"backend", "precision", "batch_size", "seq_len", "throughput_per_s", "latency_ms"}
@@ -18,11 +18,8 @@ VARIANTS = {("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"),
 
 
 @pytest.mark.slow
-def test_run_demo_on_the_whole_dev_set(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    result = cli("run", "demo", "--out", str(out), "--backends", "torch,onnxruntime,openvino",
-                 "--batch-sizes", "1,8", "--warmup", "1", "--min-runs", "3", "--min-seconds", "0",
-                 "--e2e-runs", "1")
+def test_run_demo_on_the_whole_dev_set(demo_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, result = demo_run  # tests.conftest.DEMO_RUN
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     recorded = json.loads((asset_path("demo/model") / "eval_results.json").read_text())
@@ -60,4 +57,4 @@ def test_run_demo_on_the_whole_dev_set(tmp_path: Path) -> None:
     assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     predictions = (out / "predictions" / "onnxruntime-fp32.tsv").read_text().splitlines()
     assert len(predictions) == 873 and predictions[1].startswith("0\tdev\t2\t1\t")
-    assert not list(tmp_path.glob(".*partial"))
+    assert not list(out.parent.glob(".*partial"))
