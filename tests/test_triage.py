@@ -222,6 +222,10 @@ def test_triage_requantizes_an_int8_model_below_its_gate_on_the_demo(variant: st
     assert len(triage["float_nodes"]) <= triage["candidates"] // 4
     row = next(r for r in report["accuracy"] if f"{r['backend']}:{r['precision']}" == variant)
     assert row["gate_passed"] == triage["recovered"] == triage["final"]["gate_passed"]
+    runs = json.loads((out / "outputs" / "infer.json").read_text())["runs"]
+    entry = next(r for r in runs if f"{r['backend']}:{r['precision']}" == variant)
+    assert not entry.get("reused") and entry["timing"]  # a run of this run, timed (put back or re-run)
+    assert not list((out / "model").glob(".*triage*"))  # its scratch folders are gone
     assert row["vs_torch"]["agreement"] == triage["final"]["agreement"]
     assert result.returncode == (0 if triage["recovered"] else 3), result.stderr[-2000:]
     text = (out / "report.md").read_text()

@@ -14,6 +14,7 @@ recorded (cost_s) and shown in report.md."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from encoderzoo.backends import Run, get_backend
 from encoderzoo.console import step
 from encoderzoo.context import RunContext
 from encoderzoo.evaluation import evaluate, gate, predictions_of
-from encoderzoo.fileio import read_json, temporary_folder, write_json
+from encoderzoo.fileio import atomic_path, read_json, temporary_folder, write_json
 from encoderzoo.inference import open_run, release, run_one
 from encoderzoo.options import GATE
 from encoderzoo.scoring import gate_failures
@@ -61,6 +62,8 @@ class Trials:
         self.built: list[str] = ctx.store.recorded(kind.name, "excluded_nodes") or []  # what the store holds
         self.all_of = list(self.built)  # what the run's recorded outputs were made with
         self.made: dict[tuple[str, tuple[str, ...]], list[Any]] = {}  # each attempt's predictions
+        self.kept: Path | None = None  # a copy of the run's recorded outputs, as infer left them
+        self.as_recorded = list(self.built)  # the graph they were made with
 
     def on_share(self, excluded: list[str]) -> dict[str, Any]:
         if self.everything:
@@ -72,11 +75,30 @@ class Trials:
         predictions = self.ctx.task.predict(self.examples, self.features, outputs)
         return self.attempt(excluded, predictions, 0, time.perf_counter() - start)
 
+    def keep(self, folder: Path) -> None:
+        """Copy the run's recorded outputs into `folder` (one encoderzoo made), so that choosing
+        the graph they were made with puts them back instead of running every example again."""
+        ws, (name, precision) = self.ctx.ws, self.run
+        for path in (ws.run_record(name, precision), ws.outputs(name, precision)):
+            if path.is_file():
+                shutil.copyfile(path, folder / path.name)
+        self.kept = folder
+
     def on_all(self, excluded: list[str]) -> dict[str, Any]:
         start = time.perf_counter()
+        put_back = self.kept is not None and excluded == self.as_recorded and self.all_of != excluded
+        if put_back:  # infer's own outputs of this graph: run_one finds them under their key
+            assert self.kept is not None
+            ws, (name, precision) = self.ctx.ws, self.run
+            for path in (ws.run_record(name, precision), ws.outputs(name, precision)):
+                if (self.kept / path.name).is_file():
+                    with atomic_path(path) as tmp:
+                        shutil.copyfile(self.kept / path.name, tmp)
         self._build(excluded)
         release(self.ctx, self.run)
         entry, predictions = run_one(self.ctx, self.run)
+        if put_back:  # run in this run, by infer: its timing stands
+            entry.pop("reused", None)
         self.records["runs"] = [entry if Run(r["backend"], r["precision"]) == self.run else r
                                 for r in self.records["runs"]]
         self.all_of = list(excluded)
@@ -161,20 +183,22 @@ def run(ctx: RunContext) -> dict[str, Any]:
             step(f"triage: {name} {precision} passes on the share as built; the search runs on all examples")
             trials.everything, trials.fell_back, before = True, True, on_all
         wanted, baselines = gate(ctx), trials.torch_metrics  # torch on the share, on all
-        try:
-            search = triage.greedy(
-                ranking, trials.on_share, before, lambda a, w=wanted, b=baselines:
-                triage.closeness(a, b[a.get("on") != "share"], w.min_agreement, w.keep),
-                confirm=None if trials.everything else trials.on_all, anchor=on_all,
-                margins=lambda a, b, w=wanted, t=baselines, tr=trials: tr.margins(
-                    a, b, t[a.get("on") != "share"], w.min_agreement))
-        except BaseException:
-            trials.restore()  # the artifact the run's outputs were made with
-            raise
-        chosen, spent = search.chosen, [*search.attempts, *search.confirmed]
-        if chosen.get("on") == "share" or not trials.all_of == trials.built == chosen["excluded"]:
-            chosen = trials.on_all(chosen["excluded"])  # the run's outputs: those of the chosen graph
-            spent.append(chosen)
+        with temporary_folder(ctx.ws.model_dir / "triage-kept") as kept:
+            trials.keep(kept)
+            try:
+                search = triage.greedy(
+                    ranking, trials.on_share, before, lambda a, w=wanted, b=baselines:
+                    triage.closeness(a, b[a.get("on") != "share"], w.min_agreement, w.keep),
+                    confirm=None if trials.everything else trials.on_all, anchor=on_all,
+                    margins=lambda a, b, w=wanted, t=baselines, tr=trials: tr.margins(
+                        a, b, t[a.get("on") != "share"], w.min_agreement))
+            except BaseException:
+                trials.restore()  # the artifact the run's outputs were made with
+                raise
+            chosen, spent = search.chosen, [*search.attempts, *search.confirmed]
+            if chosen.get("on") == "share" or not trials.all_of == trials.built == chosen["excluded"]:
+                chosen = trials.on_all(chosen["excluded"])  # the run's outputs: those of the chosen graph
+                spent.append(chosen)
         speed = costs(ctx, kind, source, search.steps) if search.steps and kind.ranked_on is None else {}
         results[f"{name}:{precision}"] = {
             "before": row["metrics"],
