@@ -173,3 +173,14 @@ def test_the_verdict_never_deploys_a_variant_whose_rows_depend_on_their_batch() 
     assert chosen["passed_over"] == ["onnxruntime:int8"]
     assert ARTIFACTS["onnx-int8"].batch_invariant is False and ARTIFACTS["openvino-int8"].batch_invariant
     assert verdict([row("onnxruntime", "int8")], runs[:1], "runs/x") is None
+
+
+def test_the_batching_described_is_the_one_recorded() -> None:
+    from encoderzoo.report_md import _batching
+
+    old = {"batch_size": 32, "order": "length", "padding": "dynamic", "buckets": [], "max_tokens": 0,
+           "multiple": 1}  # recorded before batches closed early against padding
+    runs = [{"backend": "onnxruntime", "precision": "fp32", "batching": old}]
+    assert "closed early" not in _batching({"runs": runs})
+    runs[0]["batching"] = old | {"max_padding": 0.125}
+    assert "a batch closed early rather than over 12.5% padding" in _batching({"runs": runs})

@@ -192,8 +192,8 @@ def _inference_section(inference: dict[str, Any], report: dict[str, Any]) -> lis
 
 def _batching(inference: dict[str, Any]) -> str:
     """The batching of the runs: once when they share it, else per backend (defaults differ)."""
-    described = {f"{r['backend']} {r['precision']}": Batching(**r["batching"]).describe()
-                 for r in inference["runs"]}
+    described = {f"{r['backend']} {r['precision']}":  # recorded before max_padding existed: none
+                 Batching(**({"max_padding": 0.0} | r["batching"])).describe() for r in inference["runs"]}
     if len(set(described.values())) == 1:
         return next(iter(described.values()))
     return "; ".join(f"{label}: {text}" for label, text in described.items())
