@@ -32,6 +32,7 @@ from encoderzoo.fileio import atomic_path, read_json, temporary_folder, write_js
 from encoderzoo.inference import open_run, release, run_one
 from encoderzoo.options import GATE
 from encoderzoo.scoring import gate_failures
+from encoderzoo.workspace import unlink
 
 OPTIONS = (*GATE, "calibration_size", "threads", "triage_rows")  # what it reads of RunConfig
 
@@ -76,24 +77,25 @@ class Trials:
         return self.attempt(excluded, predictions, 0, time.perf_counter() - start)
 
     def keep(self, folder: Path) -> None:
-        """Copy the run's recorded outputs into `folder` (one encoderzoo made), so that choosing
-        the graph they were made with puts them back instead of running every example again."""
-        ws, (name, precision) = self.ctx.ws, self.run
-        for path in (ws.run_record(name, precision), ws.outputs(name, precision)):
-            if path.is_file():
+        """Copy the run's recorded outputs and their record into `folder` (one encoderzoo made),
+        so that choosing the graph they were made with puts them back instead of running every
+        example again."""
+        record, outputs = self.ctx.ws.run_record(*self.run), self.ctx.ws.outputs(*self.run)
+        if record.is_file() and outputs.is_file():
+            for path in (record, outputs):
                 shutil.copyfile(path, folder / path.name)
-        self.kept = folder
+            self.kept = folder
 
     def on_all(self, excluded: list[str]) -> dict[str, Any]:
         start = time.perf_counter()
         put_back = self.kept is not None and excluded == self.as_recorded and self.all_of != excluded
         if put_back:  # infer's own outputs of this graph: run_one finds them under their key
             assert self.kept is not None
-            ws, (name, precision) = self.ctx.ws, self.run
-            for path in (ws.run_record(name, precision), ws.outputs(name, precision)):
-                if (self.kept / path.name).is_file():
-                    with atomic_path(path) as tmp:
-                        shutil.copyfile(self.kept / path.name, tmp)
+            record, outputs = self.ctx.ws.run_record(*self.run), self.ctx.ws.outputs(*self.run)
+            unlink(record)  # the record (its key) last: never a key beside outputs it did not make
+            for path in (outputs, record):
+                with atomic_path(path) as tmp:
+                    shutil.copyfile(self.kept / path.name, tmp)
         self._build(excluded)
         release(self.ctx, self.run)
         entry, predictions = run_one(self.ctx, self.run)
