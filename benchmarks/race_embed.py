@@ -52,19 +52,26 @@ def race_texts() -> list[str]:
     return sst2 + mnli
 
 
-def embed_run(work: Path, model: Path, threads: int) -> Path:
-    """An encoderzoo `embed` run of the model (its gate decides which variants race)."""
-    run = work / "encoderzoo"
-    if (run / "report.json").is_file():
-        return run
+def write_mnli_pairs(path: Path, count: int = 1000) -> Path:
+    """`path`, written: the first `count` MNLI dev-matched pairs in the STS-B layout an `embed` run
+    reads, scored 5 / 2.5 / 0 for entailment / neutral / contradiction (a gate needs a metric
+    with a real signal: a Spearman on random scores is noise, and a gate on noise fails at random)."""
     scores = {"entailment": "5.0", "neutral": "2.5", "contradiction": "0.0"}
     header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
     mnli = (SHARED / "mnli/dev_matched.tsv").read_text(encoding="utf-8").splitlines()[1:]
     rows = [r.split("\t") for r in mnli]
     lines = [f"{i}\tmain\tmnli\t2017\t{i}\tnone\tnone\t{r[2]}\t{r[3]}\t{scores[r[4]]}"
-             for i, r in enumerate(rows[:1000])]
-    data = work / "mnli-pairs.tsv"
-    data.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+             for i, r in enumerate(rows[:count])]
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    return path
+
+
+def embed_run(work: Path, model: Path, threads: int) -> Path:
+    """An encoderzoo `embed` run of the model (its gate decides which variants race)."""
+    run = work / "encoderzoo"
+    if (run / "report.json").is_file():
+        return run
+    data = write_mnli_pairs(work / "mnli-pairs.tsv")
     subprocess.run([sys.executable, "-m", "encoderzoo", "run", "embed", "--checkpoint", str(model),
                     "--data", str(data), "--out", str(run), "--seq-len", "256", "--threads", str(threads),
                     "--no-bench"], check=False, stdout=subprocess.DEVNULL)

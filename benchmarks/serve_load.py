@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import httpx
 import numpy as np
+from race_embed import write_mnli_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT / "src/encoderzoo/assets/demo/data/sst2-dev.tsv"
@@ -131,17 +132,6 @@ def venv(path: Path) -> Path:
     return python
 
 
-def nli_pairs(count: int = 1000) -> list[tuple[str, str, float]]:
-    """STS-B-layout pairs with a real signal for the embedding run's gate: the first MNLI dev
-    matched pairs (../shared), scored 5 / 2.5 / 0 for entailment / neutral / contradiction (a
-    metric on random scores is noise, and a gate on noise fails at random)."""
-    path = ROOT.parent / "shared" / "data" / "mnli" / "dev_matched.tsv"
-    scores = {"entailment": 5.0, "neutral": 2.5, "contradiction": 0.0}
-    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[1:]]
-    kept = [(r[2].strip(), r[3].strip(), scores[r[4].strip()]) for r in rows if r[4].strip() in scores]
-    return kept[:count]
-
-
 def ensure_runs(work: Path, minilm: Path) -> tuple[Path, Path]:
     """The demo run and an all-MiniLM-L6-v2 embedding run (made once; no benchmark sweep). A run
     where some variant failed its gate exits 3 and still serves the variants that passed."""
@@ -155,12 +145,8 @@ def ensure_runs(work: Path, minilm: Path) -> tuple[Path, Path]:
 
     if not (demo / "report.json").is_file():
         chain("demo", "--out", str(demo))
-    if not (embed / "report.json").is_file():
-        pairs = work / "pairs.tsv"
-        header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
-        rows = [f"{i}\tmain\tx\t2012\t{i}\tnone\tnone\t{a}\t{b}\t{score}"
-                for i, (a, b, score) in enumerate(nli_pairs())]
-        pairs.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    if not (embed / "report.json").is_file():  # gated on MNLI pairs, as the embeddings race's run
+        pairs = write_mnli_pairs(work / "mnli-pairs.tsv")
         chain("embed", "--checkpoint", str(minilm), "--data", str(pairs), "--out", str(embed))
     return demo, embed
 
