@@ -21,8 +21,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("domain: data, tasks, formats and the algorithms on them", {
         "features", "families", "recipes", "model_config", "tokenizer_check", "roofline", "ceiling",
         "first_token", "scoring", "devices", "sentence_embedding", "tasks", "graphs", "export", "optimize",
-        "quantize", "triage", "triton", "ascend", "interop", "report", "report_md", "report_roofline",
-        "report_triage", "report_export", "sources", "listings", "verdict"}),
+        "quantize", "quantize_token", "triage", "triton", "ascend", "interop", "report", "report_md",
+        "report_roofline", "report_triage", "report_export", "sources", "listings", "verdict"}),
     ("the model: one source", {"checkpoints", "random_weights", "model_source", "model_safety", "convert"}),
     ("artifacts: kinds, builders, the store", {"artifacts", "builders", "kinds", "store"}),
     ("runtime: backends and the one session", {"backends", "infer", "session", "bench", "ray_engine"}),

@@ -63,3 +63,32 @@ def test_blocks_keep_small_rows_beside_an_outlier(tmp_path: Path) -> None:
     kept = quantize.ort_block(src, tmp_path / "kept.onnx", exclude=["mm"])
     assert kept["matmuls_in_blocks"] == 0 and kept["excluded_nodes"] == ["mm"]
     assert [n.op_type for n in onnx.load(str(tmp_path / "kept.onnx")).graph.node] == ["MatMul"]
+
+
+def test_tokens_keep_small_rows_beside_an_outlier_and_each_row_is_its_own(tmp_path: Path) -> None:
+    """int8-token quantizes each row with its own scale: a row of small values keeps its
+    precision beside a row holding an outlier, and gives the same output alone as beside it."""
+    import onnxruntime as ort
+
+    from encoderzoo.quantize_token import ort_token
+
+    weight = np.random.default_rng(0).standard_normal((256, 8)).astype(np.float32)
+    src = matmul_graph(tmp_path / "mm.onnx", weight)
+    x = np.random.default_rng(1).uniform(-0.01, 0.01, (2, 256)).astype(np.float32)
+    x[0, 0] = 1000.0
+    expected = x @ weight
+    record = ort_token(src, tmp_path / "mm.int8-token.onnx")
+    assert record["matmuls_by_token"] == 1
+    model = onnx.load(str(tmp_path / "mm.int8-token.onnx"))
+    assert "MatMulInteger" in [n.op_type for n in model.graph.node] and "MatMul" not in [
+        n.op_type for n in model.graph.node]
+    assert "W" not in {i.name for i in model.graph.initializer}  # the float weight is not carried along
+    session = ort.InferenceSession(str(tmp_path / "mm.int8-token.onnx"), providers=["CPUExecutionProvider"])
+    both = session.run(None, {"X": x})[0]
+    errors = np.abs(both - expected).max(axis=1) / np.abs(expected).max(axis=1)
+    assert errors.max() < 0.02, errors
+    np.testing.assert_array_equal(session.run(None, {"X": x[1:]})[0][0], both[1])  # alone = beside
+
+    kept = ort_token(src, tmp_path / "kept.onnx", exclude=["mm"])
+    assert kept["matmuls_by_token"] == 0 and kept["excluded_nodes"] == ["mm"]
+    assert [n.op_type for n in onnx.load(str(tmp_path / "kept.onnx")).graph.node] == ["MatMul"]

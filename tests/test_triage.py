@@ -96,6 +96,23 @@ def test_blocks_are_ranked_and_excluded_like_dynamic_int8(graphs, tmp_path: Path
     assert kept[worst.exclude_as] == "MatMul"
 
 
+def test_tokens_are_ranked_and_excluded_like_dynamic_int8(graphs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """int8-token is triageable: its ranking covers every MatMul it rewrote (under the float
+    graph's names), and a node excluded stays a float MatMul."""
+    from encoderzoo.artifacts import ARTIFACTS
+    from encoderzoo.quantize_token import ort_token
+
+    folder, feeds = graphs
+    rewritten = ort_token(folder / "model.onnx", tmp_path / "tokens.onnx")["matmuls_by_token"]
+    ranking = rank_nodes(folder / "model.onnx", tmp_path / "tokens.onnx", feeds,
+                         op_types=ARTIFACTS["onnx-int8-token"].quantized_ops)
+    assert len(ranking) == rewritten > 0 and all(d.exclude_as == d.name for d in ranking)
+    worst = ranking[0]
+    ort_token(folder / "model.onnx", tmp_path / "partial.onnx", exclude=[worst.exclude_as])
+    kept = {n.name: n.op_type for n in onnx.load(str(tmp_path / "partial.onnx")).graph.node}
+    assert kept[worst.exclude_as] == "MatMul"
+
+
 def test_openvino_int8_leaves_the_nodes_triage_names_in_float(graphs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Triage names nodes as the ONNX graph does (ranked on the static QDQ graph); NNCF gets them
     as OpenVINO reads them (a Gemm's MatMul is `<name>/WithoutBiases`): they stay float in the IR."""

@@ -83,7 +83,7 @@ OWN: dict[str, tuple[Any, Any, str, str]] = {
     "triton_name": (str | None, None, "--triton-name", "The model's name in the repository [default: the "
                     "recipe's]."),
     "triton_precision": (str, "fp32", "--triton-precision", "Which onnxruntime artifact to serve: fp32 "
-                         "(fused), int8, int8-block, int8-static, fp16 (GPU)."),
+                         "(fused), int8, int8-block, int8-token, int8-static, fp16 (GPU)."),
     "triton_kind": (str | None, None, "--triton-kind", "KIND_CPU or KIND_GPU instances [default: KIND_GPU "
                     "when --device finds a GPU]."),
     "triton_max_batch": (int | None, None, "--triton-max-batch", "max_batch_size [default: the largest "

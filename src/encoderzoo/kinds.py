@@ -4,7 +4,7 @@ kind at which precision is the backend's own declaration (encoderzoo.backends)."
 
 from __future__ import annotations
 
-from encoderzoo import quantize
+from encoderzoo import quantize, quantize_token
 from encoderzoo.artifacts import MODEL, ArtifactKind, register_artifact
 from encoderzoo.builders import (
     export_graph,
@@ -45,6 +45,11 @@ register_artifact(ArtifactKind(
     precision="int8-block", build=quantized(quantize.ort_block), key_inputs=quantized_key(False),
     record="quantize", triageable=True, quantized_ops=("MatMul",),
     revision=2))  # 2: the fused Attention stays float (1 quantized its input over the whole batch)
+register_artifact(ArtifactKind(
+    "onnx-int8-token", "the fused graph, int8 with each token's activations quantized at run time with "
+    "its own scale (nothing quantized across rows)", ("model.int8-token.onnx",), made_from="onnx-fused",
+    precision="int8-token", build=quantized(quantize_token.ort_token), key_inputs=quantized_key(False),
+    record="quantize", triageable=True, quantized_ops=("MatMul",), otherwise=BLOCKS_INSTEAD))
 register_artifact(ArtifactKind(
     "onnx-fp16", "the fused graph with float16 weights and compute (float32 inputs and outputs), for GPUs",
     ("model.fp16.onnx",), made_from="onnx-fused", precision="fp16", build=quantized(quantize.ort_fp16),

@@ -198,12 +198,12 @@ register_backend(BackendSpec(
 ))
 register_backend(BackendSpec(
     name="onnxruntime",
-    description="ONNX Runtime (CPU, CUDA, TensorRT): fused fp32, int8 dynamic, int8 in blocks, int8 static "
-                "QDQ, fp16 on GPU",
-    precisions=("fp32", "int8", "int8-block", "int8-static", "fp16"),
+    description="ONNX Runtime (CPU, CUDA, TensorRT): fused fp32, int8 dynamic, int8 in blocks, int8 per "
+                "token, int8 static QDQ, fp16 on GPU",
+    precisions=("fp32", "int8", "int8-block", "int8-token", "int8-static", "fp16"),
     defaults=("fp32", "int8"), create=ort_backend.create, needs={"fp16": "cuda"},
     opens={"fp32": "onnx-fused", "int8": "onnx-int8", "int8-block": "onnx-int8-block",
-           "int8-static": "onnx-int8-static", "fp16": "onnx-fp16"},
+           "int8-token": "onnx-int8-token", "int8-static": "onnx-int8-static", "fp16": "onnx-fp16"},
     takes_providers=True,
     options={"io_binding": Option("true|false: bind inputs and outputs once per batch (default: true "
                                   "on CUDA, outputs stay on the device until copied; false on CPU)"),
