@@ -46,8 +46,8 @@ register_artifact(ArtifactKind(
     record="quantize", triageable=True, quantized_ops=("MatMul",),
     revision=2))  # 2: the fused Attention stays float (1 quantized its input over the whole batch)
 register_artifact(ArtifactKind(
-    "onnx-int8-token", "the fused graph, int8 with each token's activations quantized at run time with "
-    "its own scale (nothing quantized across rows)", ("model.int8-token.onnx",), made_from="onnx-fused",
+    "onnx-int8-token", "the exported graph, every MatMul int8 with each token's activations quantized at run "
+    "time with its own scale (nothing quantized across rows)", ("model.int8-token.onnx",), made_from="onnx",
     precision="int8-token", build=quantized(quantize_token.ort_token), key_inputs=quantized_key(False),
     record="quantize", triageable=True, quantized_ops=("MatMul",), otherwise=BLOCKS_INSTEAD))
 register_artifact(ArtifactKind(
