@@ -54,13 +54,13 @@ def ort_dynamic(src: Path, dst: Path, *, calibration: Calibration = None, exclud
             "excluded_nodes": list(exclude), "seconds": round(time.perf_counter() - start, 2)}
 
 
-def _dynamic(src: Path, dst: Path, exclude: Sequence[str], op_types: list[str] | None = None) -> None:
-    """ONNX Runtime dynamic int8 of `op_types` (None: every operator it quantizes) into `dst`."""
+def _dynamic(src: Path, dst: Path, exclude: Sequence[str]) -> None:
+    """ONNX Runtime dynamic int8 of every operator it quantizes into `dst`."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with atomic_path(dst) as tmp:
         quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                         reduce_range=False, op_types_to_quantize=op_types, nodes_to_exclude=list(exclude),
+                         reduce_range=False, nodes_to_exclude=list(exclude),
                          extra_options=FLOAT_DEFAULT)
 
 

@@ -42,11 +42,11 @@ ZERO = 128  # uint8 zero point of every row: values in [-127, 127] land on [1, 2
 WEIGHT_LIMIT = 63
 
 
-def _weights(graph: Any) -> dict[str, np.ndarray]:
-    from onnx import TensorProto, numpy_helper
+def _weights(graph: Any) -> dict[str, Any]:
+    """The 2-D float initializers by name, left as stored (only MatMul weights get converted)."""
+    from onnx import TensorProto
 
-    return {i.name: numpy_helper.to_array(i) for i in graph.initializer
-            if i.data_type == TensorProto.FLOAT and len(i.dims) == 2}
+    return {i.name: i for i in graph.initializer if i.data_type == TensorProto.FLOAT and len(i.dims) == 2}
 
 
 def _rewrite(node: Any, weight: np.ndarray, opset: int, index: int) -> tuple[list[Any], list[Any]]:
@@ -88,6 +88,7 @@ def ort_token(src: Path, dst: Path, *, calibration: Any = None, exclude: Sequenc
               ) -> dict[str, Any]:
     """`src` with every MatMul of a constant 2-D float weight (but `exclude`) in per-token int8."""
     import onnx
+    from onnx import numpy_helper
 
     start = time.perf_counter()
     model = onnx.load(str(src))
@@ -101,7 +102,7 @@ def ort_token(src: Path, dst: Path, *, calibration: Any = None, exclude: Sequenc
         if node.op_type != "MatMul" or node.input[1] not in weights or node.name in exclude:
             nodes.append(node)
             continue
-        made, inits = _rewrite(node, weights[node.input[1]], opset, done)
+        made, inits = _rewrite(node, numpy_helper.to_array(weights[node.input[1]]), opset, done)
         nodes += made
         added += inits
         done += 1
@@ -113,7 +114,7 @@ def ort_token(src: Path, dst: Path, *, calibration: Any = None, exclude: Sequenc
     graph.initializer.extend([*kept, *added])
     with atomic_path(dst) as tmp:
         onnx.save(model, str(tmp))
-    return {"method": "int8 per token: MatMulInteger with int8 weights per output channel, each token's "
-                      "activations quantized at run time with its own scale",
+    return {"method": f"int8 per token: MatMulInteger with int8 weights per output channel (range "
+                      f"±{WEIGHT_LIMIT}), each token's activations quantized at run time with its own scale",
             "source": Path(src).name, "matmuls_by_token": done, "excluded_nodes": list(exclude),
             "seconds": round(time.perf_counter() - start, 2)}
