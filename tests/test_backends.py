@@ -201,6 +201,7 @@ def test_openvino_async_dataset_path_matches_single_batches(context: BackendCont
     assert single.settings()["async_dataset_streams"] is None
 
 
+@pytest.mark.usefixtures("all_cores")  # OpenVINO sizes its streams by the cores it may use
 def test_openvino_queues_long_requests_on_one_stream(context: BackendContext) -> None:
     """Each stream keeps its own activations: requests of 32 x 512 tokens go through one stream
     unless openvino.streams says otherwise."""
