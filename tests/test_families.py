@@ -6,11 +6,13 @@ end to end on BERT in tests/tasks/test_glue.py."""
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 
 from encoderzoo.config import RunConfig
 from encoderzoo.families import FAMILIES, WITH_SEGMENTS, WITHOUT_SEGMENTS, get_family
 from encoderzoo.pipeline import run
+from encoderzoo.quantize_token import float_weights, value_projections
 from encoderzoo.recipes import RECIPES
 from encoderzoo.tasks import TASKS
 from tests.conftest import LOCAL_DATA
@@ -18,6 +20,7 @@ from tests.conftest import LOCAL_DATA
 TASK_PRESETS = [recipe.name for recipe in RECIPES.values() if recipe.kind == "task"]
 KINDS = ("sst2", "mnli", "squad")  # one task of each kind, with the real dev data in ../shared
 SLIMMED = {"bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert"}  # encoderzoo.first_token
+FUSED_QKV = {"deberta", "modernbert"}
 
 
 def test_every_task_has_a_preset() -> None:
@@ -49,6 +52,12 @@ def test_every_family_runs_every_task_end_to_end(
     # layer is of a structure encoderzoo slims; outputs equal all the same (agreement above)
     slimmed = family in SLIMMED and task != "squad"
     assert report["export"]["first_token"]["applied"] is slimmed, report["export"]["first_token"]
+    # int8-token finds the attention's value projections by structure, in every family whose
+    # export makes them MatMuls of their own (DeBERTa v1 and ModernBERT project Q, K, V at once)
+    graph = onnx.load(str(out / "model" / "model.onnx")).graph
+    values = value_projections(graph, float_weights(graph))
+    assert bool(values) == (family not in FUSED_QKV), values
+    assert all(n.split("/")[-2] in ("value", "value_proj", "v_lin", "v") for n in values), values
 
 
 class _Config:

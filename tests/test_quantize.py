@@ -92,3 +92,47 @@ def test_tokens_keep_small_rows_beside_an_outlier_and_each_row_is_its_own(tmp_pa
     kept = ort_token(src, tmp_path / "kept.onnx", exclude=["mm"])
     assert kept["matmuls_by_token"] == 0 and kept["excluded_nodes"] == ["mm"]
     assert [n.op_type for n in onnx.load(str(tmp_path / "kept.onnx")).graph.node] == ["MatMul"]
+
+
+def attention_graph(path: Path, dim: int = 16) -> Path:
+    """One attention head: softmax(X Wq (X Wk)^T) (X Wv + b) Wo, every weight a constant."""
+    rng = np.random.default_rng(2)
+    weights = {k: rng.standard_normal((dim, dim)).astype(np.float32) / 4 for k in ("Wq", "Wk", "Wv", "Wo")}
+    weights["Wq"] /= 4  # scores of a few units, as in a trained model (not a one-hot softmax)
+    node = helper.make_node
+    nodes = [node("MatMul", ["X", "Wq"], ["q"], name="query"), node("MatMul", ["X", "Wk"], ["k"], name="key"),
+             node("MatMul", ["X", "Wv"], ["v0"], name="value"), node("Add", ["b", "v0"], ["v"], name="bias"),
+             node("Transpose", ["k"], ["kt"], name="kt", perm=[1, 0]),
+             node("MatMul", ["q", "kt"], ["scores"], name="scores"),
+             node("Softmax", ["scores"], ["probs"], name="softmax", axis=-1),
+             node("MatMul", ["probs", "v"], ["context"], name="context"),
+             node("MatMul", ["context", "Wo"], ["Y"], name="output")]
+    inits = [numpy_helper.from_array(w, k) for k, w in weights.items()]
+    inits.append(numpy_helper.from_array(np.full(dim, 0.1, np.float32), "b"))
+    graph = helper.make_graph(nodes, "attention",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["n", dim])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["n", dim])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_tokens_leave_the_attentions_value_projection_in_float(tmp_path: Path) -> None:
+    """The value projection (behind the MatMul that multiplies the softmax's probabilities) stays a
+    float MatMul; the query, key and output projections become per-token int8."""
+    import onnxruntime as ort
+
+    from encoderzoo.quantize_token import ort_token
+
+    src = attention_graph(tmp_path / "attention.onnx")
+    record = ort_token(src, tmp_path / "attention.int8-token.onnx")
+    assert record["value_projections_in_float"] == ["value"] and record["matmuls_by_token"] == 3
+    model = onnx.load(str(tmp_path / "attention.int8-token.onnx"))
+    float_matmuls = {n.name: list(n.input) for n in model.graph.node if n.op_type == "MatMul"}
+    assert float_matmuls.keys() == {"value", "scores", "context"} and float_matmuls["value"][1] == "Wv"
+    assert sum(n.op_type == "MatMulInteger" for n in model.graph.node) == 3
+    x = np.random.default_rng(3).standard_normal((5, 16)).astype(np.float32)
+    expected, got = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]
+                     for p in (src, tmp_path / "attention.int8-token.onnx"))
+    assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
