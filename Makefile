@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-fast lint clean
 
-# Both CPUs: tests are mostly single-threaded (imports, export, subprocesses)
+# Both CPUs, one worker on each (tests/conftest.py pins each worker to its share of the cores)
 TEST_WORKERS ?= 2
 
 $(VENV)/.installed: pyproject.toml
