@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,19 +38,16 @@ def pin_worker() -> None:
 pin_worker()
 
 
-@pytest.fixture
-def all_cores() -> Iterator[None]:
-    """For a test about what a backend does with several cores: the worker's pin (pin_worker) is
-    lifted for the test and put back after it."""
-    if not hasattr(os, "sched_setaffinity"):
-        yield
-        return
-    pinned = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, ALL_CORES)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, pinned)
+def unpinned_python(code: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a new Python process on every core, for a test about what a backend does
+    with several cores: OpenVINO reads the cores it may use once per process, so lifting a
+    worker's pin (pin_worker) for one test comes too late once an earlier test has loaded it."""
+    def widen() -> None:
+        if ALL_CORES:
+            os.sched_setaffinity(0, ALL_CORES)
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=widen)
 
 
 @pytest.fixture(scope="session", autouse=True)
