@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-fast lint clean
 
-# Both CPUs, one worker on each (tests/conftest.py pins each worker to its share of the cores)
+# Both CPUs (ENCODERZOO_TEST_PIN=1: each worker pinned to its own core, see tests/conftest.py)
 TEST_WORKERS ?= 2
 
 $(VENV)/.installed: pyproject.toml
