@@ -231,7 +231,8 @@ def main() -> None:
                               lambda t: {"input": t, "model": "m"}, args, cwd=folder)
         print(f"\n### {workload}: {len(TEXTS)} SST-2 dev sentences, 1 to 8 per request; offline "
               f"`encoderzoo.load(...).predict` of {variant}: {rate:,.0f} sentences/s (median of 3); "
-              f"each cell the median of {args.rounds} round(s), servers alternating\n")
+              f"each cell the median of {args.rounds} round(s), servers alternating; errors summed "
+              f"over the rounds\n")
         print("| server | concurrency | requests/s | sentences/s | % of offline | p50 ms | p90 ms | p99 ms "
               "| errors | sentences/s per round |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in medians(rows):

@@ -54,8 +54,8 @@ def test_load_gives_the_runs_predictions_for_every_variant_that_passed(demo: Pat
     assert f"`{verdict['serve']}`" in (demo / "report.md").read_text()
     default = encoderzoo.load(demo)
     assert default.variant == verdict["variant"]  # the default: the report's verdict
-    default.close()  # now, on this thread (an OpenVINO queue left to the garbage collector can be
-    # destroyed on a thread of its own, which aborts the process: seen once in a fresh-clone suite)
+    default.close()  # closed at once, as every model below (a dropped Model is freed by refcount
+    # too, checked: this does not explain the abort one fresh-clone suite saw in this test)
     invariant = {f"{r['backend']}:{r['precision']}": r["batch_invariant"]
                  for r in json.loads((demo / "outputs" / "infer.json").read_text())["runs"]}
     for variant in passed:
@@ -75,8 +75,8 @@ def test_load_gives_the_runs_predictions_for_every_variant_that_passed(demo: Pat
 def test_load_warms_the_path_a_served_batch_takes(demo: Path) -> None:
     """A served batch is small: OpenVINO runs it on its latency model, which load compiles and
     runs once, so that no client's request pays for it (a ~300 ms stall, measured). On two threads
-    and every core, as on the 2-core machines this was measured on (the suite's workers are pinned
-    to one core each, and OpenVINO compiles no latency model there)."""
+    and every core, as on the 2-core machines this was measured on, in a new process: with
+    ENCODERZOO_TEST_PIN=1 a worker has one core, and OpenVINO compiles no latency model there."""
     code = f"""
 import time
 import encoderzoo
