@@ -93,3 +93,33 @@ def test_a_later_process_does_not_import_torch(tmp_path: Path) -> None:
             "print(c.model_type, c.num_labels, c.id2label[1], c.hidden_size, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["bert", "2", "positive", "32", "False"]
+
+
+def test_fields_a_run_kept_are_read_without_transformers_or_a_cache(tmp_path: Path) -> None:
+    folder = tiny(tmp_path / "model", id2label={0: "negative", 1: "positive"})
+    kept = read_config(folder, lambda: transformers_config(folder), tmp_path / "cache").kept()
+    assert kept is not None and json.loads(json.dumps(kept)) == kept  # as prepare.json holds it
+    code = ("import json, sys\nfrom pathlib import Path\nfrom encoderzoo.model_config import read_config, "
+            f"remember\nremember(json.loads({json.dumps(kept)!r}))\n"
+            f"c = read_config(Path({str(folder)!r}), lambda: None, Path({str(tmp_path / 'empty')!r}))\n"
+            "print(c.model_type, c.num_labels, c.id2label[1], c.hidden_size, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["bert", "2", "positive", "32", "False"]
+
+
+def test_kept_fields_apply_only_to_the_same_config_file(tmp_path: Path) -> None:
+    from encoderzoo import model_config
+
+    folder = tiny(tmp_path / "model")
+    kept = read_config(folder, lambda: transformers_config(folder), tmp_path / "cache").kept()
+    assert kept is not None
+    model_config.remember({"key": kept["key"], "fields": {"hidden_size": 1}})  # not every field: ignored
+    model_config.remember(["not", "an", "entry"])
+    assert kept["key"] not in model_config._REMEMBERED
+    raw = json.loads((folder / "config.json").read_text()) | {"hidden_size": 48}
+    (folder / "config.json").write_text(json.dumps(raw))  # another file, with the old file's fields kept
+    model_config.remember(kept)
+    try:
+        assert read_config(folder, lambda: transformers_config(folder), tmp_path / "empty").hidden_size == 48
+    finally:
+        model_config._REMEMBERED.pop(kept["key"])

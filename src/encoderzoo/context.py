@@ -23,6 +23,7 @@ from encoderzoo.errors import ArtifactError, ConfigError, EncoderzooError
 from encoderzoo.features import Features
 from encoderzoo.fileio import read_json
 from encoderzoo.graphs import ImportedGraph
+from encoderzoo.model_config import remember
 from encoderzoo.model_safety import check_pickles
 from encoderzoo.model_source import GRAPH, ModelSource, SourceSpec, resolve_source
 from encoderzoo.roofline import EncoderShape
@@ -42,6 +43,7 @@ class RunContext:
         self._loaded: dict[str, Any] = {}  # prepared features and examples, read once
         prepared = self.ws.prepare_json
         self.prepared: dict[str, Any] = read_json(prepared) if prepared.is_file() else {}
+        remember(self.prepared.get("model_config"))  # the config's fields as prepare read them
         self.task_spec = task_for(get_task(self.recipe.task), config)  # a file of the user's: its columns
         self.source: ModelSource = resolve_source(source_spec(config, self.prepared, self.ws), self.recipe,
                                                   self.task_spec)

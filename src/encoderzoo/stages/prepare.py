@@ -73,6 +73,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "checkpoint_in_run": in_run,
         "revision": checkpoint.revision,
         "graph": ctx.graph_record(),
+        "model_config": kept() if callable(kept := getattr(ctx.source.config, "kept", None)) else None,
         **ctx.task.binding(),
     }
     write_json(ws.prepare_json, record)
