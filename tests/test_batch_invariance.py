@@ -17,7 +17,7 @@ from encoderzoo.stages import prepare
 from tests.conftest import SST2_DEV
 
 VARIANTS = ("onnxruntime:fp32", "onnxruntime:int8", "onnxruntime:int8-static", "onnxruntime:int8-block",
-            "onnxruntime:int8-token", "openvino:fp32", "openvino:int8")
+            "onnxruntime:int8-token", "openvino:fp32", "openvino:int8", "openvino:int8-token")
 ROWS = 24
 
 

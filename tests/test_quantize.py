@@ -136,3 +136,47 @@ def test_tokens_leave_the_attentions_value_projection_in_float(tmp_path: Path) -
     expected, got = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]
                      for p in (src, tmp_path / "attention.int8-token.onnx"))
     assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
+
+
+def test_openvino_int8_token_quantizes_each_token_on_its_own(tmp_path: Path) -> None:
+    """openvino:int8-token: int8 weights in the IR, and the backend turns on the CPU plugin's
+    dynamic quantization, each token's activations with their own scales: a row of small values
+    keeps its precision beside a row holding an outlier, and gives the same output alone; without
+    the plugin's quantization (group 0) the outputs differ, so the activations really are int8."""
+    import openvino as ov
+
+    from encoderzoo.backends.base import BackendContext
+    from encoderzoo.backends.openvino_backend import OpenVinoBackend, dynamic_group
+
+    weight = np.random.default_rng(0).standard_normal((256, 8)).astype(np.float32)
+    x = np.random.default_rng(1).uniform(-0.01, 0.01, (2, 256)).astype(np.float32)
+    x[0, 0] = 1000.0
+    expected = x @ weight
+    ir = tmp_path / "mm.xml"
+    record = quantize.openvino_int8_token(matmul_graph(tmp_path / "mm.onnx", weight), ir)
+    assert record["excluded_nodes"] == [] and ir.with_suffix(".bin").is_file()
+    model = ov.Core().read_model(str(ir))
+    assert any(op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8
+               for op in model.get_ops())
+    assert dynamic_group(model) == 128
+    context = BackendContext(checkpoint="", auto_class="", output_names=("Y",), graph=ir, threads=1,
+                             options={"async": "false", "int8_float": "fp32"})
+    backend = OpenVinoBackend(context, "int8-token")
+    assert backend._config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] == 128
+    both = backend.run({"X": x})["Y"]
+    errors = np.abs(both - expected).max(axis=1) / np.abs(expected).max(axis=1)
+    assert errors.max() < 0.02, errors
+    np.testing.assert_allclose(backend.run({"X": x[1:]})["Y"][0], both[1], rtol=1e-6)  # alone = beside
+    backend.close()
+    unquantized = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                        "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0})({"X": x})[0]
+    cpu = Path("/proc/cpuinfo")
+    if cpu.is_file() and {"avx512_vnni", "avx_vnni"} & set(cpu.read_text().split()):
+        # measured on a Zen 5 (AVX-512 VNNI); a CPU without VNNI may keep the activations float
+        assert np.abs(both - unquantized).max() > 1e-6 * np.abs(unquantized).max()
+
+    narrow = quantize.openvino_int8_token(matmul_graph(tmp_path / "narrow.onnx", weight[:48]),
+                                          tmp_path / "n.xml")
+    assert narrow and dynamic_group(ov.Core().read_model(str(tmp_path / "n.xml"))) == 32  # 48 wide: 32
+    float_ir = ov.Core().read_model(str(tmp_path / "mm.onnx"))
+    assert dynamic_group(float_ir) == 128  # no int8 weight: nothing narrows it

@@ -61,3 +61,10 @@ register_artifact(ArtifactKind(
     key_inputs=quantized_key(True), record="quantize", calibrated=True, triageable=True,
     quantized_ops=("MatMul", "Gemm"), ranked_on="onnx-int8-static",  # static, per-tensor activations too
     otherwise="openvino:bf16 where the CPU computes bf16 natively, or " + BLOCKS_INSTEAD))
+register_artifact(ArtifactKind(
+    "openvino-int8-token", "an OpenVINO IR with int8 weights; each token's activations quantized at run time "
+    "(per group of its channels; nothing quantized across rows)", ("openvino-int8-token.xml",
+                                                                   "openvino-int8-token.bin"),
+    made_from="onnx", precision="int8-token", build=quantized(quantize.openvino_int8_token),
+    key_inputs=quantized_key(False), record="quantize", quantized_ops=("MatMul",),
+    otherwise="openvino:int8 (static), or openvino:bf16 where the CPU computes bf16 natively"))

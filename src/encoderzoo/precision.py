@@ -39,7 +39,7 @@ register_precision(Precision("fp16", "float16 weights and compute (GPUs)", "fp32
 register_precision(Precision("int8", "int8 weights, activations quantized at run time", "int8"))
 register_precision(Precision("int8-block", "int8 weights and activations per block of 128 channels",
                              "int8"))
-register_precision(Precision("int8-token", "int8 weights per channel, activations quantized per token at "
-                             "run time", "int8"))
+register_precision(Precision("int8-token", "int8 weights per channel, activations quantized per token (or "
+                             "per group of a token's channels) at run time", "int8"))
 register_precision(Precision("int8-static", "int8 weights and activations, ranges calibrated ahead",
                              "int8"))

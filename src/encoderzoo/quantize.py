@@ -172,11 +172,42 @@ def openvino_int8(src: Path, dst: Path, *, calibration: Calibration, exclude: Se
         quantized = nncf.quantize(model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
                                   subset_size=len(calibration),  # items are batches
                                   ignored_scope=nncf.IgnoredScope(names=ignored) if ignored else None)
-    with temporary_folder(dst) as folder:
-        ov.save_model(quantized, str(folder / dst.name))
-        for suffix in (".bin", ".xml"):  # the weights first: the .xml names a complete IR
-            shutil.move(folder / dst.with_suffix(suffix).name, dst.with_suffix(suffix))
+    _save_ir(quantized, dst)
     rows = sum(len(next(iter(f.values()))) for f in calibration)
     return {"method": "NNCF post-training quantization (transformer preset)", "source": src.name,
             "calibration_rows": rows, "excluded_nodes": list(exclude),
             "seconds": round(time.perf_counter() - start, 2)}
+
+
+def openvino_int8_token(src: Path, dst: Path, *, calibration: Calibration = None, exclude: Sequence[str] = ()
+                        ) -> dict[str, Any]:
+    """int8 weights (symmetric, per output channel, by NNCF's weight compression; the `exclude`
+    nodes left float) into an OpenVINO IR at `dst`. Its activations are quantized at run time,
+    each token's own (per group of channels), by the CPU plugin's dynamic quantization, which
+    the openvino backend turns on for this precision: nothing is quantized across rows, so a
+    row's outputs never depend on the rows batched with it, and no calibration is needed."""
+    import nncf
+    import openvino as ov
+
+    nncf.set_log_level(logging.ERROR)
+    start = time.perf_counter()
+    model = ov.Core().read_model(str(src))
+    names = {op.get_friendly_name() for op in model.get_ops()}
+    ignored = [f"{n}/WithoutBiases" if f"{n}/WithoutBiases" in names else n for n in exclude]
+    scope = nncf.IgnoredScope(names=ignored) if ignored else None
+    with contextlib.redirect_stdout(sys.stderr):
+        compressed = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM, ignored_scope=scope)
+    _save_ir(compressed, dst)
+    return {"method": "NNCF weight compression (int8, symmetric, per channel); activations quantized per "
+            "token at run time by OpenVINO's CPU plugin", "source": src.name, "excluded_nodes": list(exclude),
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _save_ir(model: Any, dst: Path) -> None:
+    """`model` as the OpenVINO IR `dst` (.xml) with its .bin, whole or not at all."""
+    import openvino as ov
+
+    with temporary_folder(dst) as folder:
+        ov.save_model(model, str(folder / dst.name))
+        for suffix in (".bin", ".xml"):  # the weights first: the .xml names a complete IR
+            shutil.move(folder / dst.with_suffix(suffix).name, dst.with_suffix(suffix))

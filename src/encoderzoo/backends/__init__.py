@@ -210,10 +210,11 @@ register_backend(BackendSpec(
              "spinning": Option("true|false: worker threads spin between runs (default true)")},
 ))
 register_backend(BackendSpec(
-    name="openvino", description="OpenVINO on the CPU: fp32, bf16 inference precision, NNCF int8",
-    precisions=("fp32", "bf16", "int8"),
+    name="openvino", description="OpenVINO on the CPU: fp32, bf16 inference precision, NNCF int8 (static), "
+                                 "int8 weights with each token's activations quantized at run time",
+    precisions=("fp32", "bf16", "int8", "int8-token"),
     defaults=("fp32", "bf16", "int8"), create=openvino_backend.create,
-    opens={"fp32": "onnx", "bf16": "onnx", "int8": "openvino-int8"},
+    opens={"fp32": "onnx", "bf16": "onnx", "int8": "openvino-int8", "int8-token": "openvino-int8-token"},
     needs={"bf16": "native-bf16"},
     # exact widths: OpenVINO keeps state per input shape (the demo's int8 infer: 483 MiB with its
     # 64 widths, 373 with widths in steps of 8; target 545), but steps of 8 pad ~15 % more tokens
@@ -223,7 +224,7 @@ register_backend(BackendSpec(
              "streams": Option("parallel inference streams (default: the hint's choice)", kind="int"),
              "async": Option("true|false: whole datasets through an async queue of throughput streams "
                              "(default true)"),
-             "int8_float": Option("fp32|bf16: the precision of the layers an int8 IR leaves in float "
-                                  "(default bf16 where the CPU computes it natively, else fp32)",
+             "int8_float": Option("fp32|bf16: the precision of the layers an int8 or int8-token IR leaves in "
+                                  "float (default bf16 where the CPU computes it natively, else fp32)",
                                   kind="choice", choices=("fp32", "bf16"))},
 ))
