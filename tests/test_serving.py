@@ -57,8 +57,14 @@ def test_load_gives_the_runs_predictions_for_every_variant_that_passed(demo: Pat
     assert default.variant == verdict["variant"]  # the default: the report's verdict
     default.close()  # closed at once, as every model below (a dropped Model is freed by refcount
     # too, checked: this does not explain the abort one fresh-clone suite saw in this test)
-    invariant = {f"{r['backend']}:{r['precision']}": r["batch_invariant"]
-                 for r in json.loads((demo / "outputs" / "infer.json").read_text())["runs"]}
+    recorded = json.loads((demo / "outputs" / "infer.json").read_text())["runs"]
+    runs = {f"{r['backend']}:{r['precision']}": r for r in recorded}
+    # bfloat16 compute (torch:bf16, openvino:bf16, and the float layers of OpenVINO's int8 IRs on a
+    # CPU with bf16) rounds to 8 bits of mantissa, so a row padded to another width comes out
+    # within that rounding, not within fp32's (measured on a Zen 5: openvino:bf16 4.3e-3 on logits
+    # up to 3): invariance is then judged at 1 % of the largest logit instead of at 1e-3
+    bf16 = {v for v, r in runs.items() if r["precision"] == "bf16"
+            or (r.get("settings") or {}).get("inference_precision") == "bf16"}
     for variant in passed:
         model = encoderzoo.load(demo, variant=variant)
         assert [p["label"] for p in model.predict(SENTENCES)] == run_labels(demo, variant), variant
@@ -68,7 +74,8 @@ def test_load_gives_the_runs_predictions_for_every_variant_that_passed(demo: Pat
         # the flag the verdict trusts, measured: each sentence alone against one batch of 48
         alone = np.concatenate([model.outputs([t])["logits"] for t in SENTENCES[:48]])
         together = model.outputs(SENTENCES[:48])["logits"]
-        assert (np.abs(alone - together).max() < 1e-3) == invariant[variant], variant
+        tolerance = 1e-2 * float(np.abs(together).max()) if variant in bf16 else 1e-3
+        assert (np.abs(alone - together).max() < tolerance) == runs[variant]["batch_invariant"], variant
         model.close()
 
 
