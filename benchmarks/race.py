@@ -145,8 +145,13 @@ def prepare_encoderzoo(model: Path, data: Path, work: Path, threads: int, batch_
                        variants: tuple[str, ...]) -> Any:
     from encoderzoo.config import RunConfig
     from encoderzoo.context import RunContext
+    from encoderzoo.fileio import check_replaceable, mark
     from encoderzoo.stages import prepare
+    from encoderzoo.workspace import RUN
 
+    check_replaceable(work, RUN, option="the race's run folder")  # never a folder encoderzoo did not make
+    work.mkdir(parents=True, exist_ok=True)
+    mark(work, RUN)  # a run folder, so that `encoderzoo infer --out` (--memory) may write into it
     config = RunConfig(recipe="demo", out=work, checkpoint=str(model), data=(str(data),), threads=threads,
                        batch_size=batch_size, backends=variants)
     ctx = RunContext(config)
@@ -156,9 +161,19 @@ def prepare_encoderzoo(model: Path, data: Path, work: Path, threads: int, batch_
 
 
 def peak_memory(work: Path, variant: str) -> tuple[float, float]:
-    """(peak RSS MiB of `encoderzoo infer` with this variant alone, its target MiB)."""
+    """(peak RSS MiB of `encoderzoo infer` running this variant alone, its target MiB). infer also
+    needs the reference's (torch:fp32) outputs: they are made once, in a process of their own, and
+    reused, so that the peak measured is the variant's and not PyTorch's beside it."""
+    from encoderzoo.workspace import Workspace
+
+    ws = Workspace(work)
+    backend, precision = variant.split(":")
+    for made in (ws.outputs(backend, precision), ws.run_record(backend, precision), ws.infer_json):
+        made.unlink(missing_ok=True)  # else infer reuses the outputs of a same-key run
+    shutil.rmtree(ws.output_shards(backend, precision), ignore_errors=True)
+    if variant != "torch:fp32" and not ws.run_record("torch", "fp32").is_file():
+        peak_memory(work, "torch:fp32")
     # VmHWM, not ru_maxrss: the latter survives fork+exec and would report this process's peak
-    shutil.rmtree(work / "outputs", ignore_errors=True)  # else infer reuses the outputs of a same-key run
     code = ("import sys\nfrom encoderzoo.cli import main\n"
             f"sys.argv = ['encoderzoo', 'infer', 'demo', '--out', {str(work)!r}, '--backends', {variant!r}]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
@@ -166,9 +181,12 @@ def peak_memory(work: Path, variant: str) -> tuple[float, float]:
             "print('peak_kib', peak, file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     peak = int(next(line.split()[1] for line in result.stderr.splitlines() if line.startswith("peak_kib")))
-    infer = json.loads((work / "outputs" / "infer.json").read_text())
-    graph = infer["runs"][0]["settings"].get("graph")
-    checkpoint = Path(json.loads((work / "data" / "prepare.json").read_text())["checkpoint"])
+    runs = json.loads(ws.infer_json.read_text())["runs"]
+    run = next(r for r in runs if f"{r['backend']}:{r['precision']}" == variant)
+    if variant != "torch:fp32" and not next(r for r in runs if r["backend"] == "torch").get("reused"):
+        raise SystemExit(f"--memory: infer ran torch:fp32 beside {variant}; its peak is not {variant}'s")
+    graph = run["settings"].get("graph")
+    checkpoint = Path(json.loads(ws.prepare_json.read_text())["checkpoint"])
     files = ([work / "model" / graph, (work / "model" / graph).with_suffix(".bin")] if graph
              else [checkpoint / "model.safetensors"])
     size = sum(f.stat().st_size for f in files if f.is_file()) / 2**20
