@@ -143,18 +143,17 @@ def prepare_encoderzoo(model: Path, data: Path, work: Path, threads: int, batch_
                        variants: tuple[str, ...]) -> Any:
     from encoderzoo.config import RunConfig
     from encoderzoo.context import RunContext
-    from encoderzoo.fileio import check_replaceable, mark
     from encoderzoo.stages import prepare
-    from encoderzoo.workspace import RUN
+    from encoderzoo.workspace import stage_folder
 
-    check_replaceable(work, RUN, option="the race's run folder")  # never a folder encoderzoo did not make
-    work.mkdir(parents=True, exist_ok=True)
-    mark(work, RUN)  # a run folder, so that `encoderzoo infer --out` (--memory) may write into it
     config = RunConfig(recipe="demo", out=work, checkpoint=str(model), data=(str(data),), threads=threads,
                        batch_size=batch_size, backends=variants)
-    ctx = RunContext(config)
-    prepare.run(ctx)
-    ctx.store.get("onnx-fused")  # with the export it is made from
+    # as a stage command takes its folder: proven ours (or new), locked, marked as a run folder (so
+    # that `encoderzoo infer --out` of --memory writes into it)
+    with stage_folder(work) as ws:
+        ctx = RunContext(config, ws)
+        prepare.run(ctx)
+        ctx.store.get("onnx-fused")  # with the export it is made from
     return ctx
 
 

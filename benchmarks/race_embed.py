@@ -71,7 +71,11 @@ def write_mnli_pairs(path: Path, count: int = 1000) -> Path:
 def embed_run(work: Path, model: Path, threads: int) -> Path:
     """An encoderzoo `embed` run of the model (its gate decides which variants race)."""
     run = work / "encoderzoo"
-    if (run / "report.json").is_file():
+    if (run / "report.json").is_file():  # made before: reused only if it ran the variants asked for
+        ran = json.loads((run / "report.json").read_text(encoding="utf-8"))["config"].get("backends")
+        if ran != BACKENDS.split(","):
+            raise SystemExit(f"{run} ran --backends {','.join(ran or [])}, not {BACKENDS}: move it away "
+                             "(or pass another --work) and race again")
         return run
     data = write_mnli_pairs(work / "mnli-pairs.tsv")
     subprocess.run([sys.executable, "-m", "encoderzoo", "run", "embed", "--checkpoint", str(model),

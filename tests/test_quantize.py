@@ -162,7 +162,7 @@ def test_openvino_int8_token_quantizes_each_token_on_its_own(tmp_path: Path) -> 
     context = BackendContext(checkpoint="", auto_class="", output_names=("Y",), graph=ir, threads=1,
                              options={"async": "false", "int8_float": "fp32"})
     backend = OpenVinoBackend(context, "int8-token")
-    assert backend._config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] == 128
+    assert backend.settings()["activation_group"] == 128  # what the run records
     both = backend.run({"X": x})["Y"]
     errors = np.abs(both - expected).max(axis=1) / np.abs(expected).max(axis=1)
     assert errors.max() < 0.02, errors

@@ -73,9 +73,9 @@ class ModelConfig:
     @cached_property
     def _fields(self) -> dict[str, Any]:
         cached = self._cache_dir / f"{self._key}.json"
-        if not self._code and self._key in _REMEMBERED:
-            return {k: _from_json(v) for k, v in _REMEMBERED[self._key].items()}
         if not self._code:
+            if self._key in _REMEMBERED:  # kept by the run folder being loaded
+                return {k: _from_json(v) for k, v in _REMEMBERED[self._key].items()}
             with contextlib.suppress(OSError, ValueError, AttributeError, KeyError):
                 found = read_json(cached)
                 if found.get("fields", {}).keys() == set(FIELDS):

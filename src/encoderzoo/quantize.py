@@ -164,14 +164,10 @@ def openvino_int8(src: Path, dst: Path, *, calibration: Calibration, exclude: Se
     nncf.set_log_level(logging.ERROR)
     start = time.perf_counter()
     model = ov.Core().read_model(str(src))
-    names = {op.get_friendly_name() for op in model.get_ops()}
-    # the graph's node names as OpenVINO reads them: a Gemm becomes a MatMul "<name>/WithoutBiases"
-    # and an Add that keeps its name (ignoring the Add would leave the MatMul quantized)
-    ignored = [f"{n}/WithoutBiases" if f"{n}/WithoutBiases" in names else n for n in exclude]
     with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars, beside ours on stderr
         quantized = nncf.quantize(model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
                                   subset_size=len(calibration),  # items are batches
-                                  ignored_scope=nncf.IgnoredScope(names=ignored) if ignored else None)
+                                  ignored_scope=_ignored_scope(model, exclude))
     _save_ir(quantized, dst)
     rows = sum(len(next(iter(f.values()))) for f in calibration)
     return {"method": "NNCF post-training quantization (transformer preset)", "source": src.name,
@@ -192,15 +188,24 @@ def openvino_int8_token(src: Path, dst: Path, *, calibration: Calibration = None
     nncf.set_log_level(logging.ERROR)
     start = time.perf_counter()
     model = ov.Core().read_model(str(src))
-    names = {op.get_friendly_name() for op in model.get_ops()}
-    ignored = [f"{n}/WithoutBiases" if f"{n}/WithoutBiases" in names else n for n in exclude]
-    scope = nncf.IgnoredScope(names=ignored) if ignored else None
     with contextlib.redirect_stdout(sys.stderr):
-        compressed = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM, ignored_scope=scope)
+        compressed = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM,
+                                           ignored_scope=_ignored_scope(model, exclude))
     _save_ir(compressed, dst)
     return {"method": "NNCF weight compression (int8, symmetric, per channel); activations quantized per "
             "token at run time by OpenVINO's CPU plugin", "source": src.name, "excluded_nodes": list(exclude),
             "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _ignored_scope(model: Any, exclude: Sequence[str]) -> Any:
+    """NNCF's ignored scope for the `exclude` nodes of the ONNX graph (None: nothing excluded), by
+    the names OpenVINO reads them under: a Gemm becomes a MatMul "<name>/WithoutBiases" and an Add
+    that keeps its name (ignoring the Add would leave the MatMul quantized)."""
+    import nncf
+
+    names = {op.get_friendly_name() for op in model.get_ops()}
+    ignored = [f"{n}/WithoutBiases" if f"{n}/WithoutBiases" in names else n for n in exclude]
+    return nncf.IgnoredScope(names=ignored) if ignored else None
 
 
 def _save_ir(model: Any, dst: Path) -> None:

@@ -125,6 +125,8 @@ class OpenVinoBackend:
                     "performance_hint": self._config["PERFORMANCE_HINT"],
                     "async_dataset_streams": self._streams if self._async else None,
                     "openvino": self._ov.get_version()}
+        if "DYNAMIC_QUANTIZATION_GROUP_SIZE" in self._config:  # int8-token
+            settings["activation_group"] = self._config["DYNAMIC_QUANTIZATION_GROUP_SIZE"]
         if self._request is not None:
             settings["streams"] = self._compiled.get_property("NUM_STREAMS")
         return settings
