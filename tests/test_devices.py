@@ -173,3 +173,9 @@ def test_the_inference_key_knows_the_device_and_providers(tmp_path: Path, monkey
     gpu = RunContext(config)
     gpu.device, gpu.providers = "cuda", [CUDA, CPU]  # what a GPU machine resolves
     assert key(gpu, ort) != on_cpu[0] and key(gpu, torch) != on_cpu[1]
+    # another CPU: outputs that depend on its instructions (bf16, VNNI) are computed again
+    import encoderzoo.inference
+
+    assert key(cpu, ort) == on_cpu[0]  # the same machine: the same key
+    monkeypatch.setattr(encoderzoo.inference, "cpu_identity", lambda: ("Other CPU", frozenset({"avx2"})))
+    assert key(cpu, ort) != on_cpu[0] and key(cpu, torch) != on_cpu[1]

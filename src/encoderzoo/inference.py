@@ -18,7 +18,7 @@ from encoderzoo.backends import BackendContext, Run, get_backend
 from encoderzoo.cache import make_key, recorded_key
 from encoderzoo.console import progress_bar, step
 from encoderzoo.context import RunContext
-from encoderzoo.environment import free_memory
+from encoderzoo.environment import cpu_identity, free_memory
 from encoderzoo.features import Features
 from encoderzoo.fileio import read_json, write_json
 from encoderzoo.infer import Shards, load_outputs, save_outputs
@@ -94,7 +94,15 @@ def key(ctx: RunContext, run: Run) -> str:
                     artifact=ctx.store.key(spec.artifact(run.precision)), prepared=ctx.prepared.get("key"),
                     batching=ctx.batching[run.backend].__dict__, engine=ctx.config.engine,
                     options=ctx.config.backend_settings.get(run.backend, {}), device=ctx.device,
-                    providers=ctx.providers if spec.takes_providers else None)
+                    providers=ctx.providers if spec.takes_providers else None, cpu=_cpu())
+
+
+def _cpu() -> list[Any]:
+    """The CPU a run's outputs were computed on: what a backend does depends on its instructions
+    (bf16 float layers where it has them, OpenVINO's per-token int8 activations where it has VNNI),
+    so a run folder carried to another machine computes its outputs again."""
+    model, flags = cpu_identity()
+    return [model, sorted(flags)]
 
 
 def run_one(ctx: RunContext, run: Run) -> tuple[dict[str, Any], list[Any]]:
