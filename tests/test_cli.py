@@ -65,6 +65,15 @@ def test_impossible_options(tmp_path: Path, args: list[str], message: str) -> No
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-wait-ms", "-1"], "error: --max-wait-ms -1.0: must be 0 or more"),
+    (["--max-queue", "0"], "error: --max-queue 0: must be positive"),
+])
+def test_impossible_serve_options(tmp_path: Path, args: list[str], message: str) -> None:
+    result = cli("serve", str(tmp_path), *args)  # refused before the run folder is read
+    assert result.returncode == 2 and result.stderr.splitlines()[-1].startswith(message), result.stderr
+
+
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.tsv")
     result = cli("--debug", "run", "demo", "--data", missing, "--out", str(tmp_path / "r"))

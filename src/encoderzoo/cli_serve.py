@@ -25,7 +25,8 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     max_wait_ms: Annotated[float, typer.Option(
-        "--max-wait-ms", help="How long a batch waits for more inputs when the queue runs dry.")
+        "--max-wait-ms", help="How long a batch waits for more inputs when the queue runs dry (0: it "
+                              "takes what queued while the last batch ran).")
     ] = DEFAULT.max_wait_ms,
     max_batch_tokens: Annotated[int, typer.Option(
         "--max-batch-tokens", help="Tokens one inference batch takes at most.")] = DEFAULT.max_batch_tokens,
@@ -50,8 +51,10 @@ def serve(
     numbers = {"--port": port, "--max-batch-tokens": max_batch_tokens, "--max-queue": max_queue,
                "--max-inputs": max_inputs, "--replicas": replicas, "--threads": threads or 1}
     bad = next((f"{k} {v}" for k, v in numbers.items() if v < 1), None)
-    if bad or max_wait_ms < 0:
-        raise ConfigError(f"{bad or f'--max-wait-ms {max_wait_ms}'}: must be positive")
+    if bad:
+        raise ConfigError(f"{bad}: must be positive")
+    if max_wait_ms < 0:
+        raise ConfigError(f"--max-wait-ms {max_wait_ms}: must be 0 or more")
     options = ServeOptions(max_wait_ms=max_wait_ms, max_batch_tokens=max_batch_tokens, max_queue=max_queue,
                            max_inputs=max_inputs)
     if engine == "ray":
