@@ -4,7 +4,8 @@ premises, end to end from raw text to float32 embeddings, same threads, batch 32
 pass by pass, median of --runs (the first pass warms up and is not counted):
 
   (c)  every encoderzoo variant whose gate passed on an `embed` run of the model (built here
-       once: MNLI dev-matched pairs scored 5 / 2.5 / 0 for entailment / neutral / contradiction),
+       once: MNLI dev-mismatched pairs, none of them raced, scored 5 / 2.5 / 0 for entailment /
+       neutral / contradiction),
        through encoderzoo.load(run, variant).embed(texts)
   (e1) sentence-transformers, backend="onnx", quantized by its own
        export_dynamic_quantized_onnx_model(model, "avx512_vnni") (in .venv-st-onnx)
@@ -44,6 +45,7 @@ LEAST, MEAN = 0.98, 0.995
 ST_PINS = ["huggingface-hub<1.22"]  # a hub client transformers<4.58 can import
 # the defaults, plus each int8-token: the int8s that batches cannot change and keep embeddings close
 BACKENDS = "torch,onnxruntime,openvino,onnxruntime:int8-token,openvino:int8-token"
+CALIBRATION = 300  # encoderzoo's default --calibration-size, said here so that a reused run matches
 
 
 def race_texts() -> list[str]:
@@ -54,13 +56,13 @@ def race_texts() -> list[str]:
     return sst2 + mnli
 
 
-def write_mnli_pairs(path: Path, count: int = 1000) -> Path:
-    """`path`, written: the first `count` MNLI dev-matched pairs in the STS-B layout an `embed` run
+def write_mnli_pairs(path: Path, count: int = 1000, split: str = "dev_matched") -> Path:
+    """`path`, written: the first `count` MNLI pairs of `split` in the STS-B layout an `embed` run
     reads, scored 5 / 2.5 / 0 for entailment / neutral / contradiction (a gate needs a metric
     with a real signal: a Spearman on random scores is noise, and a gate on noise fails at random)."""
     scores = {"entailment": "5.0", "neutral": "2.5", "contradiction": "0.0"}
     header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
-    mnli = (SHARED / "mnli/dev_matched.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    mnli = (SHARED / f"mnli/{split}.tsv").read_text(encoding="utf-8").splitlines()[1:]
     rows = [r.split("\t") for r in mnli]
     lines = [f"{i}\tmain\tmnli\t2017\t{i}\tnone\tnone\t{r[2]}\t{r[3]}\t{scores[r[4]]}"
              for i, r in enumerate(rows[:count])]
@@ -69,18 +71,22 @@ def write_mnli_pairs(path: Path, count: int = 1000) -> Path:
 
 
 def embed_run(work: Path, model: Path, threads: int) -> Path:
-    """An encoderzoo `embed` run of the model (its gate decides which variants race)."""
-    run = work / "encoderzoo"
-    if (run / "report.json").is_file():  # made before: reused only if it ran the variants asked for
-        ran = json.loads((run / "report.json").read_text(encoding="utf-8"))["config"].get("backends")
-        if ran != BACKENDS.split(","):
-            raise SystemExit(f"{run} ran --backends {','.join(ran or [])}, not {BACKENDS}: move it away "
+    """An encoderzoo `embed` run of the model (its gate decides which variants race), gated and
+    calibrated on MNLI dev-mismatched pairs: none of the raced texts."""
+    run, data = work / "encoderzoo", work / "mnli-mismatched-pairs.tsv"
+    if (run / "report.json").is_file():  # made before: reused only if it ran what is asked now
+        config = json.loads((run / "report.json").read_text(encoding="utf-8"))["config"]
+        ran = (config.get("backends"), config.get("data"), config.get("calibration_size"))
+        if ran != (BACKENDS.split(","), [str(data)], CALIBRATION):
+            raise SystemExit(f"{run} ran --backends {','.join(ran[0] or [])} on {ran[1]}, {ran[2]} "
+                             f"calibration rows, not {BACKENDS} on {data}, {CALIBRATION}: move it away "
                              "(or pass another --work) and race again")
         return run
-    data = write_mnli_pairs(work / "mnli-pairs.tsv")
+    write_mnli_pairs(data, split="dev_mismatched")
     subprocess.run([sys.executable, "-m", "encoderzoo", "run", "embed", "--checkpoint", str(model),
                     "--data", str(data), "--out", str(run), "--seq-len", "256", "--threads", str(threads),
-                    "--backends", BACKENDS, "--no-bench"], check=False, stdout=subprocess.DEVNULL)
+                    "--backends", BACKENDS, "--calibration-size", str(CALIBRATION), "--no-bench"],
+                   check=False, stdout=subprocess.DEVNULL)
     if not (run / "report.json").is_file():  # exit 3 (a gate failed) still writes the report
         raise SystemExit(f"encoderzoo run embed made no report in {run}")
     return run

@@ -60,7 +60,8 @@ register_artifact(ArtifactKind(
     made_from="onnx", precision="int8", build=quantized(quantize.openvino_int8),
     key_inputs=quantized_key(True), record="quantize", calibrated=True, triageable=True,
     quantized_ops=("MatMul", "Gemm"), ranked_on="onnx-int8-static",  # static, per-tensor activations too
-    otherwise="openvino:bf16 where the CPU computes bf16 natively, or " + BLOCKS_INSTEAD))
+    otherwise="openvino:bf16 where the CPU computes bf16 natively, or " + BLOCKS_INSTEAD,
+    revision=2))  # 2: SmoothQuant alpha 0.8 for MatMuls (quantize.SMOOTH_QUANT_ALPHA; 1: NNCF's 0.95)
 register_artifact(ArtifactKind(
     "openvino-int8-token", "an OpenVINO IR with int8 weights; each token's activations quantized at run time "
     "(per group of its channels; nothing quantized across rows)", ("openvino-int8-token.xml",
