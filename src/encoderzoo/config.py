@@ -76,7 +76,7 @@ class RunConfig:
                                   "graph is used).", panel="model")
     # 300: NNCF int8 of all-MiniLM-L6-v2, least cosine with fp32 over 2,000 MNLI sentences, 100 rows
     # 0.9661, 200 0.9612, 300 0.9727, 500 0.9832 (see quantize.SMOOTH_QUANT_ALPHA); calibrating took
-    # 5, 6, 8 and 11 s
+    # about 5, 6, 7 and 11 s
     calibration_size: int = opt(300, "Examples, spread over the data, that calibrate int8 models.",
                                 panel="model")
     # -- backends
