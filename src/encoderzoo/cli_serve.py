@@ -25,8 +25,8 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     max_wait_ms: Annotated[float, typer.Option(
-        "--max-wait-ms", help="How long a batch waits for more inputs when the queue runs dry (0: it "
-                              "takes what queued while the last batch ran).")
+        "--max-wait-ms", help="How long a batch waits for more inputs when the queue runs dry, after a "
+                              "batch of several requests (a lone client's request never waits).")
     ] = DEFAULT.max_wait_ms,
     max_batch_tokens: Annotated[int, typer.Option(
         "--max-batch-tokens", help="Tokens one inference batch takes at most.")] = DEFAULT.max_batch_tokens,

@@ -3,7 +3,8 @@ the same Model as `encoderzoo.load` — the run's tokenization, batching and dec
 
 Concurrent requests coalesce (`Batcher`): their inputs queue with a rough token count (their
 length: nothing is tokenized on the event loop), and one inference thread takes what is queued,
-up to a token budget, waiting at most `max_wait_ms` (default 0) for more when the queue runs dry, then
+up to a token budget, waiting at most `max_wait_ms` for more when the queue runs dry while other
+requests are in the server (a lone request runs at once), then
 tokenizes, runs and decodes the batch; a request's inputs may land in several batches and come
 back in order. An input the run's --seq-len would cut is a 422 unless "truncate" is asked. Bad
 input is a 4xx with a one-line JSON error, a full queue a 503 with Retry-After; the server never
@@ -52,9 +53,9 @@ from encoderzoo.errors import EncoderzooError
 
 @dataclass(frozen=True)
 class ServeOptions:
-    # how long a batch waits for more inputs when the queue runs dry. 0: none; the inputs that
-    # queue while a batch runs make the next one (2 ms was slower at every load: see README)
-    max_wait_ms: float = 0.0
+    # how long a batch waits for more inputs when the queue runs dry and other requests are in
+    # the server (a lone request never waits; see README for what was measured)
+    max_wait_ms: float = 2.0
     max_batch_tokens: int = 8192  # tokens per batch the inference thread takes at most
     max_queue: int = 4096  # inputs waiting at most; beyond, 503 with Retry-After
     max_inputs: int = 256  # inputs per request at most
@@ -88,6 +89,7 @@ class Item:
     value: Any
     tokens: int
     future: asyncio.Future[Any]
+    request: int  # which request it came in (inputs of one request share it)
 
 
 @dataclass
@@ -97,17 +99,27 @@ class Batcher:
     metrics: Metrics
     queue: asyncio.Queue[Item] = field(default_factory=asyncio.Queue)
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "encoderzoo-infer"))
+    _requests: int = 0  # requests submitted so far (each input carries its request's number)
+    _last_batch_requests: int = 0  # requests the batch before held inputs of
 
     async def submit(self, values: list[Any], tokens: list[int]) -> list[Any]:
         if self.queue.qsize() + len(values) > self.options.max_queue:
             raise Refused(503, f"the queue holds {self.queue.qsize()} inputs; retry shortly",
                           {"Retry-After": "1"})
         loop = asyncio.get_running_loop()
-        items = [Item(v, n, loop.create_future()) for v, n in zip(values, tokens, strict=True)]
+        self._requests += 1
+        items = [Item(v, n, loop.create_future(), self._requests)
+                 for v, n in zip(values, tokens, strict=True)]
         for item in items:
             self.queue.put_nowait(item)
         self.metrics.queue.set(self.queue.qsize())
         return list(await asyncio.gather(*(item.future for item in items)))
+
+    def more_may_come(self) -> bool:
+        """Whether waiting for more inputs when the queue runs dry may bring some soon: when the
+        batch before held several requests' inputs (clients answered together send again
+        together). A lone client's request runs at once: nothing else can come."""
+        return self._last_batch_requests > 1
 
     async def run(self) -> None:
         """Forever: the next batch, by token budget and wait, through the inference thread."""
@@ -120,7 +132,7 @@ class Batcher:
                     item = self.queue.get_nowait()
                 except asyncio.QueueEmpty:
                     left = deadline - loop.time()
-                    if left <= 0:
+                    if left <= 0 or not self.more_may_come():
                         break
                     try:
                         item = await asyncio.wait_for(self.queue.get(), left)
@@ -128,6 +140,7 @@ class Batcher:
                         break
                 batch.append(item)
                 tokens += item.tokens
+            self._last_batch_requests = len({item.request for item in batch})
             self.metrics.queue.set(self.queue.qsize())
             self.metrics.batch_inputs.observe(len(batch))
             try:
