@@ -3,9 +3,9 @@ the same Model as `encoderzoo.load` — the run's tokenization, batching and dec
 
 Concurrent requests coalesce (`Batcher`): their inputs queue with a rough token count (their
 length: nothing is tokenized on the event loop), and one inference thread takes what is queued,
-up to a token budget, waiting at most `max_wait_ms` for more when the queue runs dry while other
-requests are in the server (a lone request runs at once), then
-tokenizes, runs and decodes the batch; a request's inputs may land in several batches and come
+up to a token budget, waiting at most `max_wait_ms` for more when the queue runs dry after a batch
+that held several requests (a lone client's request runs at once), then tokenizes, runs and
+decodes the batch; a request's inputs may land in several batches and come
 back in order. An input the run's --seq-len would cut is a 422 unless "truncate" is asked. Bad
 input is a 4xx with a one-line JSON error, a full queue a 503 with Retry-After; the server never
 dies on input. On SIGTERM uvicorn stops accepting, in-flight requests finish, then
@@ -53,8 +53,8 @@ from encoderzoo.errors import EncoderzooError
 
 @dataclass(frozen=True)
 class ServeOptions:
-    # how long a batch waits for more inputs when the queue runs dry and other requests are in
-    # the server (a lone request never waits; see README for what was measured)
+    # how long a batch waits for more inputs when the queue runs dry, after a batch that held
+    # several requests (a lone client's request never waits; see README for what was measured)
     max_wait_ms: float = 2.0
     max_batch_tokens: int = 8192  # tokens per batch the inference thread takes at most
     max_queue: int = 4096  # inputs waiting at most; beyond, 503 with Retry-After
