@@ -74,9 +74,7 @@ class RunConfig:
                          panel="model", switch="--optimize/--no-optimize")
     optimize_timeout: float = opt(300.0, "Seconds before the graph optimizer is given up (the unfused "
                                   "graph is used).", panel="model")
-    # 300: NNCF int8 of all-MiniLM-L6-v2, least cosine with fp32 over 2,000 MNLI sentences, 100 rows
-    # 0.9661, 200 0.9612, 300 0.9727, 500 0.9832 (see quantize.SMOOTH_QUANT_ALPHA); calibrating took
-    # about 5, 6, 7 and 11 s
+    # 300: MiniLM's NNCF int8 at its bar with 300 rows, not 100 (see quantize.SMOOTH_QUANT_ALPHA)
     calibration_size: int = opt(300, "Examples, spread over the data, that calibrate int8 models.",
                                 panel="model")
     # -- backends
