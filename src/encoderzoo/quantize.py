@@ -154,7 +154,8 @@ def ort_fp16(src: Path, dst: Path, *, calibration: Calibration = None, exclude: 
 
 
 # SmoothQuant's migration strength for MatMul inputs in NNCF int8 (NNCF's transformer default: 0.95).
-# Chosen on all-MiniLM-L6-v2 over 2,000 MNLI dev-mismatched sentences (least / mean cosine with fp32;
+# Chosen by benchmarks/smoothquant_grid.py (calibrated on premises, one sentence a pair): all-MiniLM-L6-v2
+# over 2,000 MNLI dev-mismatched sentences (least / mean cosine with fp32;
 # 100 calibration rows: 0.95 0.9269 / 0.9970, 0.8 0.9661 / 0.9977, 0.7 0.9640, 0.6 0.9642 / 0.9950;
 # 300 rows: 0.8 0.9727, 0.75 0.9744, 0.6 0.9631; 500 rows: 0.95 0.9416, 0.8 0.9832 / 0.9980), and
 # confirmed on other texts (the embeddings race's 2,872: least 0.9671 -> 0.9887 at 300 rows); the demo
