@@ -170,7 +170,7 @@ def test_the_verdict_never_deploys_a_variant_whose_rows_depend_on_their_batch() 
              "timing": {"warm": {"rows_per_s": 800.0}}}]
     chosen = verdict([row("onnxruntime", "int8"), row("openvino", "int8")], runs, "runs/x")
     assert chosen is not None and chosen["variant"] == "openvino:int8"
-    assert chosen["passed_over"] == ["onnxruntime:int8"]
+    assert chosen["passed_over"] == ["onnxruntime:int8 (its kind quantizes over the whole batch)"]
     assert ARTIFACTS["onnx-int8"].batch_invariant is False and ARTIFACTS["openvino-int8"].batch_invariant
     assert verdict([row("onnxruntime", "int8")], runs[:1], "runs/x") is None
 

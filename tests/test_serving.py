@@ -27,6 +27,7 @@ from encoderzoo.config import RunConfig
 from encoderzoo.errors import ArtifactError, ConfigError
 from encoderzoo.infer import load_outputs
 from encoderzoo.pipeline import run
+from encoderzoo.rebatch import TOLERANCE
 from tests.conftest import SST2_DEV, unpinned_python
 
 SENTENCES = [row.split("\t")[0] for row in SST2_DEV.read_text(encoding="utf-8").splitlines()[1:]]
@@ -46,6 +47,17 @@ def run_labels(out: Path, variant: str) -> list[str]:
     return [NAMES[line.split("\t")[4]] for line in rows]
 
 
+def near_ties(out: Path, variant: str) -> set[int]:
+    """The sentences whose label a deployed variant may change when served in other batches than
+    the run's: those whose two logits lie within twice the drift its check allows (encoderzoo.rebatch:
+    a row's outputs move by at most TOLERANCE of the largest; measured on a Xeon with AMX, static int8
+    ran some rows 1e-3 apart at other widths, and one demo sentence's logits are 3.5e-4 apart)."""
+    _, outputs = load_outputs(out / "outputs" / f"{variant.replace(':', '-')}.npz")
+    logits = outputs["logits"]
+    allowed = 2 * TOLERANCE * float(np.abs(logits).max())
+    return set(np.flatnonzero(np.abs(logits[:, 0] - logits[:, 1]) <= allowed).tolist())
+
+
 @pytest.mark.slow
 def test_load_gives_the_runs_predictions_for_every_variant_that_passed(demo: Path) -> None:
     report = json.loads((demo / "report.json").read_text())
@@ -59,23 +71,19 @@ def test_load_gives_the_runs_predictions_for_every_variant_that_passed(demo: Pat
     # too, checked: this does not explain the abort one fresh-clone suite saw in this test)
     recorded = json.loads((demo / "outputs" / "infer.json").read_text())["runs"]
     runs = {f"{r['backend']}:{r['precision']}": r for r in recorded}
-    # bfloat16 compute (torch:bf16, openvino:bf16, and the float layers of OpenVINO's int8 IRs on a
-    # CPU with bf16) rounds to 8 bits of mantissa, so a row padded to another width comes out
-    # within that rounding, not within fp32's (measured on a Zen 5: openvino:bf16 4.3e-3 on logits
-    # up to 3): invariance is then judged at 1 % of the largest logit instead of at 1e-3
-    bf16 = {v for v, r in runs.items() if r["precision"] == "bf16"
-            or (r.get("settings") or {}).get("inference_precision") == "bf16"}
     for variant in passed:
         model = encoderzoo.load(demo, variant=variant)
         assert [p["label"] for p in model.predict(SENTENCES)] == run_labels(demo, variant), variant
         _, saved = load_outputs(demo / "outputs" / f"{variant.replace(':', '-')}.npz")
         # all 872: a batch-dependent variant's outputs equal the run's only under the run's batching
         np.testing.assert_allclose(model.outputs(SENTENCES)["logits"], saved["logits"], atol=1e-5)
-        # the flag the verdict trusts, measured: each sentence alone against one batch of 48
+        # the flag the verdict trusts, measured again on other rows: each sentence alone against one
+        # batch of 48, judged as encoderzoo.rebatch judges it (bfloat16 rounds to 8 bits of mantissa:
+        # openvino:bf16 moved 4.3e-3 on logits up to 3 on a Zen 5; static int8 1e-3 on a Xeon with AMX)
         alone = np.concatenate([model.outputs([t])["logits"] for t in SENTENCES[:48]])
         together = model.outputs(SENTENCES[:48])["logits"]
-        tolerance = 1e-2 * float(np.abs(together).max()) if variant in bf16 else 1e-3
-        assert (np.abs(alone - together).max() < tolerance) == runs[variant]["batch_invariant"], variant
+        tolerance = TOLERANCE * float(np.abs(together).max())
+        assert (np.abs(alone - together).max() <= tolerance) == runs[variant]["batch_invariant"], variant
         model.close()
 
 
@@ -190,7 +198,9 @@ def test_the_server_answers_the_demo_with_the_runs_labels_and_survives_bad_input
         chunks = [SENTENCES[s:s + n] for s, n in _cover(len(SENTENCES))]  # one to eight per request
         replies = asyncio.run(post_all(url, chunks, concurrency=16))
         labels = [p["label"] for r in replies for p in r.json()["predictions"]]
-        assert labels == run_labels(demo, variant) and all(r.json()["variant"] == variant for r in replies)
+        changed = {i for i, (got, ran) in enumerate(zip(labels, run_labels(demo, variant), strict=True))
+                   if got != ran}
+        assert changed <= near_ties(demo, variant) and all(r.json()["variant"] == variant for r in replies)
         for body, status in ((b"not json", 400), (b'{"inputs": "a text"}', 400), (b'{"inputs": []}', 400),
                              (b'{"inputs": [1, 2]}', 400), (b'{"inputs": [["a", "b"]]}', 400),
                              (json.dumps({"inputs": ["x"] * 300}).encode(), 413),

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from encoderzoo import rebatch
 from encoderzoo.artifacts import ARTIFACTS, MODEL
 from encoderzoo.backends import BackendContext, Run, get_backend
-from encoderzoo.cache import make_key, recorded_key
+from encoderzoo.cache import make_key, recorded_key, versions
 from encoderzoo.console import progress_bar, step
 from encoderzoo.context import RunContext
 from encoderzoo.environment import cpu_identity, free_memory
@@ -94,12 +95,13 @@ def key(ctx: RunContext, run: Run) -> str:
                     artifact=ctx.store.key(spec.artifact(run.precision)), prepared=ctx.prepared.get("key"),
                     batching=ctx.batching[run.backend].__dict__, engine=ctx.config.engine,
                     options=ctx.config.backend_settings.get(run.backend, {}), device=ctx.device,
-                    providers=ctx.providers if spec.takes_providers else None, cpu=_cpu())
+                    providers=ctx.providers if spec.takes_providers else None, cpu=_cpu(),
+                    runtime=versions(spec.library) if spec.library else None, revision=spec.revision)
 
 
 def _cpu() -> list[Any]:
     """The CPU a run's outputs were computed on: what a backend does depends on its instructions
-    (bf16 float layers where it has them, OpenVINO's per-token int8 activations where it has VNNI),
+    (bf16 or AMX kernels where it has them, OpenVINO's per-token int8 activations where it has VNNI),
     so a run folder carried to another machine computes its outputs again."""
     model, flags = cpu_identity()
     return [model, sorted(flags)]
@@ -113,13 +115,15 @@ def run_one(ctx: RunContext, run: Run) -> tuple[dict[str, Any], list[Any]]:
     run_key = key(ctx, run)
     record, final = ws.run_record(name, precision), ws.outputs(name, precision)
     predictions_file = ws.predictions(name, precision, ctx.task.predictions_suffix)
-    invariant = ARTIFACTS[get_backend(name).artifact(precision)].batch_invariant  # what the verdict reads
+    claimed = ARTIFACTS[get_backend(name).artifact(precision)].batch_invariant  # the kind's claim
     if recorded_key(record) == run_key and final.is_file():
         step(f"infer: reusing {final.name} (same model, data and batching)")
         _, outputs = load_outputs(final)
         predictions = ctx.task.predict(examples, features, outputs)  # with this run's task options
         ctx.task.write_predictions(examples, predictions, outputs, predictions_file)
-        return read_json(record) | {"reused": True, "batch_invariant": invariant}, predictions
+        entry = read_json(record)
+        steady = invariant(claimed, entry.get("rebatch"))
+        return entry | {"reused": True, "batch_invariant": steady}, predictions
     unlink(record, ws.infer_json, *ws.results())
     shards = Shards(ws.output_shards(name, precision), run_key, len(features), cfg.shard_size)
     done = shards.start(resume=cfg.resume)
@@ -127,18 +131,19 @@ def run_one(ctx: RunContext, run: Run) -> tuple[dict[str, Any], list[Any]]:
         step(f"infer: resuming {name} {precision}: {len(done)} of {len(features)} rows already done")
     remaining = np.setdiff1d(np.arange(len(features)), done)
     timing: dict[str, Any] = {}
+    checked: dict[str, Any] = {}
     if cfg.engine == "ray":
         start = time.perf_counter()
         settings = _on_ray(ctx, run, features, remaining, shards, len(done))
         timing["pass_s"] = time.perf_counter() - start
     else:
-        settings = _locally(ctx, run, features, remaining, shards, len(done), timing)
+        settings = _locally(ctx, run, features, remaining, shards, len(done), timing, checked)
     outputs = shards.collect()
     save_outputs(final, features.example_ids, outputs)
     predictions = ctx.task.predict(examples, features, outputs)
     ctx.task.write_predictions(examples, predictions, outputs, predictions_file)
     entry = {"key": run_key, "backend": name, "precision": precision,
-             "batch_invariant": invariant,
+             "batch_invariant": invariant(claimed, checked.get("rebatch")), "rebatch": checked.get("rebatch"),
              "timing": {k: round(v, 4) if isinstance(v, float) else v for k, v in timing.items()},
              "resumed_rows": len(done), "windows": len(features), "examples": len(examples),
              "batching": ctx.batching[name].__dict__, "settings": settings,
@@ -149,8 +154,14 @@ def run_one(ctx: RunContext, run: Run) -> tuple[dict[str, Any], list[Any]]:
     return entry, predictions
 
 
+def invariant(claimed: bool, measured: dict[str, Any] | None) -> bool:
+    """What the verdict reads: the kind's claim that a row's outputs do not depend on the rows
+    batched with it, as far as this machine's measurement (encoderzoo.rebatch) bears it out."""
+    return claimed and (measured is None or bool(measured["within"]))
+
+
 def _locally(ctx: RunContext, run: Run, features: Features, rows: np.ndarray, shards: Shards, done: int,
-             timing: dict[str, Any]) -> dict[str, Any]:
+             timing: dict[str, Any], checked: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     ctx.store.get(get_backend(run.backend).artifact(run.precision))  # built on first use
     timing["build_s"] = time.perf_counter() - start
@@ -158,13 +169,22 @@ def _locally(ctx: RunContext, run: Run, features: Features, rows: np.ndarray, sh
     session = open_run(ctx, run)
     timing["setup_s"] = time.perf_counter() - start  # verification, session / compilation
 
+    together = rebatch.Collector(rebatch.sample_rows(features, rows))
+
     def on_batch(batch: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
         timing.setdefault("first_batch_s", time.perf_counter() - start)
         shards.add(batch, outputs)
+        together(batch, outputs)
 
     start = time.perf_counter()
     session.run(features, rows=rows, on_batch=on_batch, done=done)
     timing["pass_s"] = time.perf_counter() - start
+    if together.seen:
+        checked["rebatch"] = measured = rebatch.measure(session, features, together.seen)
+        if not measured["within"]:
+            by = "non-finite" if measured["relative"] is None else f"{measured['relative']:.2g}"
+            step(f"infer: {run.label}: rows run alone differ from the whole pass by {by} of its largest "
+                 f"output (over {rebatch.TOLERANCE:g}): it will not be deployed")
     if not done and ctx.config.e2e_runs:
         rate = len(features) / max(timing["pass_s"], 1e-9)
         timing["warm"] = warm_passes(ctx, session, features, rate, work_shape(ctx, run))

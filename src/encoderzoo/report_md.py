@@ -77,10 +77,19 @@ def _deploy_section(chosen: dict[str, Any] | None, report: dict[str, Any]) -> li
             f"**{chosen['variant']}**: the fastest end to end that passed its gate on this machine "
             f"({chosen['rows_per_s']:,.0f} rows/s; {metrics}{agreement}).", "",
             f"- serve it: `{chosen['serve']}`", f"- or in Python: `model = {chosen['load']}`", ""] + (
-            [f"Faster, passed its gate, not chosen: {', '.join(chosen['passed_over'])} — a row's outputs "
-             "depend on the rows batched with it (one activation scale per batch), so served in other "
-             "batches than the run's its verified predictions do not hold.", ""]
-            if chosen.get("passed_over") else [])
+            [f"Faster, passed its gate, not chosen: {'; '.join(chosen['passed_over'])} — a row's outputs "
+             "depend on the rows batched with it, so served in other batches than the run's its verified "
+             "predictions do not hold.", ""]
+            if chosen.get("passed_over") else []) + _rebatch_line(chosen.get("rebatch"))
+
+
+def _rebatch_line(check: dict[str, Any] | None) -> list[str]:
+    """How far the chosen variant's rows moved when run alone (encoderzoo.rebatch)."""
+    if not check:
+        return []
+    return [f"Checked here: {check['rows']} rows run again one at a time, as a lone request runs, moved by "
+            f"at most {check['max_abs_diff']:.2g} ({check['relative']:.2g} of their largest output; "
+            f"allowed {check['tolerance']:g}).", ""]
 
 
 def _metric_label(key: str) -> str:

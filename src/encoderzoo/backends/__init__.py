@@ -89,6 +89,9 @@ class BackendSpec:
     prefers: Mapping[str, str] = field(default_factory=dict)  # default precisions run only where met
     takes_providers: bool = False  # it runs on --providers (ONNX Runtime's execution providers)
     batching: Mapping[str, int] = field(default_factory=dict)  # its defaults: max_tokens, multiple
+    library: str = ""  # the package that computes its outputs (its version is in the outputs' cache key)
+    # raised when a default that changes its outputs changes: outputs cached before are computed again
+    revision: int = 1
 
     def artifact(self, precision: str) -> str:
         """The artifact kind it runs at `precision`."""
@@ -191,7 +194,7 @@ register_backend(BackendSpec(
     name="torch", description="PyTorch eager: fp32 (the reference), bf16 autocast; fp16 on CUDA",
     precisions=("fp32", "bf16", "fp16"), defaults=("fp32", "bf16"),
     create=torch_backend.create, opens=dict.fromkeys(("fp32", "bf16", "fp16"), MODEL),
-    needs={"fp16": "cuda"}, prefers={"bf16": "native-bf16"},
+    needs={"fp16": "cuda"}, prefers={"bf16": "native-bf16"}, library="torch",
     # oneDNN keeps state per input shape too: the demo's fp32 run peaked at 595 MiB with 64
     # widths, 569 with widths in steps of 8 (bf16: 622 -> 559); its target is 587
     batching={"multiple": 8},
@@ -204,7 +207,7 @@ register_backend(BackendSpec(
     defaults=("fp32", "int8"), create=ort_backend.create, needs={"fp16": "cuda"},
     opens={"fp32": "onnx-fused", "int8": "onnx-int8", "int8-block": "onnx-int8-block",
            "int8-token": "onnx-int8-token", "int8-static": "onnx-int8-static", "fp16": "onnx-fp16"},
-    takes_providers=True,
+    takes_providers=True, library="onnxruntime",
     options={"io_binding": Option("true|false: bind inputs and outputs once per batch (default: true "
                                   "on CUDA, outputs stay on the device until copied; false on CPU)"),
              "spinning": Option("true|false: worker threads spin between runs (default true)")},
@@ -215,7 +218,8 @@ register_backend(BackendSpec(
     precisions=("fp32", "bf16", "int8", "int8-token"),
     defaults=("fp32", "bf16", "int8"), create=openvino_backend.create,
     opens={"fp32": "onnx", "bf16": "onnx", "int8": "openvino-int8", "int8-token": "openvino-int8-token"},
-    needs={"bf16": "native-bf16"},
+    needs={"bf16": "native-bf16"}, library="openvino",
+    revision=2,  # 2: an int8 IR's float layers in fp32 by default (1: bf16 where the CPU had it)
     # exact widths: OpenVINO keeps state per input shape (the demo's int8 infer: 483 MiB with its
     # 64 widths, 373 with widths in steps of 8; target 545), but steps of 8 pad ~15 % more tokens
     # and ran 10 % slower (median of 9 passes, 999 against 897 ms)
@@ -225,6 +229,6 @@ register_backend(BackendSpec(
              "async": Option("true|false: whole datasets through an async queue of throughput streams "
                              "(default true)"),
              "int8_float": Option("fp32|bf16: the precision of the layers an int8 or int8-token IR leaves in "
-                                  "float (default bf16 where the CPU computes it natively, else fp32)",
+                                  "float (default fp32: bf16 gave wrong outputs on AMX CPUs)",
                                   kind="choice", choices=("fp32", "bf16"))},
 ))

@@ -1,11 +1,16 @@
 """OpenVINO on the CPU. fp32 and bf16 run the unfused ONNX export with that inference
 precision (OpenVINO's own default is bf16 on CPUs that have it, so fp32 is asked for
 explicitly); int8 runs the NNCF-quantized IR, the layers NNCF leaves in float (attention's
-softmax, layer norms, GELU, the smoothing multiplies) in bf16 where the CPU computes it, as
-OpenVINO's default (and optimum-intel) does — measured here on 2 cores, median of 15 interleaved
-runs: bert-base 32 x 128 1,025 -> 1,002 ms; a MiniLM QA model at 256 tokens 104 -> 119 windows/s,
-F1 99.7 -> 100.8 % of fp32, answers equal to fp32's 90.6 -> 90.3 % — or in fp32
-(--backend-option openvino.int8_float=fp32).
+softmax, layer norms, GELU, the smoothing multiplies) in fp32 unless bf16 is asked for
+(--backend-option openvino.int8_float=bf16). bf16 there is OpenVINO's own default on CPUs with AMX,
+and was ours where the CPU computes bf16; on a Xeon with AMX (OpenVINO 2026.4.1) it gave wrong
+outputs for some rows run at their own width: the demo's sentence 441 alone read logits
+(-0.12, 0.16) where fp32's are (0.95, -0.92), and 5 of its 872 labels changed with margins up to 5.3
+(no gate over the batched run sees that); a tiny model's int8-token IR over two streams read
+logits of 1,300 where fp32 read 0.02; all-MiniLM-L6-v2's int8 IR agreed with torch on 81 % of the
+embed test's sentences (fp32 layers: its gate passed). In fp32 the same IR ran the demo
+as fast there (1,526 and 1,451 rows/s against 1,432 and 1,628, alternating runs), and on a Zen 5
+bf16 had been worth 2 % on bert-base 32 x 128 and 14 % on a MiniLM QA model at 256 tokens.
 
 Two compiled forms: single batches (`run`, what the benchmark times) go through one request
 with the latency hint, compiled on first use; a whole dataset (`run_all`) goes through an
@@ -160,12 +165,11 @@ def _int8_weight(node: Any) -> bool:
 
 
 def _int8_hint(options: dict[str, str], capabilities: list[str]) -> str:
-    """The inference precision of an int8 IR's float layers: int8_float's, else bf16 where the
-    CPU computes bfloat16 natively, else f32."""
-    wanted = options.get("int8_float", "bf16" if "BF16" in capabilities else "fp32")
-    if wanted == "bf16":
+    """The inference precision of an int8 IR's float layers: int8_float's, fp32 unless asked."""
+    if options.get("int8_float", "fp32") == "bf16":
         _needs_bf16(capabilities, "openvino.int8_float=bf16", "openvino.int8_float=fp32")
-    return "bf16" if wanted == "bf16" else "f32"
+        return "bf16"
+    return "f32"
 
 
 def _needs_bf16(capabilities: list[str], asked: str, instead: str) -> None:
