@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from encoderzoo.features import Batching, Features
-from encoderzoo.rebatch import TOLERANCE, Collector, measure, sample_rows
+from encoderzoo.rebatch import TOLERANCE, Collector, measure, merged, sample_rows
 from encoderzoo.session import Session
 from encoderzoo.verdict import verdict
 
@@ -60,6 +60,10 @@ def test_a_right_backend_passes_and_a_wrong_width_alone_is_caught() -> None:
     assert 32 in lengths
     wrong = check(Summing(wrong_width=32), features(lengths))
     assert not wrong["within"] and wrong["relative"] > TOLERANCE
+    # checked in parts (a fresh session each), judged as one
+    both = merged([right, wrong])
+    assert both["rows"] == 2 * right["rows"] and both["relative"] == wrong["relative"] and not both["within"]
+    assert merged([right, right])["within"]
 
 
 def test_the_verdict_passes_over_a_variant_its_check_caught() -> None:

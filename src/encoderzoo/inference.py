@@ -179,19 +179,39 @@ def _locally(ctx: RunContext, run: Run, features: Features, rows: np.ndarray, sh
     start = time.perf_counter()
     session.run(features, rows=rows, on_batch=on_batch, done=done)
     timing["pass_s"] = time.perf_counter() - start
-    if together.seen:
-        checked["rebatch"] = measured = rebatch.measure(session, features, together.seen)
-        if not measured["within"]:
-            by = "non-finite" if measured["relative"] is None else f"{measured['relative']:.2g}"
-            step(f"infer: {run.label}: rows run alone differ from the whole pass by {by} of its largest "
-                 f"output (over {rebatch.TOLERANCE:g}): it will not be deployed")
     if not done and ctx.config.e2e_runs:
         rate = len(features) / max(timing["pass_s"], 1e-9)
         timing["warm"] = warm_passes(ctx, session, features, rate, work_shape(ctx, run))
     settings = session.settings()
     del session
     release(ctx, run)
+    if together.seen:
+        checked["rebatch"] = measured = _rebatch(ctx, run, features, together.seen)
+        if not measured["within"]:
+            by = "non-finite" if measured["relative"] is None else f"{measured['relative']:.2g}"
+            step(f"infer: {run.label}: rows run alone differ from the whole pass by {by} of its largest "
+                 f"output (over {rebatch.TOLERANCE:g}): it will not be deployed")
     return settings
+
+
+def _rebatch(ctx: RunContext, run: Run, features: Features,
+             together: dict[int, dict[str, np.ndarray]]) -> dict[str, Any]:
+    """encoderzoo.rebatch's check of `run`, after its pass: sessions that run single batches
+    only, a fresh one for each rebatch.CHUNK rows (the state a runtime keeps per input shape
+    would otherwise add up past the pass's own peak memory)."""
+    context = replace(backend_context(ctx, run), batches_only=True)
+    rows, parts = sorted(together), []
+    for start in range(0, len(rows), rebatch.CHUNK):
+        session = open_session(run.backend, run.precision, context, ctx.batching[run.backend],
+                               ctx.task.output_axes, static_batch(ctx, run))
+        try:
+            chunk = {row: together[row] for row in rows[start:start + rebatch.CHUNK]}
+            parts.append(rebatch.measure(session, features, chunk))
+        finally:
+            session.close()
+            del session
+            free_memory()
+    return rebatch.merged(parts)
 
 
 def warm_passes(ctx: RunContext, session: Session, features: Features, rate: float,

@@ -21,7 +21,10 @@ from encoderzoo.features import Features
 from encoderzoo.session import Session
 
 SAMPLE = 64  # widths whose row is run again alone (the demo's 872 sentences have 57)
+# widths run in one session: a runtime keeps state per input shape (OpenVINO about 2 MB a width for
+# the demo's int8 IR), so the check opens a fresh session for each group of them
 TOLERANCE = 1e-2  # largest difference allowed, relative to the sampled rows' largest output
+CHUNK = 16
 
 
 def sample_rows(features: Features, rows: np.ndarray, count: int = SAMPLE) -> np.ndarray:
@@ -62,7 +65,18 @@ def measure(session: Session, features: Features,
             gap = np.abs(mine.astype(np.float64) - value.astype(np.float64))
             worst = max(worst, float(gap.max()) if gap.size and np.isfinite(gap).all() else float("inf"))
             scale = max(scale, float(np.abs(value).max()) if value.size else 0.0)
+    return judged(len(together), worst, scale)
+
+
+def judged(rows: int, worst: float, scale: float) -> dict[str, Any]:
+    """The record of a check: the largest difference over `rows`, relative to `scale`."""
     relative = worst / scale if scale > 0 else worst
-    return {"rows": len(together), "max_abs_diff": worst if np.isfinite(worst) else None,
+    return {"rows": rows, "max_abs_diff": worst if np.isfinite(worst) else None, "scale": scale,
             "relative": relative if np.isfinite(relative) else None,
             "within": bool(np.isfinite(relative) and relative <= TOLERANCE), "tolerance": TOLERANCE}
+
+
+def merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record of checks made in parts."""
+    worst = max(float("inf") if p["max_abs_diff"] is None else p["max_abs_diff"] for p in parts)
+    return judged(sum(p["rows"] for p in parts), worst, max(p["scale"] for p in parts))

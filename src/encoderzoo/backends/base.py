@@ -36,6 +36,7 @@ class BackendContext:
     row_shape: tuple[int, ...] = ()  # what a row holds before its tokens (multiple choice: choices)
     graph_hash: str | None = None  # the graph's SHA-256: TensorRT engines are cached per graph
     trust_remote_code: bool = False  # the checkpoint's own code may run (the user asked)
+    batches_only: bool = False  # only single batches will be run, never a whole dataset at once
 
 
 class Backend(Protocol):

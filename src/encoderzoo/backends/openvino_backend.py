@@ -60,7 +60,7 @@ class OpenVinoBackend:
             self._config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = dynamic_group(self._model)
         if "streams" in context.options:
             self._config["NUM_STREAMS"] = int(context.options["streams"])
-        self._async = flag(context.options, "async", True)
+        self._async = flag(context.options, "async", True) and not context.batches_only
         self._graph = context.graph.name
         self._wanted = context.output_names
         self._request: Any = None
