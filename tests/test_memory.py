@@ -49,7 +49,8 @@ def test_each_backend_is_closed_before_the_next_one_loads(
     infer.run(ctx)
     assert open_when_loading == [[]] * len(BACKENDS)  # nothing else open when a backend loads
     assert ctx.backends == {}
-    assert len(closed) == 1 and closed[0]._compiled is None and closed[0]._queue is None
+    # the pass's session, then the one encoderzoo.rebatch's check runs its single rows in (12 rows: one)
+    assert len(closed) == 2 and all(c._compiled is None and c._queue is None for c in closed)
 
 
 def test_nncf_calibrates_one_row_per_item(

@@ -24,7 +24,7 @@ SAMPLE = 64  # widths whose row is run again alone (the demo's 872 sentences hav
 # widths run in one session: a runtime keeps state per input shape (OpenVINO about 2 MB a width for
 # the demo's int8 IR), so the check opens a fresh session for each group of them
 TOLERANCE = 1e-2  # largest difference allowed, relative to the sampled rows' largest output
-CHUNK = 16
+CHUNK = 32
 
 
 def sample_rows(features: Features, rows: np.ndarray, count: int = SAMPLE) -> np.ndarray:
