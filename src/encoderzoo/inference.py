@@ -26,6 +26,7 @@ from encoderzoo.infer import Shards, load_outputs, save_outputs
 from encoderzoo.ray_engine import ActorSpec, run_ray
 from encoderzoo.roofline import EncoderShape, achieved, ceiling_for
 from encoderzoo.session import Session, open_session
+from encoderzoo.verdict import batch_dependence
 from encoderzoo.workspace import unlink
 
 
@@ -96,7 +97,8 @@ def key(ctx: RunContext, run: Run) -> str:
                     batching=ctx.batching[run.backend].__dict__, engine=ctx.config.engine,
                     options=ctx.config.backend_settings.get(run.backend, {}), device=ctx.device,
                     providers=ctx.providers if spec.takes_providers else None, cpu=_cpu(),
-                    runtime=versions(spec.library) if spec.library else None, revision=spec.revision)
+                    runtime=versions(spec.library) if spec.library else None, revision=spec.revision,
+                    rebatch=rebatch.SETTINGS)  # the record holds the check's judgement
 
 
 def _cpu() -> list[Any]:
@@ -131,19 +133,19 @@ def run_one(ctx: RunContext, run: Run) -> tuple[dict[str, Any], list[Any]]:
         step(f"infer: resuming {name} {precision}: {len(done)} of {len(features)} rows already done")
     remaining = np.setdiff1d(np.arange(len(features)), done)
     timing: dict[str, Any] = {}
-    checked: dict[str, Any] = {}
+    measured = None  # encoderzoo.rebatch's check (not made on Ray: no session here)
     if cfg.engine == "ray":
         start = time.perf_counter()
         settings = _on_ray(ctx, run, features, remaining, shards, len(done))
         timing["pass_s"] = time.perf_counter() - start
     else:
-        settings = _locally(ctx, run, features, remaining, shards, len(done), timing, checked)
+        settings, measured = _locally(ctx, run, features, remaining, shards, len(done), timing)
     outputs = shards.collect()
     save_outputs(final, features.example_ids, outputs)
     predictions = ctx.task.predict(examples, features, outputs)
     ctx.task.write_predictions(examples, predictions, outputs, predictions_file)
     entry = {"key": run_key, "backend": name, "precision": precision,
-             "batch_invariant": invariant(claimed, checked.get("rebatch")), "rebatch": checked.get("rebatch"),
+             "batch_invariant": invariant(claimed, measured), "rebatch": measured,
              "timing": {k: round(v, 4) if isinstance(v, float) else v for k, v in timing.items()},
              "resumed_rows": len(done), "windows": len(features), "examples": len(examples),
              "batching": ctx.batching[name].__dict__, "settings": settings,
@@ -161,7 +163,9 @@ def invariant(claimed: bool, measured: dict[str, Any] | None) -> bool:
 
 
 def _locally(ctx: RunContext, run: Run, features: Features, rows: np.ndarray, shards: Shards, done: int,
-             timing: dict[str, Any], checked: dict[str, Any]) -> dict[str, Any]:
+             timing: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The pass over `rows` in this process (timed into `timing`), then encoderzoo.rebatch's
+    check of the rows it ran. Returns the session's settings and the check (None: no rows ran)."""
     start = time.perf_counter()
     ctx.store.get(get_backend(run.backend).artifact(run.precision))  # built on first use
     timing["build_s"] = time.perf_counter() - start
@@ -182,19 +186,19 @@ def _locally(ctx: RunContext, run: Run, features: Features, rows: np.ndarray, sh
     if not done and ctx.config.e2e_runs:
         rate = len(features) / max(timing["pass_s"], 1e-9)
         timing["warm"] = warm_passes(ctx, session, features, rate, work_shape(ctx, run))
-    if together.seen and int(getattr(session.backend, "parallel", 1)) <= 1:  # singles take the pass's path
-        checked["rebatch"] = rebatch.measure(session, features, together.seen)
+    measured = None
+    in_pass = int(getattr(session.backend, "parallel", 1)) <= 1  # its single batches take the pass's path
+    if together.seen and in_pass:
+        measured = rebatch.measure(session, features, together.seen)
     settings = session.settings()
     del session
     release(ctx, run)
-    if together.seen and "rebatch" not in checked:  # a dataset path of its own: singles take another
-        checked["rebatch"] = _rebatch(ctx, run, features, together.seen)
-    if together.seen and not checked["rebatch"]["within"]:
-        measured = checked["rebatch"]
-        by = "non-finite" if measured["relative"] is None else f"{measured['relative']:.2g}"
-        step(f"infer: {run.label}: rows run alone differ from the whole pass by {by} of its largest "
-             f"output (over {rebatch.TOLERANCE:g}): it will not be deployed")
-    return settings
+    if together.seen and not in_pass:  # a dataset path of its own: single batches take another
+        measured = _rebatch(ctx, run, features, together.seen)
+    if measured is not None and not measured["within"]:
+        step(f"infer: {run.label}: {batch_dependence(measured)} (over {rebatch.TOLERANCE:g}): "
+             "it will not be deployed")
+    return settings, measured
 
 
 def _rebatch(ctx: RunContext, run: Run, features: Features,

@@ -36,8 +36,8 @@ def verdict(accuracy: list[dict[str, Any]], runs: list[dict[str, Any]], out: str
 
     best = max(steady, key=speed)
     variant = f"{best['backend']}:{best['precision']}"
-    faster = [f"{r['backend']}:{r['precision']} ({_why(measured[(r['backend'], r['precision'])])})"
-              for r in passed if not invariant[(r["backend"], r["precision"])] and speed(r) > speed(best)]
+    faster = [f"{key[0]}:{key[1]} ({batch_dependence(measured[key])})" for r in passed
+              if not invariant[key := (r["backend"], r["precision"])] and speed(r) > speed(best)]
     return {"variant": variant, "rows_per_s": rates[(best["backend"], best["precision"])],
             "metrics": best["metrics"], "agreement": (best.get("vs_torch") or {}).get("agreement"),
             "serve": f"encoderzoo serve {out} --variant {variant}",
@@ -46,8 +46,9 @@ def verdict(accuracy: list[dict[str, Any]], runs: list[dict[str, Any]], out: str
             "passed_over": faster}  # faster, but batch-dependent
 
 
-def _why(check: dict[str, Any] | None) -> str:
-    """Why a variant's outputs count as depending on the rows batched with it."""
+def batch_dependence(check: dict[str, Any] | None) -> str:
+    """Why a variant's outputs count as depending on the rows batched with it: its kind, or its
+    check on this machine (encoderzoo.rebatch's record)."""
     if check is None or check["within"]:
         return "its kind quantizes over the whole batch"
     by = "a non-finite amount" if check["relative"] is None else f"{check['relative']:.2g}"
