@@ -9,6 +9,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from encoderzoo.server import Batcher, Metrics, ServeOptions
 
 
@@ -65,3 +67,35 @@ def test_after_a_batch_of_several_requests_the_next_waits_for_more() -> None:
     replies = asyncio.run(serving(model, 150.0, clients))
     assert [[a for a, _, _ in r] for r in replies] == [[20 * i, 20 * i + 2] for i in range(len(arrivals))]
     assert model.batches == [[0, 1], [10, 11, 20, 21], [30, 31, 40, 41]]
+
+
+class Embedder:
+    """An embedding stand-in: each text's vector is float32 (the text "nan" gives a NaN)."""
+
+    name, variant, seq_len = "stand-in", "onnxruntime:fp32", 128
+    task = type("Task", (), {"model_kind": "sentence-embedding", "inputs_layout": "text"})()
+
+    def check(self, inputs: Sequence[str]) -> list[int]:
+        return [2] * len(inputs)
+
+    def answer(self, inputs: Sequence[str]) -> tuple[list[Any], list[int], list[bool]]:
+        rng = np.random.default_rng(0)
+        vectors = rng.standard_normal((len(inputs), 6)).astype(np.float32)
+        vectors[[i for i, text in enumerate(inputs) if text == "nan"], 0] = np.nan
+        return list(vectors[:, ::2]), [3] * len(inputs), [False] * len(inputs)  # strided rows too
+
+
+def test_vectors_go_out_exactly_and_a_non_finite_answer_is_a_500() -> None:
+    from starlette.testclient import TestClient
+
+    from encoderzoo.server import create_app
+
+    expected = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)[:, ::2]
+    with TestClient(create_app(Embedder())) as client:  # type: ignore[arg-type]
+        reply = client.post("/v1/embeddings", json={"input": ["a", "b", "c"]})
+        vectors = np.array([d["embedding"] for d in reply.json()["data"]], dtype=np.float32)
+        assert reply.status_code == 200 and np.array_equal(vectors, expected)  # float32 round-trips
+        assert reply.json()["usage"] == {"prompt_tokens": 9, "total_tokens": 9}
+        broken = client.post("/v1/predict", json={"inputs": ["a", "nan"]})
+        assert broken.status_code == 500 and "not finite" in broken.json()["error"]
+        assert client.post("/v1/predict", json={"inputs": ["a"]}).status_code == 200  # still serving
