@@ -109,6 +109,28 @@ model.close()
 
 
 @pytest.mark.slow
+def test_a_served_model_runs_widths_in_steps_of_8_with_the_same_answers(demo: Path) -> None:
+    """A server meets batches of every shape; its model rounds widths up (encoderzoo.api.SERVED_WIDTHS)
+    so that the runtime prepares kernels for few shapes. The answers stay the model's."""
+    from encoderzoo.api import SERVED_WIDTHS
+
+    model = encoderzoo.load(demo, variant="openvino:fp32")
+    served, widths = model.serving(), []
+    backend = served.session.backend
+    assert backend is model.session.backend and model.session.batching.multiple == 1  # one session
+    run_batch = backend.run
+    backend.run = lambda feeds: widths.append(feeds["input_ids"].shape[1]) or run_batch(feeds)
+    for i in range(0, 40, 5):  # one batch each, as the server's inference thread runs them
+        texts = SENTENCES[i:i + 5]
+        exact = model.outputs(texts)["logits"]
+        stepped = served.outputs(texts)["logits"]
+        np.testing.assert_allclose(stepped, exact, atol=1e-4 * float(np.abs(exact).max()))
+    assert widths[1::2] and all(w % SERVED_WIDTHS == 0 for w in widths[1::2]), widths
+    assert any(w % SERVED_WIDTHS for w in widths[0::2]), widths  # the run's own widths are exact
+    model.close()
+
+
+@pytest.mark.slow
 def test_load_refuses_what_was_not_verified(demo: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(demo, copy)

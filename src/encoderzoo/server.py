@@ -188,6 +188,7 @@ class Batcher:
 
 
 def create_app(model: Model, options: ServeOptions = ServeOptions()) -> Starlette:
+    model = model.serving()  # widths in steps (see encoderzoo.api.SERVED_WIDTHS)
     metrics = Metrics()
     state: dict[str, Any] = {}
 
