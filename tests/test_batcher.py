@@ -78,6 +78,9 @@ class Embedder:
     def serving(self) -> Embedder:
         return self
 
+    def warm(self, seconds: float) -> tuple[int, float]:
+        return 0, 0.0
+
     def check(self, inputs: Sequence[str]) -> list[int]:
         return [2] * len(inputs)
 

@@ -109,24 +109,44 @@ model.close()
 
 
 @pytest.mark.slow
-def test_a_served_model_runs_widths_in_steps_of_8_with_the_same_answers(demo: Path) -> None:
-    """A server meets batches of every shape; its model rounds widths up (encoderzoo.api.SERVED_WIDTHS)
-    so that the runtime prepares kernels for few shapes. The answers stay the model's."""
+def test_a_served_model_runs_few_shapes_with_the_same_answers_and_warms_them(demo: Path) -> None:
+    """A server meets batches of every shape; its model rounds widths up to multiples of 8 and rows
+    up to steps (encoderzoo.api.Model.serving) so that the runtime prepares kernels for few shapes,
+    and runs those shapes before its first request (Model.warm). The answers stay the model's."""
     from encoderzoo.api import SERVED_WIDTHS
+    from encoderzoo.session import RowSteps, row_step
 
     model = encoderzoo.load(demo, variant="openvino:fp32")
-    served, widths = model.serving(), []
-    backend = served.session.backend
-    assert backend is model.session.backend and model.session.batching.multiple == 1  # one session
-    run_batch = backend.run
-    backend.run = lambda feeds: widths.append(feeds["input_ids"].shape[1]) or run_batch(feeds)
-    for i in range(0, 40, 5):  # one batch each, as the server's inference thread runs them
-        texts = SENTENCES[i:i + 5]
+    with pytest.raises(TypeError, match="serving"):
+        model.warm(1)
+    served, shapes = model.serving(), []
+    backend = model.session.backend
+    assert isinstance(served.session.backend, RowSteps) and served.session.backend.inner is backend
+    run_batch, run_all = backend.run, backend.run_all
+    backend.run = lambda feeds: shapes.append(feeds["input_ids"].shape) or run_batch(feeds)
+    backend.run_all = lambda batches, sink: run_all(
+        ((r, f) for r, f in batches if not shapes.append(f["input_ids"].shape)), sink)
+    own: list[tuple[int, int]] = []
+    for i in range(0, 60, 11):  # 11 sentences a call, as a server's batch of several requests
+        texts = SENTENCES[i:i + 11]
         exact = model.outputs(texts)["logits"]
+        own += shapes
+        shapes.clear()
         stepped = served.outputs(texts)["logits"]
         np.testing.assert_allclose(stepped, exact, atol=1e-4 * float(np.abs(exact).max()))
-    assert widths[1::2] and all(w % SERVED_WIDTHS == 0 for w in widths[1::2]), widths
-    assert any(w % SERVED_WIDTHS for w in widths[0::2]), widths  # the run's own widths are exact
+        assert all(w % SERVED_WIDTHS == 0 and r == row_step(r) for r, w in shapes), shapes
+        assert sum(r for r, _ in shapes) >= 11  # copies of a row pad a batch, never drop one
+        shapes.clear()
+    assert any(w % SERVED_WIDTHS for _, w in own)  # the run's own widths are exact
+    shapes.clear()
+    count, _ = served.warm(600)
+    lengths = np.load(demo / "data" / "features.npz")["lengths"]  # widths to the run's 99th percentile
+    top = -(-int(np.ceil(np.percentile(lengths, 99))) // SERVED_WIDTHS) * SERVED_WIDTHS
+    steps = sorted({row_step(n) for n in range(1, model.session.batching.batch_size + 1)})
+    expected = [(r, w) for w in range(SERVED_WIDTHS, top + 1, SERVED_WIDTHS) for r in steps]
+    streams = model.session.backend.parallel
+    assert count == len(expected)  # alone, then once on each stream that runs batches together
+    assert shapes == [s for shape in expected for s in [shape] * (1 + streams * (streams > 1))]
     model.close()
 
 

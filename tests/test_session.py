@@ -40,3 +40,41 @@ def test_encode_run_decode_without_a_run_folder(tiny_bert: Path) -> None:
         logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
     np.testing.assert_allclose(outputs["logits"], logits, atol=1e-5)
     assert predictions == [("0", "1")[i] for i in logits.argmax(axis=-1)]  # SST-2: 0 negative, 1 positive
+
+
+class Recorder:
+    """A backend that records the rows of each batch it runs and answers each row's first id."""
+
+    name, precision = "stand-in", "fp32"
+
+    def __init__(self, parallel: int = 1) -> None:
+        self.shapes: list[tuple[int, int]] = []
+        if parallel > 1:
+            self.parallel = parallel
+            self.run_all = self._run_all
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.shapes.append(feeds["input_ids"].shape)
+        return {"logits": feeds["input_ids"][:, :1].astype(np.float32)}
+
+    def _run_all(self, batches, sink) -> None:  # type: ignore[no-untyped-def]
+        for rows, feeds in batches:
+            sink(rows, self.run(feeds))
+
+
+def test_a_served_backend_runs_rows_in_steps_and_drops_the_copies() -> None:
+    from encoderzoo.session import RowSteps, row_step
+
+    assert [row_step(n) for n in (1, 5, 8, 9, 16, 17, 31, 32, 33)] == [1, 5, 8, 16, 16, 24, 32, 32, 40]
+    for parallel in (1, 2):
+        inner = Recorder(parallel)
+        served = RowSteps(inner)
+        ids = np.arange(11 * 4).reshape(11, 4)
+        assert served.run({"input_ids": ids})["logits"][:, 0].tolist() == ids[:, 0].tolist()
+        seen: list[tuple[list[int], list[float]]] = []
+        served.run_all([(np.arange(3), {"input_ids": ids[:3]}), (np.arange(3, 12), {"input_ids": ids[2:]})],
+                       lambda r, out, seen=seen: seen.append((r.tolist(), out["logits"][:, 0].tolist())))
+        assert seen == [([0, 1, 2], [0, 4, 8]), (list(range(3, 12)), ids[2:, 0].tolist())]
+        assert inner.shapes == [(16, 4), (3, 4), (16, 4)]  # 11 and 9 rows ran as 16
+        served.warm({"input_ids": ids[:8]})
+        assert inner.shapes[3:] == [(8, 4)] * (1 + (parallel > 1) * parallel)  # alone, then each stream

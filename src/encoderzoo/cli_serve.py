@@ -34,6 +34,9 @@ def serve(
         "--max-queue", help="Inputs waiting at most; beyond, 503 with Retry-After.")] = DEFAULT.max_queue,
     max_inputs: Annotated[int, typer.Option(
         "--max-inputs", help="Inputs per request at most.")] = DEFAULT.max_inputs,
+    warm_seconds: Annotated[float, typer.Option(
+        "--warm-seconds", help="Seconds at start running the batch shapes the server will meet, before "
+                               "/health answers (0: none).")] = DEFAULT.warm_seconds,
     threads: Annotated[int | None, typer.Option("--threads", help=escape(
         "Intra-op threads [default: the run's].")), ] = None,
     allow_failed: Annotated[bool, typer.Option(
@@ -53,10 +56,11 @@ def serve(
     bad = next((f"{k} {v}" for k, v in numbers.items() if v < 1), None)
     if bad:
         raise ConfigError(f"{bad}: must be positive")
-    if max_wait_ms < 0:
-        raise ConfigError(f"--max-wait-ms {max_wait_ms}: must be 0 or more")
+    for name, value in (("--max-wait-ms", max_wait_ms), ("--warm-seconds", warm_seconds)):
+        if value < 0:
+            raise ConfigError(f"{name} {value}: must be 0 or more")
     options = ServeOptions(max_wait_ms=max_wait_ms, max_batch_tokens=max_batch_tokens, max_queue=max_queue,
-                           max_inputs=max_inputs)
+                           max_inputs=max_inputs, warm_seconds=warm_seconds)
     if engine == "ray":
         serve_on_ray(run_folder, variant=variant, allow_failed=allow_failed, threads=threads, options=options,
                      host=host, port=port, replicas=replicas, address=ray_address)
