@@ -65,7 +65,7 @@ class Recorder:
 def test_a_served_backend_runs_rows_in_steps_and_drops_the_copies() -> None:
     from encoderzoo.session import RowSteps, row_step
 
-    assert [row_step(n) for n in (1, 5, 8, 9, 16, 17, 31, 32, 33)] == [1, 5, 8, 16, 16, 24, 32, 32, 40]
+    assert [row_step(n) for n in (1, 5, 8, 9, 12, 13, 31, 32, 33)] == [1, 5, 8, 12, 12, 16, 32, 32, 36]
     for parallel in (1, 2):
         inner = Recorder(parallel)
         served = RowSteps(inner)
@@ -75,6 +75,6 @@ def test_a_served_backend_runs_rows_in_steps_and_drops_the_copies() -> None:
         served.run_all([(np.arange(3), {"input_ids": ids[:3]}), (np.arange(3, 12), {"input_ids": ids[2:]})],
                        lambda r, out, seen=seen: seen.append((r.tolist(), out["logits"][:, 0].tolist())))
         assert seen == [([0, 1, 2], [0, 4, 8]), (list(range(3, 12)), ids[2:, 0].tolist())]
-        assert inner.shapes == [(16, 4), (3, 4), (16, 4)]  # 11 and 9 rows ran as 16
+        assert inner.shapes == [(12, 4), (3, 4), (12, 4)]  # 11 and 9 rows ran as 12
         served.warm({"input_ids": ids[:8]})
         assert inner.shapes[3:] == [(8, 4)] * (1 + (parallel > 1) * parallel)  # alone, then each stream
