@@ -208,7 +208,10 @@ def main() -> None:
     # get the same warm-up in sweep() instead.
     for workload in args.workloads.split(","):
         run, path, body, model, peer_path = workloads[workload]
-        variant, rate = offline(run, args.variant)
+        # the offline rate is measured again before each round: these machines' speed drifts by
+        # up to a fifth within minutes (measured), so one rate at the start skews the ratio
+        variant, _ = offline(run, args.variant)
+        rates: list[float] = []
         wait = ["--max-wait-ms", args.max_wait_ms] if args.max_wait_ms else []
         ours = [sys.executable, "-m", "encoderzoo", "serve", str(run), "--variant", variant, *wait]
         peer: list[str] | None = None
@@ -225,12 +228,15 @@ def main() -> None:
                     "127.0.0.1", "--log-level", "warning", "--no-model-warmup"]
         rows: list[dict[str, Any]] = []
         for _ in range(args.rounds):
+            rates.append(offline(run, variant)[1])
             rows += sweep(f"encoderzoo serve {variant}", ours, {}, path, body, args)
             if peer is not None:
                 rows += sweep("Infinity (optimum, int8 ONNX)", peer, peer_env, peer_path,
                               lambda t: {"input": t, "model": "m"}, args, cwd=folder)
+        rate = statistics.median(rates)
         print(f"\n### {workload}: {len(TEXTS)} SST-2 dev sentences, 1 to 8 per request; offline "
-              f"`encoderzoo.load(...).predict` of {variant}: {rate:,.0f} sentences/s (median of 3); "
+              f"`encoderzoo.load(...).predict` of {variant}: {rate:,.0f} sentences/s (median over the rounds "
+              f"of each round's median of 3, measured before it: {' / '.join(f'{r:,.0f}' for r in rates)}); "
               f"each cell the median of {args.rounds} round(s), servers alternating; errors summed "
               f"over the rounds\n")
         print("| server | concurrency | requests/s | sentences/s | % of offline | p50 ms | p90 ms | p99 ms "
