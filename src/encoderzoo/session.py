@@ -20,6 +20,19 @@ def sequence_outputs(output_axes: Mapping[str, Mapping[int, str]]) -> frozenset[
     return frozenset(name for name, axes in output_axes.items() if "sequence" in axes.values())
 
 
+def _padded(feeds: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """`feeds` made `rows` rows long with copies of its last row."""
+    real = len(next(iter(feeds.values())))
+    if real == rows:
+        return feeds
+    return {k: np.concatenate([v, np.repeat(v[-1:], rows - real, axis=0)]) for k, v in feeds.items()}
+
+
+def _kept(outputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """The outputs of a padded batch's first `rows` rows (the copies' dropped)."""
+    return {k: v[:rows] for k, v in outputs.items()}
+
+
 class StaticBatch:
     """A backend over a graph of fixed batch size: a smaller batch is padded with copies of its
     last row (their outputs dropped), a larger one split."""
@@ -34,10 +47,7 @@ class StaticBatch:
         for start in range(0, rows, self.batch):
             chunk = {k: v[start:start + self.batch] for k, v in feeds.items()}
             real = len(next(iter(chunk.values())))
-            if real < self.batch:
-                chunk = {k: np.concatenate([v, np.repeat(v[-1:], self.batch - real, axis=0)])
-                         for k, v in chunk.items()}
-            parts.append({k: v[:real] for k, v in self.inner.run(chunk).items()})
+            parts.append(_kept(self.inner.run(_padded(chunk, self.batch)), real))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def settings(self) -> dict[str, Any]:
@@ -58,13 +68,6 @@ def row_step(rows: int) -> int:
     return rows if rows <= 8 else -(-rows // 4) * 4
 
 
-def _padded(feeds: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
-    real = len(next(iter(feeds.values())))
-    if real == rows:
-        return feeds
-    return {k: np.concatenate([v, np.repeat(v[-1:], rows - real, axis=0)]) for k, v in feeds.items()}
-
-
 class RowSteps:
     """A backend as a server runs it: each batch's rows rounded up (`row_step`) with copies of
     its last row, their outputs dropped, so that the runtime meets few batch shapes (OpenVINO and
@@ -78,15 +81,15 @@ class RowSteps:
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = len(next(iter(feeds.values())))
-        return {k: v[:rows] for k, v in self.inner.run(_padded(feeds, row_step(rows))).items()}
+        return _kept(self.inner.run(_padded(feeds, row_step(rows))), rows)
 
     def run_all(self, batches: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]], sink: OnBatch) -> None:
         stepped = ((rows, _padded(feeds, row_step(len(rows)))) for rows, feeds in batches)
         if not hasattr(self.inner, "run_all"):
             for rows, feeds in stepped:
-                sink(rows, {k: v[:len(rows)] for k, v in self.inner.run(feeds).items()})
+                sink(rows, _kept(self.inner.run(feeds), len(rows)))
             return
-        self.inner.run_all(stepped, lambda rows, out: sink(rows, {k: v[:len(rows)] for k, v in out.items()}))
+        self.inner.run_all(stepped, lambda rows, out: sink(rows, _kept(out, len(rows))))
 
     def warm(self, feeds: dict[str, np.ndarray]) -> None:
         """Run one batch shape on every form of the backend a served batch may take: alone (`run`)
