@@ -34,7 +34,7 @@ from encoderzoo.workspace import Workspace
 # A served batch's width is rounded up to a multiple of this. Replaying 60 server batches of 60-150
 # random SST-2 sentences through a fresh model (2-core Xeon with AMX): all-MiniLM-L6-v2 openvino:int8
 # 555 sentences/s with exact widths, 840-908 with multiples of 8, 785-806 of 4, 788 of 16; the
-# demo's openvino:bf16 905 against 1,085. Padding rows as well (to powers of two) was no better.
+# demo's openvino:bf16 905 against 1,085. (Rows: encoderzoo.session.row_step.)
 SERVED_WIDTHS = 8
 
 
@@ -127,8 +127,8 @@ class Model:
         return served
 
     def warm(self, seconds: float) -> tuple[int, float]:
-        """Run the batch shapes a served model meets (widths in steps of SERVED_WIDTHS up to the
-        run's data's 99th percentile, rows in RowSteps' steps), narrowest first, until all ran or
+        """Run the batch shapes a served model meets (the widths its batching makes of rows up to
+        the run's data's 99th percentile, rows in RowSteps' steps), narrowest first, until all ran or
         `seconds` passed; returns (shapes run, seconds taken). A server does this before it
         answers /health: no client's request then pays for preparing its shape. Each shape the
         runtime prepared stays in memory: a rarer, wider batch is prepared when it comes (on
@@ -139,7 +139,8 @@ class Model:
             raise TypeError("warm a served model: model.serving().warm(...)")
         rows = synthetic_features(self.ctx.input_names, 100, self.seq_len, self.ctx.row_shape)
         start, count = time.perf_counter(), 0
-        for width in range(SERVED_WIDTHS, self._usual_width() + 1, SERVED_WIDTHS):
+        usual = self._usual_length()
+        for width in sorted({batching.width(n, self.seq_len) for n in range(1, usual + 1)}):
             most = batching.max_tokens // width if batching.max_tokens else batching.batch_size
             for size in sorted({row_step(n) for n in range(1, max(most, 1) + 1)}):
                 if time.perf_counter() - start >= seconds:
@@ -148,14 +149,14 @@ class Model:
                 count += 1
         return count, time.perf_counter() - start
 
-    def _usual_width(self) -> int:
-        """The width 99 % of the run's rows fit in, in steps of SERVED_WIDTHS (at most seq_len)."""
+    def _usual_length(self) -> int:
+        """The length 99 % of the run's rows fit in (at most seq_len)."""
         try:
             with np.load(self.ctx.ws.features, allow_pickle=False) as z:
                 usual = float(np.percentile(z["lengths"], 99))
         except (OSError, ValueError, KeyError):  # no readable prepared data: every width
             return self.seq_len
-        return min(self.seq_len, -(-max(int(np.ceil(usual)), 1) // SERVED_WIDTHS) * SERVED_WIDTHS)
+        return min(self.seq_len, max(int(np.ceil(usual)), 1))
 
     def close(self) -> None:
         self.session.close()
