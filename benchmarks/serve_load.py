@@ -208,12 +208,6 @@ def main() -> None:
     # get the same warm-up in sweep() instead.
     for workload in args.workloads.split(","):
         run, path, body, model, peer_path = workloads[workload]
-        # the offline rate is measured again before each round: these machines' speed drifts by
-        # up to a fifth within minutes (measured), so one rate at the start skews the ratio
-        variant, _ = offline(run, args.variant)
-        rates: list[float] = []
-        wait = ["--max-wait-ms", args.max_wait_ms] if args.max_wait_ms else []
-        ours = [sys.executable, "-m", "encoderzoo", "serve", str(run), "--variant", variant, *wait]
         peer: list[str] | None = None
         folder = args.work
         if python is not None:
@@ -226,9 +220,17 @@ def main() -> None:
             peer = [str(python.parent / "infinity_emb"), "v2", "--model-id", ".", "--engine", "optimum",
                     "--device", "cpu", "--batch-size", "32", "--served-model-name", "m", "--host",
                     "127.0.0.1", "--log-level", "warning", "--no-model-warmup"]
+        # the offline rate is measured again before each round (the first call also names the
+        # variant): these machines' speed drifts by up to a fifth within minutes (measured), so one
+        # rate at the start skews the ratio
+        variant, first = offline(run, args.variant)
+        rates = [first]
+        wait = ["--max-wait-ms", args.max_wait_ms] if args.max_wait_ms else []
+        ours = [sys.executable, "-m", "encoderzoo", "serve", str(run), "--variant", variant, *wait]
         rows: list[dict[str, Any]] = []
-        for _ in range(args.rounds):
-            rates.append(offline(run, variant)[1])
+        for round_ in range(args.rounds):
+            if round_:
+                rates.append(offline(run, variant)[1])
             rows += sweep(f"encoderzoo serve {variant}", ours, {}, path, body, args)
             if peer is not None:
                 rows += sweep("Infinity (optimum, int8 ONNX)", peer, peer_env, peer_path,
